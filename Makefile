@@ -1,0 +1,63 @@
+# Thin wrapper over CMake. `make demo` and `make test` are all a new machine needs.
+BUILD ?= build
+JOBS ?= $(shell nproc)
+CMAKE_FLAGS ?=
+ifeq ($(CI),true)
+CMAKE_FLAGS += -DSP_WERROR=ON
+endif
+
+.PHONY: all deps configure build demo test sanitize sanitize-address sanitize-thread bench install format clean
+
+all: build
+
+deps:
+	@scripts/deps.sh
+
+$(BUILD)/CMakeCache.txt:
+	@scripts/deps.sh
+	cmake -S . -B $(BUILD) $(CMAKE_FLAGS)
+
+configure: $(BUILD)/CMakeCache.txt
+
+build: configure
+	cmake --build $(BUILD) -j $(JOBS)
+
+# The demo: until the console exists, the examples that show the model.
+demo: build
+	$(BUILD)/bin/delay
+
+test: build
+	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
+
+# The suite under ASan+UBSan, then under TSan, each in its own build tree.
+sanitize: sanitize-address sanitize-thread
+
+sanitize-address:
+	@scripts/deps.sh
+	cmake -S . -B $(BUILD)-asan -DSP_SANITIZE=address,undefined -DSP_BUILD_BENCH=OFF $(CMAKE_FLAGS)
+	cmake --build $(BUILD)-asan -j $(JOBS)
+	cd $(BUILD)-asan && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 ctest --output-on-failure -j $(JOBS)
+
+sanitize-thread:
+	@scripts/deps.sh
+	cmake -S . -B $(BUILD)-tsan -DSP_SANITIZE=thread -DSP_BUILD_BENCH=OFF $(CMAKE_FLAGS)
+	cmake --build $(BUILD)-tsan -j $(JOBS)
+	cd $(BUILD)-tsan && TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 ctest --output-on-failure -j $(JOBS)
+
+# spindle-bench beside Tokio 1.24 and Go 1.19 (../shared/anchors), one run.
+ANCHORS ?= $(firstword $(wildcard ../shared/anchors $(CURDIR)/../shared/anchors))
+bench: build
+	@test -n "$(ANCHORS)" || { echo "make bench: ../shared/anchors not found (set ANCHORS=path)" >&2; exit 2; }
+	ANCHOR_EXTRA_NAME=spindle ANCHOR_EXTRA_CMD=$(CURDIR)/$(BUILD)/bin/spindle-bench \
+		$(ANCHORS)/run-anchors.sh spawn_many_local spawn_many_local_task spawn_many_remote_idle \
+		spawn_many_remote_busy1 spawn_many_remote_busy2 yield_many ping_pong chained_spawn
+
+PREFIX ?= /usr/local
+install: build
+	cmake --install $(BUILD) --prefix $(PREFIX)
+
+format:
+	clang-format -i $$(git ls-files '*.c' '*.h')
+
+clean:
+	rm -rf $(BUILD) $(BUILD)-asan $(BUILD)-tsan

@@ -1,0 +1,345 @@
+/*
+ * internal.h - cross-file internals of the runtime (sp__ names).
+ *
+ * Who owns what:
+ *   sp_runtime  - created by sp_runtime_new, owns the workers, the injection
+ *                 queue, the idle coordinator and the owned-task shards.
+ *   sp__worker  - one per worker thread (one for the SP_CURRENT_THREAD flavour,
+ *                 driven by sp_block_on). Its `local` queue is pushed and
+ *                 popped only by its own thread and stolen from by others; its
+ *                 lifo slot and batch counters are touched only by its thread.
+ *   sp__task    - one allocation: this header followed by the future frame.
+ *                 Shared by the owned list, the join handle, queued
+ *                 notifications and wakers through the reference count in
+ *                 the state word (task.c explains every bit).
+ */
+#ifndef SP_INTERNAL_H
+#define SP_INTERNAL_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "spindle.h"
+
+#define SP__CACHELINE 64
+#define SP__LIKELY(x) __builtin_expect(!!(x), 1)
+#define SP__UNLIKELY(x) __builtin_expect(!!(x), 0)
+
+/* Abort with a message naming the broken invariant. */
+#define SP__ASSERT(cond, what)                                                 \
+	do {                                                                   \
+		if (SP__UNLIKELY(!(cond)))                                     \
+			sp__panic(what);                                       \
+	} while (0)
+
+/* ---- clock (clock.c) ----------------------------------------------------- */
+
+/* Raw timestamp: TSC on x86-64 (constant, nonstop here), else CLOCK_MONOTONIC
+ * nanoseconds. One read costs ~10 ns (TSC) vs ~25 ns (vDSO). */
+static inline uint64_t sp__ticks(void)
+{
+#if defined(__x86_64__)
+	uint32_t lo, hi;
+	__asm__ __volatile__("rdtsc" : "=a"(lo), "=d"(hi));
+	return ((uint64_t)hi << 32) | lo;
+#else
+	extern uint64_t sp__mono_ns(void);
+	return sp__mono_ns();
+#endif
+}
+
+/* Calibration: ns = (ticks - tick0) * mult >> 32 + ns0 (CLOCK_MONOTONIC). */
+struct sp__clock {
+	uint64_t tick0, ns0;
+	uint64_t mult;    /* ns per tick, 32.32 fixed point */
+	uint64_t hz;      /* ticks per second */
+};
+extern struct sp__clock sp__clock;
+void sp__clock_init(void);
+uint64_t sp__mono_ns(void);
+static inline uint64_t sp__ticks_to_ns(uint64_t dt)
+{
+	return (uint64_t)(((unsigned __int128)dt * sp__clock.mult) >> 32);
+}
+
+/* ---- tasks (task.c) ------------------------------------------------------- */
+
+/* State word layout (64 bits), see task.c for the transitions:
+ *   bits 0..7   flags
+ *   bits 8..27  reference count (20 bits)
+ *   bits 28..31 allocation class (alloc.c), constant after spawn
+ *   bits 32..63 wake count (wrapping, for the tools; added in the wake CAS) */
+#define SP__RUNNING ((uint64_t)1 << 0)
+#define SP__COMPLETE ((uint64_t)1 << 1)
+#define SP__NOTIFIED ((uint64_t)1 << 2)
+#define SP__JOIN_INTEREST ((uint64_t)1 << 3)
+#define SP__JOIN_WAKER ((uint64_t)1 << 4)
+#define SP__CANCELLED ((uint64_t)1 << 5)
+#define SP__FLAGS_MASK ((uint64_t)0xff)
+#define SP__REF_ONE ((uint64_t)1 << 8)
+#define SP__REF_MASK ((uint64_t)0xfffff << 8)
+#define SP__CLASS_SHIFT 28
+#define SP__CLASS(s) ((unsigned)((s) >> SP__CLASS_SHIFT) & 0xfu)
+#define SP__WAKE_ONE ((uint64_t)1 << 32)
+
+typedef struct sp__task sp__task;
+
+/*
+ * The task header: 128 bytes, two cache lines. The first line is what the
+ * scheduler touches on every poll and wake; the second holds the counters the
+ * tools read. The future frame follows at offset 128.
+ */
+struct sp__task {
+	/* line 1: scheduling */
+	_Atomic uint64_t state;          /* flags | refs | wakes, see above */
+	sp_runtime *rt;                  /* owning runtime (read-only) */
+	uint64_t id;                     /* unique, never reused (read-only) */
+	uint64_t parent_id;              /* task that spawned it, 0 if none */
+	const sp_spawn_site *site;       /* name, file:line, out offset/size */
+	uint32_t owned_shard, owned_index; /* slot in the owned table */
+	uint64_t reserved;
+	_Atomic uint32_t waker_clones;   /* cumulative (relaxed; see waker.c) */
+	_Atomic uint32_t waker_drops;    /* cumulative */
+	/* line 2: counters, written by the thread holding RUNNING, or by the
+	 * thread that performs the idle -> notified transition (which orders
+	 * with the poller through the state word's acq_rel CAS). */
+	sp_waker join_waker;             /* valid while JOIN_WAKER is set */
+	uint64_t polls;
+	uint64_t busy_ticks;             /* inside poll */
+	uint64_t sched_ticks;            /* notified, waiting for a worker */
+	uint64_t idle_ticks;             /* pending, not notified */
+	uint64_t last_ticks;             /* last poll end, or wake time */
+	uint32_t self_wakes;
+	uint32_t budget_yields;
+	/* the future frame follows (malloc alignment, 16) */
+};
+
+_Static_assert(sizeof(struct sp__task) == 128, "task header is two cache lines");
+
+static inline sp_future *sp__task_future(sp__task *t)
+{
+	return (sp_future *)((char *)t + sizeof(sp__task));
+}
+
+/* Outcomes of the state transitions (task.c). */
+typedef enum {
+	SP__TR_OK,
+	SP__TR_OK_NOTIFIED, /* idle transition found a wake during the poll */
+	SP__TR_CANCELLED,   /* the task must be cancelled instead of polled */
+	SP__TR_FAILED,      /* not runnable (complete/running): drop the ref */
+	SP__TR_DEALLOC,     /* the last reference went away: free it */
+	SP__TR_SUBMIT,      /* a wake that must schedule the task */
+	SP__TR_NOTHING,
+} sp__transition;
+
+sp__transition sp__task_transition_to_running(sp__task *t);
+sp__transition sp__task_transition_to_idle(sp__task *t);
+uint64_t sp__task_transition_to_complete(sp__task *t, bool cancelled);
+void sp__task_ref_inc(sp__task *t);
+/* Drop one reference; frees the task when it was the last. */
+void sp__task_ref_dec(sp__task *t);
+void sp__task_dealloc(sp__task *t);
+
+/* alloc.c: task memory by size class (0: plain malloc). */
+unsigned sp__alloc_class(size_t frame);
+void *sp__task_alloc(unsigned cls, size_t frame);
+void sp__task_free(void *p, unsigned cls);
+
+/* Run one poll of a task popped from a queue (consumes that notification).
+ * Called by a worker (worker.c) with its thread-local state set. */
+void sp__task_run(sp__task *t);
+/* Drop the future of a task this thread holds RUNNING for, complete it as
+ * cancelled. */
+void sp__task_cancel(sp__task *t);
+/* Runtime shutdown: cancel a task if idle, else mark it cancelled. */
+void sp__task_shutdown(sp__task *t);
+
+extern const sp_waker_vtable sp__task_waker_vtable;
+void sp__join_handle_init(sp_join_handle *jh, sp__task *t);
+void sp__task_info(sp__task *t, sp_task_info *out);
+
+/* Counters written by one thread at a time and read by the tools from any
+ * thread: relaxed atomic stores (a plain mov on x86-64), so readers see stale
+ * but never torn values and ThreadSanitizer agrees. */
+#define SP__BUMP(field, delta) __atomic_store_n(&(field), (field) + (delta), __ATOMIC_RELAXED)
+
+/* ---- local run queue (queue.h) ------------------------------------------- */
+
+#define SP__LOCAL_QUEUE_MAX 256u
+/* Tests shrink the local queue (0 = SP__LOCAL_QUEUE_MAX); read at
+ * sp_runtime_new. Power of two, 2..256. */
+extern unsigned sp__local_queue_cap_override;
+
+/* ---- injection queue (inject.c) ------------------------------------------ */
+
+/* A mutex-protected ring of task pointers that grows by doubling (never
+ * shrinks), with an atomic length for the lock-free emptiness check. */
+typedef struct sp__inject {
+	pthread_mutex_t lock;
+	sp__task **buf;
+	size_t cap, head, len; /* under lock */
+	_Atomic size_t nlen;   /* mirror of len for readers without the lock */
+	bool closed;           /* under lock */
+} sp__inject;
+
+int sp__inject_init(sp__inject *q);
+void sp__inject_destroy(sp__inject *q);
+/* Push n tasks; false if closed (the caller keeps them). */
+bool sp__inject_push_batch(sp__inject *q, sp__task **tasks, size_t n);
+sp__task *sp__inject_pop(sp__inject *q);
+/* Pop up to max tasks into out; returns how many. */
+size_t sp__inject_pop_n(sp__inject *q, sp__task **out, size_t max);
+void sp__inject_close(sp__inject *q);
+static inline bool sp__inject_is_empty(sp__inject *q)
+{
+	/* ordering: acquire pairs with the release store in push: a reader
+	 * that sees the length sees the pushed pointers after taking the lock. */
+	return atomic_load_explicit(&q->nlen, memory_order_acquire) == 0;
+}
+
+/* ---- parking (park.c) ----------------------------------------------------- */
+
+/* A one-token parker on a futex: unpark before park makes park return at
+ * once. Tokio's park.rs states, without the driver case (the reactor comes
+ * with the I/O work). */
+typedef struct sp__parker {
+	_Atomic uint32_t state; /* 0 empty, 1 parked, 2 notified */
+} sp__parker;
+
+void sp__park(sp__parker *p);
+void sp__unpark(sp__parker *p);
+
+/* ---- idle coordination (idle.c) ----------------------------------------- */
+
+typedef struct sp__idle {
+	/* (num_unparked << 16) | num_searching; see idle.c */
+	_Atomic uint32_t state;
+	uint32_t num_workers;
+	pthread_mutex_t lock; /* guards sleepers */
+	uint32_t *sleepers;   /* stack of parked worker indices */
+	uint32_t nsleepers;
+	bool *is_sleeping;    /* per worker, under lock */
+} sp__idle;
+
+int sp__idle_init(sp__idle *idle, uint32_t n);
+void sp__idle_destroy(sp__idle *idle);
+/* Index of a worker to unpark, or -1 if none should be woken. */
+int sp__idle_worker_to_notify(sp__idle *idle);
+/* Returns true if the worker was the last searcher. */
+bool sp__idle_transition_worker_to_parked(sp__idle *idle, uint32_t index, bool searching);
+bool sp__idle_transition_worker_to_searching(sp__idle *idle);
+/* Returns true if the worker was the last searcher. */
+bool sp__idle_transition_worker_from_searching(sp__idle *idle);
+/* After an unpark: true if still parked (spurious wakeup). */
+bool sp__idle_is_parked(sp__idle *idle, uint32_t index);
+void sp__idle_unpark_worker_by_id(sp__idle *idle, uint32_t index);
+
+/* ---- workers and runtime (worker.c, runtime.c) --------------------------- */
+
+/* Per-worker counters, plain, published to sp__worker.stats in batches. */
+typedef struct sp__batch {
+	uint64_t polls, steals_in, steal_ops, parks, busy_ticks, overflows, lifo_polls,
+		inject_pops;
+} sp__batch;
+
+/* The "current poll" slot the eBPF tracer reads (registry.c). */
+typedef struct sp_worker_slot {
+	uint64_t task_id;       /* 0: not in a poll */
+	uint64_t poll_start;    /* raw ticks (see registry clock fields) */
+	uint64_t poll_fn;       /* address of the future's poll function */
+	uint32_t tid;
+	uint32_t worker_idx;
+	uint64_t poll_seq;      /* polls started by this worker */
+	uint64_t runtime_id;
+	uint64_t pad[2];
+} sp_worker_slot;
+_Static_assert(sizeof(sp_worker_slot) == 64, "one cache line per slot");
+
+typedef struct sp__worker sp__worker;
+struct sp__worker {
+	/* local queue: head packs (steal << 32 | real); tail is owner-written */
+	_Atomic uint64_t head __attribute__((aligned(SP__CACHELINE)));
+	_Atomic uint32_t tail;
+	uint32_t mask;
+	sp__task *buf[SP__LOCAL_QUEUE_MAX];
+	/* owner-only state */
+	sp_runtime *rt __attribute__((aligned(SP__CACHELINE)));
+	uint32_t index;
+	bool searching;
+	bool is_shutdown;
+	sp__task *lifo;           /* the task just woken by the running task */
+	uint32_t tick;
+	uint64_t now;             /* ticks at the last poll end / unpark */
+	uint64_t rng;             /* xorshift state for victim choice */
+	sp__batch batch;
+	sp_worker_slot *slot;
+	pthread_t thread;
+	uint32_t tid;             /* written once per thread start (relaxed) */
+	_Atomic bool thread_active; /* current-thread flavour: a block_on drives it */
+	/* shared */
+	sp__parker parker __attribute__((aligned(SP__CACHELINE)));
+	_Atomic uint64_t stolen_from;
+	/* published counters (relaxed stores by the owner, loads by readers) */
+	_Atomic uint64_t pub[9];
+	_Atomic uint32_t pub_depth;
+};
+
+/* Owned-task shards: every live task is on one, for shutdown and the tools. */
+#define SP__OWNED_SHARDS 64
+typedef struct sp__owned_shard {
+	_Atomic bool lock;  /* sp__spin_lock */
+	bool closed;        /* set at shutdown: inserts fail */
+	uint32_t len, cap;  /* slots used (incl. free ones), allocated */
+	uint32_t nfree;
+	sp__task **slots;   /* NULL where free */
+	uint32_t *free_idx; /* stack of free slot indices */
+	size_t count;       /* live tasks in the shard */
+} __attribute__((aligned(SP__CACHELINE))) sp__owned_shard;
+
+struct sp_runtime {
+	sp_flavor flavor;
+	uint32_t nworkers;
+	uint64_t id;
+	sp__worker *workers;        /* nworkers entries */
+	sp__inject inject;
+	sp__idle idle;
+	_Atomic bool shutdown;      /* spawns refused once set */
+	_Atomic bool stop_workers;
+	_Atomic uint64_t live_tasks;
+	sp__owned_shard owned[SP__OWNED_SHARDS];
+	char name[16];
+};
+
+/* Thread-local context of the calling thread. */
+typedef struct sp__tls_t {
+	sp_runtime *rt;          /* current runtime: worker or inside block_on */
+	sp__worker *worker;      /* NULL off the workers */
+	sp__task *current;       /* task being polled here */
+	uint64_t id_next, id_end; /* this thread's block of task ids */
+} sp__tls_t;
+extern _Thread_local sp__tls_t sp__tls;
+
+/* Schedule a notified task (the caller passes its notification reference).
+ * is_yield: the task yielded, it goes behind the others (never to the LIFO
+ * slot). */
+void sp__schedule(sp__task *t, bool is_yield);
+void sp__worker_run_loop(sp__worker *w);
+void sp__worker_init(sp__worker *w, sp_runtime *rt, uint32_t index, uint32_t cap);
+void sp__worker_publish(sp__worker *w);
+void sp__runtime_notify_parked(sp_runtime *rt);
+uint64_t sp__runtime_next_task_id(sp_runtime *rt);
+int sp__owned_insert(sp_runtime *rt, sp__task *t);
+void sp__owned_remove(sp__task *t);
+void sp__owned_close(sp_runtime *rt);
+void sp__owned_cancel_all(sp_runtime *rt);
+void sp__owned_destroy(sp_runtime *rt);
+void sp__spin_lock(_Atomic bool *l);
+void sp__spin_unlock(_Atomic bool *l);
+
+/* registry.c */
+sp_worker_slot *sp__slot_claim(void);
+void sp__slot_release(sp_worker_slot *s);
+
+#endif /* SP_INTERNAL_H */

@@ -1,0 +1,553 @@
+/*
+ * task.c - a task: one allocation holding the header (internal.h) and the
+ * future frame, its atomic state word, its waker and its join handle.
+ *
+ * THE STATE WORD
+ *
+ *   RUNNING       a thread is polling (or cancelling) the future; only that
+ *                 thread touches the future and the poll-side counters.
+ *   NOTIFIED      a notification is pending: the task is in a queue, or will
+ *                 be requeued when the current poll ends.
+ *   COMPLETE      the future was dropped (ready or cancelled); terminal.
+ *   CANCELLED     abort() or shutdown asked for cancellation; together with
+ *                 COMPLETE it means the task ended without its output.
+ *   JOIN_INTEREST a join handle exists and has not been consumed.
+ *   JOIN_WAKER    join_waker holds the handle's waker. While COMPLETE is not
+ *                 set, only the join handle changes join_waker, after clearing
+ *                 this bit; once COMPLETE is set, only the completing thread
+ *                 reads it, and it is dropped at deallocation.
+ *   refs (20 bits) one each for: the owned list (until completion), the join
+ *                 handle (while JOIN_INTEREST), a queued or running
+ *                 notification, and every waker clone.
+ *   wakes (32 bits) wake calls, added in the wake CAS at no extra cost.
+ *
+ * A new task has refs = owned + notification (+ join handle) and NOTIFIED.
+ * The future is dropped exactly once, by the thread that holds RUNNING when
+ * it decides the task is complete (ready, or cancelled); the memory is freed
+ * by whoever drops the last reference. A task is never freed before it is
+ * complete, because the owned list keeps a reference until then.
+ *
+ * ORDERING. Every transition is an acq_rel RMW on the state word: the poller's
+ * writes to the future and counters before transition_to_idle are visible to
+ * the thread that next wins RUNNING, and a waker's writes before its wake are
+ * visible to the poll that the wake causes.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+
+#define REFS(s) (((s)&SP__REF_MASK) >> 8)
+
+static inline uint64_t load_state(sp__task *t)
+{
+	return atomic_load_explicit(&t->state, memory_order_acquire);
+}
+
+static inline bool cas_state(sp__task *t, uint64_t *cur, uint64_t next)
+{
+	return atomic_compare_exchange_weak_explicit(&t->state, cur, next, memory_order_acq_rel,
+						     memory_order_acquire);
+}
+
+/* ---- transitions ---------------------------------------------------------- */
+
+sp__transition sp__task_transition_to_running(sp__task *t)
+{
+	uint64_t s = load_state(t);
+	for (;;) {
+		SP__ASSERT(s & SP__NOTIFIED, "a queued task has NOTIFIED set");
+		if (s & (SP__RUNNING | SP__COMPLETE))
+			return SP__TR_FAILED;
+		uint64_t n = (s & ~SP__NOTIFIED) | SP__RUNNING;
+		if (cas_state(t, &s, n))
+			return (s & SP__CANCELLED) ? SP__TR_CANCELLED : SP__TR_OK;
+	}
+}
+
+sp__transition sp__task_transition_to_idle(sp__task *t)
+{
+	uint64_t s = load_state(t);
+	for (;;) {
+		SP__ASSERT(s & SP__RUNNING, "transition_to_idle needs RUNNING");
+		if (s & SP__CANCELLED)
+			return SP__TR_CANCELLED;
+		uint64_t n = s & ~SP__RUNNING;
+		if (cas_state(t, &s, n))
+			return (n & SP__NOTIFIED) ? SP__TR_OK_NOTIFIED : SP__TR_OK;
+	}
+}
+
+/* Returns the state before the transition. A task that polled ready after an
+ * abort raced with it still counts as completed (CANCELLED cleared). */
+uint64_t sp__task_transition_to_complete(sp__task *t, bool cancelled)
+{
+	uint64_t s = load_state(t);
+	for (;;) {
+		SP__ASSERT(s & SP__RUNNING, "transition_to_complete needs RUNNING");
+		uint64_t n = (s & ~(SP__RUNNING | SP__CANCELLED)) | SP__COMPLETE;
+		if (cancelled)
+			n |= SP__CANCELLED;
+		if (cas_state(t, &s, n))
+			return s;
+	}
+}
+
+void sp__task_ref_inc(sp__task *t)
+{
+	uint64_t prev = atomic_fetch_add_explicit(&t->state, SP__REF_ONE, memory_order_relaxed);
+	SP__ASSERT(REFS(prev) > 0 && REFS(prev) < 0xffff0u,
+		   "task reference count overflow or use after free (ref_inc)");
+}
+
+void sp__task_ref_dec(sp__task *t)
+{
+	/* ordering: release so our uses happen before the free; the acquire
+	 * fence on the last reference pairs with every other decrement. */
+	uint64_t prev = atomic_fetch_sub_explicit(&t->state, SP__REF_ONE, memory_order_release);
+	SP__ASSERT(REFS(prev) > 0, "task reference count underflow (stale waker or handle?)");
+	if (REFS(prev) == 1) {
+		atomic_thread_fence(memory_order_acquire);
+		sp__task_dealloc(t);
+	}
+}
+
+void sp__task_dealloc(sp__task *t)
+{
+	uint64_t s = atomic_load_explicit(&t->state, memory_order_relaxed);
+	SP__ASSERT(s & SP__COMPLETE, "a task is freed only after it completed");
+	if (s & SP__JOIN_WAKER)
+		sp_waker_drop(&t->join_waker);
+	/* Poison the state so a stale waker aborts instead of corrupting. */
+	atomic_store_explicit(&t->state, 0, memory_order_relaxed);
+	sp__task_free(t, SP__CLASS(s));
+}
+
+/* ---- waker ---------------------------------------------------------------- */
+
+/*
+ * The task waker: data is the task. Clone takes a reference; wake (by value)
+ * transfers it to the notification or drops it; wake_by_ref takes a new one
+ * only when it schedules. Waker clone and drop counts are relaxed atomic adds
+ * on the header's first cache line, which the state RMW just before has
+ * already brought to this core; they cost a few ns and no extra sharing.
+ */
+
+static uint64_t wake_ticks(void)
+{
+	sp__worker *w = sp__tls.worker;
+	return w ? w->now : sp__ticks();
+}
+
+/* The idle -> notified transition was ours: account idle time (we are the only
+ * writer until the task is popped, see the header comment) and schedule. */
+static void submit_wake(sp__task *t)
+{
+	uint64_t now = wake_ticks();
+	if (now > t->last_ticks) {
+		SP__BUMP(t->idle_ticks, now - t->last_ticks);
+		t->last_ticks = now;
+	}
+	sp__schedule(t, false);
+}
+
+static void count_self_wake(sp__task *t)
+{
+	if (sp__tls.current == t)
+		SP__BUMP(t->self_wakes, 1); /* we hold RUNNING: the only writer */
+}
+
+static sp_waker waker_clone(const void *data)
+{
+	sp__task *t = (sp__task *)data;
+	sp__task_ref_inc(t);
+	atomic_fetch_add_explicit(&t->waker_clones, 1, memory_order_relaxed);
+	return (sp_waker){&sp__task_waker_vtable, t};
+}
+
+static void waker_drop(const void *data)
+{
+	sp__task *t = (sp__task *)data;
+	atomic_fetch_add_explicit(&t->waker_drops, 1, memory_order_relaxed);
+	sp__task_ref_dec(t);
+}
+
+static void waker_wake(const void *data)
+{
+	sp__task *t = (sp__task *)data;
+	atomic_fetch_add_explicit(&t->waker_drops, 1, memory_order_relaxed);
+	count_self_wake(t);
+	uint64_t s = load_state(t);
+	for (;;) {
+		SP__ASSERT(REFS(s) > 0, "wake through a dropped waker (task freed)");
+		uint64_t n;
+		int action;
+		if (s & SP__RUNNING) {
+			n = (s | SP__NOTIFIED) - SP__REF_ONE; /* the poller requeues */
+			action = 0;
+		} else if (s & (SP__COMPLETE | SP__NOTIFIED)) {
+			n = s - SP__REF_ONE;
+			action = REFS(n) == 0 ? 2 : 0;
+		} else {
+			n = s | SP__NOTIFIED; /* our reference becomes the notification */
+			action = 1;
+		}
+		n += SP__WAKE_ONE;
+		if (cas_state(t, &s, n)) {
+			if (action == 1)
+				submit_wake(t);
+			else if (action == 2)
+				sp__task_dealloc(t);
+			return;
+		}
+	}
+}
+
+static void waker_wake_by_ref(const void *data)
+{
+	sp__task *t = (sp__task *)data;
+	count_self_wake(t);
+	uint64_t s = load_state(t);
+	for (;;) {
+		SP__ASSERT(REFS(s) > 0, "wake through a dropped waker (task freed)");
+		uint64_t n = s + SP__WAKE_ONE;
+		bool submit = false;
+		if (s & SP__RUNNING) {
+			n |= SP__NOTIFIED;
+		} else if (!(s & (SP__COMPLETE | SP__NOTIFIED))) {
+			n = (n | SP__NOTIFIED) + SP__REF_ONE; /* a new notification */
+			submit = true;
+		}
+		if (cas_state(t, &s, n)) {
+			if (submit)
+				submit_wake(t);
+			return;
+		}
+	}
+}
+
+const sp_waker_vtable sp__task_waker_vtable = {
+	.clone = waker_clone,
+	.wake = waker_wake,
+	.wake_by_ref = waker_wake_by_ref,
+	.drop = waker_drop,
+};
+
+/* ---- completion and cancellation ------------------------------------------ */
+
+/* We hold RUNNING and the future has been dropped. */
+static void complete(sp__task *t, bool cancelled)
+{
+	uint64_t prev = sp__task_transition_to_complete(t, cancelled);
+	if ((prev & SP__JOIN_INTEREST) && (prev & SP__JOIN_WAKER))
+		sp_waker_wake_by_ref(&t->join_waker);
+	sp__owned_remove(t); /* drops the owned reference */
+}
+
+void sp__task_cancel(sp__task *t)
+{
+	sp_future_drop(sp__task_future(t));
+	complete(t, true);
+}
+
+/* Cancel for shutdown or abort: if the task is idle, take RUNNING and cancel
+ * it here; if it is running or queued, mark it and let the poller or the
+ * queue owner cancel it. Returns true if it was cancelled here. */
+static bool cancel_or_mark(sp__task *t)
+{
+	uint64_t s = load_state(t);
+	for (;;) {
+		if (s & (SP__COMPLETE | SP__CANCELLED))
+			return false;
+		uint64_t n = s | SP__CANCELLED;
+		bool take = !(s & (SP__RUNNING | SP__NOTIFIED));
+		if (take)
+			n |= SP__RUNNING;
+		if (cas_state(t, &s, n)) {
+			if (take)
+				sp__task_cancel(t);
+			return take;
+		}
+	}
+}
+
+void sp__task_shutdown(sp__task *t)
+{
+	/* Workers are stopped: a queued (NOTIFIED) task will never be popped
+	 * again, so take it too; its notification reference is dropped when the
+	 * queues are drained. A RUNNING task belongs to a foreign aborter that
+	 * completes it. */
+	uint64_t s = load_state(t);
+	for (;;) {
+		if (s & (SP__COMPLETE | SP__RUNNING))
+			return;
+		if (cas_state(t, &s, s | SP__CANCELLED | SP__RUNNING)) {
+			sp__task_cancel(t);
+			return;
+		}
+	}
+}
+
+/* ---- one poll --------------------------------------------------------------- */
+
+#define SP__COOP_BUDGET 128 /* Tokio's number: units per poll for leaf futures */
+
+void sp__task_run(sp__task *t)
+{
+	sp__worker *w = sp__tls.worker;
+	switch (sp__task_transition_to_running(t)) {
+	case SP__TR_FAILED:
+		sp__task_ref_dec(t); /* a stale notification */
+		return;
+	case SP__TR_CANCELLED:
+		sp__task_cancel(t);
+		sp__task_ref_dec(t);
+		return;
+	default:
+		break;
+	}
+
+	sp_future *f = sp__task_future(t);
+	sp_waker waker = {&sp__task_waker_vtable, t};
+	sp_context cx = {.waker = &waker, .task = t, .budget = SP__COOP_BUDGET};
+	uint64_t start = w->now;
+	sp_worker_slot *slot = w->slot;
+
+	if (start > t->last_ticks)
+		SP__BUMP(t->sched_ticks, start - t->last_ticks);
+	if (slot) {
+		slot->poll_start = start;
+		slot->poll_fn = (uint64_t)(uintptr_t)f->poll;
+		slot->poll_seq++;
+		atomic_signal_fence(memory_order_seq_cst); /* task_id last */
+		slot->task_id = t->id;
+	}
+	sp__tls.current = t;
+
+	sp_poll r = f->poll(f, &cx);
+
+	uint64_t end = sp__ticks(); /* the one clock read of this poll */
+	sp__tls.current = NULL;
+	if (slot)
+		slot->task_id = 0;
+	SP__BUMP(t->polls, 1);
+	SP__BUMP(t->busy_ticks, end - start);
+	t->last_ticks = end;
+	w->now = end;
+	w->batch.polls++;
+	w->batch.busy_ticks += end - start;
+
+	if (r == SP_READY) {
+		sp_future_drop(f);
+		complete(t, false);
+		sp__task_ref_dec(t); /* the notification */
+		return;
+	}
+	switch (sp__task_transition_to_idle(t)) {
+	case SP__TR_OK:
+		sp__task_ref_dec(t);
+		break;
+	case SP__TR_OK_NOTIFIED:
+		/* Woken during its own poll: the notification reference is
+		 * reused, and the task goes behind the others (a yield). */
+		sp__schedule(t, true);
+		break;
+	default: /* aborted while running: drop it at this suspension point */
+		sp__task_cancel(t);
+		sp__task_ref_dec(t);
+		break;
+	}
+}
+
+/* ---- spawn ----------------------------------------------------------------- */
+
+int sp__spawn(sp_runtime *rt, sp_join_handle *jh, const sp_future *fut, size_t size,
+	      const sp_spawn_site *site)
+{
+	if (!fut || !fut->poll || size < sizeof(sp_future) || !site)
+		return SP_EINVAL;
+	if (!rt) {
+		rt = sp__tls.rt;
+		if (!rt)
+			return SP_ENORUNTIME;
+	}
+	if (atomic_load_explicit(&rt->shutdown, memory_order_acquire))
+		return SP_ESHUTDOWN;
+	unsigned cls = sp__alloc_class(size);
+	sp__task *t = sp__task_alloc(cls, size);
+	if (!t)
+		return SP_ENOMEM;
+	memset(t, 0, sizeof(*t));
+	memcpy(sp__task_future(t), fut, size);
+	t->rt = rt;
+	t->site = site;
+	t->id = sp__runtime_next_task_id(rt);
+	t->parent_id = sp__tls.current ? sp__tls.current->id : 0;
+	t->last_ticks = sp__tls.worker ? sp__tls.worker->now : sp__ticks();
+	uint64_t s = SP__NOTIFIED | 2 * SP__REF_ONE | (uint64_t)cls << SP__CLASS_SHIFT;
+	if (jh)
+		s += SP__JOIN_INTEREST + SP__REF_ONE;
+	atomic_init(&t->state, s);
+
+	int err = sp__owned_insert(rt, t);
+	if (err) {
+		sp__task_free(t, cls); /* never polled: the caller keeps its future */
+		return err;
+	}
+	if (jh) {
+		memset(jh, 0, sizeof(*jh));
+		sp__join_handle_init(jh, t);
+	}
+	sp__schedule(t, false);
+	return 0;
+}
+
+/* ---- join handle ------------------------------------------------------------ */
+
+static void join_release(sp_join_handle *jh, sp__task *t)
+{
+	jh->task = NULL;
+	/* Clear JOIN_INTEREST and drop the handle's reference in one RMW. */
+	uint64_t prev = atomic_fetch_sub_explicit(&t->state, SP__JOIN_INTEREST | SP__REF_ONE,
+						  memory_order_acq_rel);
+	SP__ASSERT(prev & SP__JOIN_INTEREST, "join handle released twice");
+	if (REFS(prev) == 1)
+		sp__task_dealloc(t);
+}
+
+/* Store the awaiting task's waker in the task. false: the task completed
+ * meanwhile, read the output instead. */
+static bool join_register(sp__task *t, sp_context *cx)
+{
+	uint64_t s = load_state(t);
+	if (s & SP__JOIN_WAKER) {
+		if (sp_waker_will_wake(&t->join_waker, cx->waker))
+			return true;
+		/* Take the old waker back before replacing it. */
+		for (;;) {
+			if (s & SP__COMPLETE)
+				return false;
+			if (cas_state(t, &s, s & ~SP__JOIN_WAKER))
+				break;
+		}
+		sp_waker_drop(&t->join_waker);
+	}
+	t->join_waker = sp_waker_clone(cx->waker);
+	for (;;) {
+		if (s & SP__COMPLETE) {
+			sp_waker_drop(&t->join_waker);
+			return false;
+		}
+		if (cas_state(t, &s, s | SP__JOIN_WAKER))
+			return true;
+	}
+}
+
+static sp_poll join_poll(sp_future *f, sp_context *cx)
+{
+	sp_join_handle *jh = (sp_join_handle *)f;
+	sp__task *t = jh->task;
+	if (!t) {
+		jh->status = SP_EINVAL; /* awaited after it was consumed */
+		return SP_READY;
+	}
+	uint64_t s = load_state(t);
+	if (!(s & SP__COMPLETE)) {
+		if (join_register(t, cx))
+			return SP_PENDING;
+		s = load_state(t);
+	}
+	if (s & SP__CANCELLED) {
+		jh->status = SP_ECANCELED;
+	} else {
+		jh->status = 0;
+		if (jh->dst && t->site->out_size)
+			memcpy(jh->dst, (char *)sp__task_future(t) + t->site->out_off,
+			       t->site->out_size);
+	}
+	join_release(jh, t);
+	return SP_READY;
+}
+
+/* Dropped without being awaited to the end: detach. */
+static void join_drop(sp_future *f)
+{
+	sp_join_handle *jh = (sp_join_handle *)f;
+	sp__task *t = jh->task;
+	if (!t)
+		return;
+	uint64_t s = load_state(t);
+	for (;;) {
+		if ((s & SP__COMPLETE) || !(s & SP__JOIN_WAKER))
+			break;
+		/* Not complete: take the waker back so the completer never reads
+		 * it; it is ours to drop once the bit is clear. */
+		if (cas_state(t, &s, s & ~SP__JOIN_WAKER)) {
+			sp_waker_drop(&t->join_waker);
+			break;
+		}
+	}
+	join_release(jh, t);
+}
+
+void sp__join_handle_init(sp_join_handle *jh, sp__task *t)
+{
+	jh->base.poll = join_poll;
+	jh->base.drop = join_drop;
+	jh->base.name = "join_handle";
+	jh->task = t;
+	jh->status = 0;
+}
+
+void sp_join_handle_detach(sp_join_handle *jh)
+{
+	sp_future_drop(&jh->base);
+}
+
+void sp_join_handle_abort(sp_join_handle *jh)
+{
+	sp__task *t = jh->task;
+	if (!t)
+		return;
+	if (!cancel_or_mark(t))
+		return;
+	/* Cancelled here: nothing else to do; a queued or running task is
+	 * cancelled by its poller (the CANCELLED bit is seen at its next
+	 * transition). */
+}
+
+uint64_t sp_join_handle_id(const sp_join_handle *jh)
+{
+	return jh->task ? ((sp__task *)jh->task)->id : 0;
+}
+
+uint64_t sp_task_current_id(void)
+{
+	return sp__tls.current ? sp__tls.current->id : 0;
+}
+
+/* ---- introspection ---------------------------------------------------------- */
+
+void sp__task_info(sp__task *t, sp_task_info *out)
+{
+	uint64_t s = load_state(t);
+	memset(out, 0, sizeof(*out));
+	out->id = t->id;
+	out->parent_id = t->parent_id;
+	out->site = t->site;
+	out->state = (uint32_t)(s & SP__FLAGS_MASK);
+	uint32_t clones = atomic_load_explicit(&t->waker_clones, memory_order_relaxed);
+	uint32_t drops = atomic_load_explicit(&t->waker_drops, memory_order_relaxed);
+	out->waker_clones = clones;
+	out->waker_drops = drops;
+	out->live_wakers = clones - drops;
+	out->wakes = s >> 32;
+	/* The poll-side counters are read racily (no stop-the-world): each is
+	 * a single aligned 8-byte load, so values are stale, never torn. */
+	out->polls = __atomic_load_n(&t->polls, __ATOMIC_RELAXED);
+	out->busy_ns = sp__ticks_to_ns(__atomic_load_n(&t->busy_ticks, __ATOMIC_RELAXED));
+	out->scheduled_ns = sp__ticks_to_ns(__atomic_load_n(&t->sched_ticks, __ATOMIC_RELAXED));
+	out->idle_ns = sp__ticks_to_ns(__atomic_load_n(&t->idle_ticks, __ATOMIC_RELAXED));
+	out->self_wakes = __atomic_load_n(&t->self_wakes, __ATOMIC_RELAXED);
+	out->budget_yields = __atomic_load_n(&t->budget_yields, __ATOMIC_RELAXED);
+}

@@ -1,0 +1,343 @@
+/*
+ * worker.c - the worker run loop: where each poll happens.
+ *
+ * ORDER OF WORK for a worker, each tick:
+ *   1. every GLOBAL_QUEUE_INTERVAL ticks, the injection queue first (so remote
+ *      spawns and wakes are never starved by local work);
+ *   2. its local queue;
+ *   3. the injection queue (a batch of it moves to the local queue);
+ *   4. steal half of a random victim's local queue (as a searcher);
+ *   5. park.
+ * After each poll the LIFO slot runs: the task that the running task just
+ * woke or spawned, hot in cache. At most MAX_LIFO_POLLS_PER_TICK run in a row;
+ * then the LIFO task goes to the back of the local queue, so that two tasks
+ * waking each other cannot starve the rest (Tokio 1.24 lacked this cap: its
+ * spawn_many_remote_busy2 livelocks).
+ *
+ * NOTIFYING. Work made stealable (a push to the local queue, a displaced LIFO
+ * task) or pushed to the injection queue calls sp__runtime_notify_parked(),
+ * which wakes at most one parked worker and none while one is searching
+ * (idle.c has the argument for why no wakeup is lost). A searcher that finds
+ * work stops searching and, if it was the last one, wakes another worker to
+ * search in turn.
+ *
+ * SHUTDOWN: stop_workers is checked at the top of every tick; a parked worker
+ * is unparked by sp_runtime_free. The queued tasks are dropped by runtime.c
+ * after every worker has exited.
+ *
+ * Everything in sp__worker above `parker` is touched only by the owner thread,
+ * except the local queue (queue.h) and `slot` (read by the eBPF tracer in the
+ * worker's own context).
+ */
+#include <stdlib.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "internal.h"
+#include "queue.h"
+
+/* Ticks between checks of the injection queue when local work is there. 61
+ * is Tokio's and Go's number (prime, so it does not beat with task cycles). */
+#define GLOBAL_QUEUE_INTERVAL 61
+/* Ticks between metric batches / shutdown checks. Tokio uses 61 too. */
+#define EVENT_INTERVAL 61
+/* LIFO polls in a row before the LIFO task yields to the queue. 3 is Tokio's
+ * later choice ("picked out of thin air"), enough for request/response pairs. */
+#define MAX_LIFO_POLLS_PER_TICK 3
+
+_Thread_local sp__tls_t sp__tls;
+
+unsigned sp__local_queue_cap_override;
+
+void sp__worker_init(sp__worker *w, sp_runtime *rt, uint32_t index, uint32_t cap)
+{
+	atomic_init(&w->head, 0);
+	atomic_init(&w->tail, 0);
+	w->mask = cap - 1;
+	w->rt = rt;
+	w->index = index;
+	w->rng = 0x9E3779B97F4A7C15ull * (index + 1);
+	atomic_init(&w->parker.state, 0);
+	atomic_init(&w->stolen_from, 0);
+	for (size_t i = 0; i < sizeof(w->pub) / sizeof(w->pub[0]); i++)
+		atomic_init(&w->pub[i], 0);
+	atomic_init(&w->pub_depth, 0);
+	atomic_init(&w->thread_active, false);
+}
+
+static uint32_t next_rand(sp__worker *w, uint32_t n)
+{
+	w->rng ^= w->rng << 13;
+	w->rng ^= w->rng >> 7;
+	w->rng ^= w->rng << 17;
+	return (uint32_t)(w->rng % n);
+}
+
+/* ---- publishing counters ------------------------------------------------- */
+
+void sp__worker_publish(sp__worker *w)
+{
+	/* ordering: relaxed stores of monotonic counters; readers want recent,
+	 * not synchronized, values. */
+	const uint64_t v[9] = {w->batch.polls,     w->batch.steals_in, w->batch.steal_ops,
+			       w->batch.parks,     w->batch.busy_ticks, w->batch.overflows,
+			       w->batch.lifo_polls, w->batch.inject_pops, 0};
+	for (int i = 0; i < 8; i++)
+		atomic_store_explicit(&w->pub[i], v[i], memory_order_relaxed);
+	atomic_store_explicit(&w->pub_depth, q_len(w), memory_order_relaxed);
+}
+
+/* ---- scheduling ----------------------------------------------------------- */
+
+static void push_overflow(sp__worker *w, sp__task *t)
+{
+	sp__task *batch[SP__LOCAL_QUEUE_MAX / 2 + 1];
+	uint32_t n = q_take_half(w, batch);
+	batch[n++] = t;
+	if (n > 1)
+		w->batch.overflows++;
+	if (!sp__inject_push_batch(&w->rt->inject, batch, n)) {
+		/* Shutting down: the owned list cancels them; drop our refs. */
+		for (uint32_t i = 0; i < n; i++)
+			sp__task_ref_dec(batch[i]);
+	}
+}
+
+static void push_back(sp__worker *w, sp__task *t)
+{
+	while (!q_push(w, t)) {
+		/* Full. Move half to the injection queue, or (a steal is in
+		 * progress, the queue is about to shrink) just this task. */
+		push_overflow(w, t);
+		return;
+	}
+}
+
+static void schedule_remote(sp_runtime *rt, sp__task *t)
+{
+	if (!sp__inject_push_batch(&rt->inject, &t, 1)) {
+		sp__task_ref_dec(t); /* closed: shutdown cancels the task */
+		return;
+	}
+	sp__runtime_notify_parked(rt);
+}
+
+void sp__schedule(sp__task *t, bool is_yield)
+{
+	sp__worker *w = sp__tls.worker;
+	if (!w || w->rt != t->rt) {
+		schedule_remote(t->rt, t);
+		return;
+	}
+	bool should_notify;
+	if (is_yield) {
+		push_back(w, t);
+		should_notify = true;
+	} else {
+		/* The LIFO slot: the task the running task just woke runs next;
+		 * the one it displaces becomes stealable. */
+		sp__task *prev = w->lifo;
+		w->lifo = t;
+		should_notify = prev != NULL;
+		if (prev)
+			push_back(w, prev);
+	}
+	if (should_notify && w->rt->nworkers > 1)
+		sp__runtime_notify_parked(w->rt);
+}
+
+/* ---- finding work --------------------------------------------------------- */
+
+/* Move a share of the injection queue to the local queue; return one task. */
+static sp__task *pop_inject_batch(sp__worker *w)
+{
+	sp_runtime *rt = w->rt;
+	if (sp__inject_is_empty(&rt->inject))
+		return NULL;
+	size_t len = atomic_load_explicit(&rt->inject.nlen, memory_order_relaxed);
+	size_t want = len / rt->nworkers + 1; /* Go's globrunqget share */
+	uint32_t room = w->mask + 1 - q_len(w);
+	if (want > room / 2 + 1)
+		want = room / 2 + 1;
+	sp__task *batch[SP__LOCAL_QUEUE_MAX / 2 + 1];
+	size_t n = sp__inject_pop_n(&rt->inject, batch, want);
+	if (n == 0)
+		return NULL;
+	w->batch.inject_pops += n;
+	for (size_t i = 1; i < n; i++)
+		if (!q_push(w, batch[i]))
+			push_overflow(w, batch[i]);
+	return batch[0];
+}
+
+static sp__task *next_task(sp__worker *w)
+{
+	sp__task *t;
+	if (w->tick % GLOBAL_QUEUE_INTERVAL == 0) {
+		t = pop_inject_batch(w);
+		if (t)
+			return t;
+	}
+	t = q_pop(w);
+	if (t)
+		return t;
+	return pop_inject_batch(w);
+}
+
+static sp__task *steal_work(sp__worker *w)
+{
+	sp_runtime *rt = w->rt;
+	if (!w->searching) {
+		if (!sp__idle_transition_worker_to_searching(&rt->idle))
+			return NULL;
+		w->searching = true;
+	}
+	uint32_t n = rt->nworkers;
+	uint32_t start = n > 1 ? next_rand(w, n) : 0;
+	for (uint32_t i = 0; i < n; i++) {
+		sp__worker *victim = &rt->workers[(start + i) % n];
+		if (victim == w)
+			continue;
+		uint32_t count;
+		sp__task *t = q_steal_into(victim, w, &count);
+		if (t) {
+			w->batch.steals_in += count;
+			w->batch.steal_ops++;
+			atomic_fetch_add_explicit(&victim->stolen_from, count,
+						  memory_order_relaxed);
+			return t;
+		}
+	}
+	return pop_inject_batch(w);
+}
+
+static void transition_from_searching(sp__worker *w)
+{
+	w->searching = false;
+	if (sp__idle_transition_worker_from_searching(&w->rt->idle))
+		sp__runtime_notify_parked(w->rt); /* keep one searcher going */
+}
+
+static bool any_work_pending(sp_runtime *rt)
+{
+	for (uint32_t i = 0; i < rt->nworkers; i++)
+		if (!q_is_empty(&rt->workers[i]))
+			return true;
+	return !sp__inject_is_empty(&rt->inject);
+}
+
+/* ---- running -------------------------------------------------------------- */
+
+static void run_task(sp__worker *w, sp__task *t)
+{
+	if (w->searching)
+		transition_from_searching(w);
+	sp__task_run(t);
+	for (int lifo_polls = 0; w->lifo; lifo_polls++) {
+		sp__task *next = w->lifo;
+		w->lifo = NULL;
+		if (lifo_polls == MAX_LIFO_POLLS_PER_TICK) {
+			/* No notification: this worker pops it next tick; waking
+			 * a sibling for one task costs more than it saves
+			 * (chained_spawn: a futex wake every 4 spawns). */
+			push_back(w, next);
+			break;
+		}
+		w->batch.lifo_polls++;
+		sp__task_run(next);
+	}
+}
+
+/*
+ * Park until notified. Returns false when the worker should exit (stop, or
+ * the root future of sp_block_on was woken).
+ */
+static bool park(sp__worker *w, _Atomic uint32_t *root_woken)
+{
+	sp_runtime *rt = w->rt;
+	w->batch.parks++;
+	sp__worker_publish(w);
+	bool last = sp__idle_transition_worker_to_parked(&rt->idle, w->index, w->searching);
+	w->searching = false;
+	if (last && any_work_pending(rt))
+		sp__runtime_notify_parked(rt);
+	for (;;) {
+		if (atomic_load_explicit(&rt->stop_workers, memory_order_acquire) ||
+		    (root_woken && atomic_load_explicit(root_woken, memory_order_acquire))) {
+			sp__idle_unpark_worker_by_id(&rt->idle, w->index);
+			return false;
+		}
+		sp__park(&w->parker);
+		if (!sp__idle_is_parked(&rt->idle, w->index)) {
+			w->searching = true; /* the notifier counted us as searching */
+			break;
+		}
+	}
+	w->now = sp__ticks();
+	return true;
+}
+
+/*
+ * The loop. root_woken is non-NULL when the loop runs inside sp_block_on on
+ * a current-thread runtime: the loop then returns whenever the root future's
+ * waker fired, for the caller to poll it.
+ */
+void sp__worker_run(sp__worker *w, _Atomic uint32_t *root_woken)
+{
+	sp_runtime *rt = w->rt;
+	w->now = sp__ticks();
+	for (;;) {
+		if (root_woken && atomic_load_explicit(root_woken, memory_order_acquire))
+			return;
+		w->tick++;
+		if (w->tick % EVENT_INTERVAL == 0) {
+			sp__worker_publish(w);
+			if (atomic_load_explicit(&rt->stop_workers, memory_order_acquire))
+				return;
+		}
+		sp__task *t = next_task(w);
+		if (!t)
+			t = steal_work(w);
+		if (t) {
+			run_task(w, t);
+			continue;
+		}
+		if (atomic_load_explicit(&rt->stop_workers, memory_order_acquire))
+			return;
+		if (!park(w, root_woken))
+			return;
+	}
+}
+
+void *sp__worker_main(void *arg)
+{
+	sp__worker *w = arg;
+	sp__tls.rt = w->rt;
+	sp__tls.worker = w;
+	__atomic_store_n(&w->tid, (uint32_t)syscall(SYS_gettid), __ATOMIC_RELAXED);
+	w->slot = sp__slot_claim();
+	if (w->slot) {
+		w->slot->tid = w->tid;
+		w->slot->worker_idx = w->index;
+		w->slot->runtime_id = w->rt->id;
+	}
+	sp__worker_run(w, NULL);
+	sp__worker_publish(w);
+	sp__slot_release(w->slot);
+	w->slot = NULL;
+	sp__tls.worker = NULL;
+	sp__tls.rt = NULL;
+	return NULL;
+}
+
+/* Called after the worker threads exited: drop every queued notification. */
+void sp__worker_drain(sp__worker *w)
+{
+	sp__task *t;
+	if (w->lifo) {
+		sp__task_ref_dec(w->lifo);
+		w->lifo = NULL;
+	}
+	while ((t = q_pop(w)))
+		sp__task_ref_dec(t);
+}
