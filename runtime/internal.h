@@ -27,6 +27,15 @@
 #define SP__LIKELY(x) __builtin_expect(!!(x), 1)
 #define SP__UNLIKELY(x) __builtin_expect(!!(x), 0)
 
+static inline void sp__cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+	__builtin_ia32_pause();
+#elif defined(__aarch64__)
+	__asm__ __volatile__("yield");
+#endif
+}
+
 /* Abort with a message naming the broken invariant. */
 #define SP__ASSERT(cond, what)                                                 \
 	do {                                                                   \

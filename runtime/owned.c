@@ -29,7 +29,7 @@ void sp__spin_lock(_Atomic bool *l)
 			return;
 		while (atomic_load_explicit(l, memory_order_relaxed)) {
 			if (spins++ < 64)
-				__builtin_ia32_pause();
+				sp__cpu_relax();
 			else
 				sched_yield();
 		}
@@ -56,10 +56,21 @@ static bool shard_grow(sp__owned_shard *sh)
 	return true;
 }
 
+/* A thread that is not a worker sticks to one shard, so that its spawns keep
+ * that shard's lock and slots in its cache. */
+static uint32_t foreign_shard(void)
+{
+	static _Atomic uint32_t next = 0;
+	static _Thread_local uint32_t mine;
+	if (!mine)
+		mine = SP__OWNED_SHARDS / 2 + atomic_fetch_add(&next, 1) % (SP__OWNED_SHARDS / 2) + 1;
+	return mine - 1;
+}
+
 int sp__owned_insert(sp_runtime *rt, sp__task *t)
 {
 	uint32_t s = sp__tls.worker && sp__tls.worker->rt == rt ? sp__tls.worker->index
-								 : (uint32_t)t->id;
+								 : foreign_shard();
 	s %= SP__OWNED_SHARDS;
 	sp__owned_shard *sh = &rt->owned[s];
 	sp__spin_lock(&sh->lock);

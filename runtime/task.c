@@ -453,6 +453,8 @@ static sp_poll join_poll(sp_future *f, sp_context *cx)
 	}
 	uint64_t s = load_state(t);
 	if (!(s & SP__COMPLETE)) {
+		if (!sp_coop_proceed(cx))
+			return SP_PENDING;
 		if (join_register(t, cx))
 			return SP_PENDING;
 		s = load_state(t);

@@ -295,7 +295,13 @@ void sp__worker_run(sp__worker *w, _Atomic uint32_t *root_woken)
 			if (atomic_load_explicit(&rt->stop_workers, memory_order_acquire))
 				return;
 		}
-		sp__task *t = next_task(w);
+		/* The LIFO slot is normally drained by run_task; a task spawned
+		 * by block_on's root future (current-thread flavour) lands there
+		 * outside any run_task. */
+		sp__task *t = w->lifo;
+		w->lifo = NULL;
+		if (!t)
+			t = next_task(w);
 		if (!t)
 			t = steal_work(w);
 		if (t) {

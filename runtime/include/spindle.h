@@ -307,7 +307,8 @@ int sp_runtime_new(sp_runtime **out, const sp_runtime_opts *opts);
 
 /* Stop accepting spawns, stop the workers, drop every remaining future
  * exactly once, then free the runtime. Safe with tasks still pending. Must not
- * be called from a runtime thread (returns SP_EDEADLK). */
+ * be called from a runtime thread (returns SP_EDEADLK), nor while another
+ * thread is inside sp_block_on on this runtime (undefined). */
 int sp_runtime_free(sp_runtime *rt);
 
 /* Begin shutdown without freeing: spawns fail with SP_ESHUTDOWN afterwards. */
