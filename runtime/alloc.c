@@ -38,6 +38,30 @@
 #define NCLASSES 15
 #define BATCH 32 /* thin air: one lock per 32 spawns is noise */
 
+unsigned sp__alloc_class(size_t frame)
+{
+	unsigned cls = (unsigned)((frame + 63) / 64);
+	if (cls == 0)
+		cls = 1;
+	return cls < NCLASSES ? cls : 0;
+}
+
+#ifdef SP_NO_POOL
+
+void *sp__task_alloc(unsigned cls, size_t frame)
+{
+	(void)cls;
+	return malloc(sizeof(sp__task) + frame);
+}
+
+void sp__task_free(void *p, unsigned cls)
+{
+	(void)cls;
+	free(p);
+}
+
+#else /* the pool */
+
 struct free_block {
 	struct free_block *next;
 	struct free_block *next_batch;
@@ -62,14 +86,6 @@ static pthread_once_t cache_once = PTHREAD_ONCE_INIT;
 static size_t class_size(unsigned cls)
 {
 	return sizeof(sp__task) + (size_t)cls * 64;
-}
-
-unsigned sp__alloc_class(size_t frame)
-{
-	unsigned cls = (unsigned)((frame + 63) / 64);
-	if (cls == 0)
-		cls = 1;
-	return cls < NCLASSES ? cls : 0;
 }
 
 static void pool_push_batch(unsigned cls, struct free_block *first, size_t n)
@@ -107,10 +123,6 @@ static void cache_register(void)
 
 void *sp__task_alloc(unsigned cls, size_t frame)
 {
-#ifdef SP_NO_POOL
-	(void)cls;
-	return malloc(sizeof(sp__task) + frame);
-#else
 	if (cls == 0)
 		return malloc(sizeof(sp__task) + frame);
 	struct free_block *b = cache.head[cls];
@@ -131,15 +143,10 @@ void *sp__task_alloc(unsigned cls, size_t frame)
 	cache.head[cls] = b->next;
 	cache.count[cls] = (uint32_t)(b->count - 1);
 	return b;
-#endif
 }
 
 void sp__task_free(void *p, unsigned cls)
 {
-#ifdef SP_NO_POOL
-	(void)cls;
-	free(p);
-#else
 	if (cls == 0) {
 		free(p);
 		return;
@@ -151,7 +158,7 @@ void sp__task_free(void *p, unsigned cls)
 	cache.head[cls] = b;
 	if (++cache.count[cls] < 2 * BATCH)
 		return;
-	/* Move BATCH blocks (the ones under the newest BATCH) to the pool. */
+	/* Keep the newest BATCH blocks (warm in this cache), move the rest. */
 	struct free_block *keep_last = b;
 	for (int i = 1; i < BATCH; i++)
 		keep_last = keep_last->next;
@@ -159,5 +166,6 @@ void sp__task_free(void *p, unsigned cls)
 	keep_last->next = NULL;
 	cache.count[cls] = BATCH;
 	pool_push_batch(cls, first, BATCH);
-#endif
 }
+
+#endif /* SP_NO_POOL */
