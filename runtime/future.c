@@ -4,7 +4,7 @@
  */
 #include "internal.h"
 
-void sp_future_drop(sp_future *f)
+void sp__future_drop_slow(sp_future *f)
 {
 	/* An async fn suspended on an inner future owns it: drop it first, as
 	 * Rust drops the locals live at the suspension point. */

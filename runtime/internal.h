@@ -144,8 +144,8 @@ typedef enum {
 } sp__transition;
 
 sp__transition sp__task_transition_to_running(sp__task *t);
-sp__transition sp__task_transition_to_idle(sp__task *t);
-uint64_t sp__task_transition_to_complete(sp__task *t, bool cancelled);
+sp__transition sp__task_transition_to_idle(sp__task *t, uint32_t self_wakes);
+uint64_t sp__task_transition_to_complete(sp__task *t, bool cancelled, uint32_t self_wakes);
 void sp__task_ref_inc(sp__task *t);
 /* Drop one reference; frees the task when it was the last. */
 void sp__task_ref_dec(sp__task *t);
@@ -326,6 +326,7 @@ typedef struct sp__tls_t {
 	sp_runtime *rt;          /* current runtime: worker or inside block_on */
 	sp__worker *worker;      /* NULL off the workers */
 	sp__task *current;       /* task being polled here */
+	uint32_t self_notified;  /* wake_by_ref calls on `current` in this poll */
 	uint64_t id_next, id_end; /* this thread's block of task ids */
 } sp__tls_t;
 extern _Thread_local sp__tls_t sp__tls;

@@ -54,25 +54,32 @@ static inline bool cas_state(sp__task *t, uint64_t *cur, uint64_t next)
 
 sp__transition sp__task_transition_to_running(sp__task *t)
 {
-	uint64_t s = load_state(t);
-	for (;;) {
-		SP__ASSERT(s & SP__NOTIFIED, "a queued task has NOTIFIED set");
-		if (s & (SP__RUNNING | SP__COMPLETE))
-			return SP__TR_FAILED;
-		uint64_t n = (s & ~SP__NOTIFIED) | SP__RUNNING;
-		if (cas_state(t, &s, n))
-			return (s & SP__CANCELLED) ? SP__TR_CANCELLED : SP__TR_OK;
-	}
+	/* A queued task has NOTIFIED set and RUNNING clear (nothing else sets
+	 * RUNNING on a NOTIFIED task while workers run), so one XOR flips both:
+	 * a single RMW with no load-then-CAS round trip. A stale notification
+	 * (the task completed meanwhile) is undone and reported. */
+	uint64_t prev = atomic_fetch_xor_explicit(&t->state, SP__NOTIFIED | SP__RUNNING,
+						  memory_order_acq_rel);
+	if (SP__LIKELY((prev & (SP__NOTIFIED | SP__RUNNING | SP__COMPLETE)) == SP__NOTIFIED))
+		return (prev & SP__CANCELLED) ? SP__TR_CANCELLED : SP__TR_OK;
+	SP__ASSERT(prev & SP__COMPLETE, "a queued task is notified and not running");
+	atomic_fetch_xor_explicit(&t->state, SP__NOTIFIED | SP__RUNNING, memory_order_relaxed);
+	return SP__TR_FAILED;
 }
 
-sp__transition sp__task_transition_to_idle(sp__task *t)
+/* self_wakes: wake_by_ref calls the task made on itself during this poll
+ * (counted in a thread-local instead of a CAS each, see waker_wake_by_ref);
+ * they notify the task here, in the same CAS. */
+sp__transition sp__task_transition_to_idle(sp__task *t, uint32_t self_wakes)
 {
 	uint64_t s = load_state(t);
 	for (;;) {
 		SP__ASSERT(s & SP__RUNNING, "transition_to_idle needs RUNNING");
 		if (s & SP__CANCELLED)
 			return SP__TR_CANCELLED;
-		uint64_t n = s & ~SP__RUNNING;
+		uint64_t n = (s & ~SP__RUNNING) + self_wakes * SP__WAKE_ONE;
+		if (self_wakes)
+			n |= SP__NOTIFIED;
 		if (cas_state(t, &s, n))
 			return (n & SP__NOTIFIED) ? SP__TR_OK_NOTIFIED : SP__TR_OK;
 	}
@@ -80,12 +87,13 @@ sp__transition sp__task_transition_to_idle(sp__task *t)
 
 /* Returns the state before the transition. A task that polled ready after an
  * abort raced with it still counts as completed (CANCELLED cleared). */
-uint64_t sp__task_transition_to_complete(sp__task *t, bool cancelled)
+uint64_t sp__task_transition_to_complete(sp__task *t, bool cancelled, uint32_t self_wakes)
 {
 	uint64_t s = load_state(t);
 	for (;;) {
 		SP__ASSERT(s & SP__RUNNING, "transition_to_complete needs RUNNING");
-		uint64_t n = (s & ~(SP__RUNNING | SP__CANCELLED)) | SP__COMPLETE;
+		uint64_t n = ((s & ~(SP__RUNNING | SP__CANCELLED)) | SP__COMPLETE) +
+			     self_wakes * SP__WAKE_ONE;
 		if (cancelled)
 			n |= SP__CANCELLED;
 		if (cas_state(t, &s, n))
@@ -206,7 +214,14 @@ static void waker_wake(const void *data)
 static void waker_wake_by_ref(const void *data)
 {
 	sp__task *t = (sp__task *)data;
-	count_self_wake(t);
+	if (sp__tls.current == t) {
+		/* A task waking itself during its own poll (a yield, a budget
+		 * stop): we hold RUNNING, so no CAS is needed now; the end of
+		 * the poll notifies it (transition_to_idle). */
+		SP__BUMP(t->self_wakes, 1);
+		sp__tls.self_notified++;
+		return;
+	}
 	uint64_t s = load_state(t);
 	for (;;) {
 		SP__ASSERT(REFS(s) > 0, "wake through a dropped waker (task freed)");
@@ -238,7 +253,12 @@ const sp_waker_vtable sp__task_waker_vtable = {
 /* We hold RUNNING and the future has been dropped. */
 static void complete(sp__task *t, bool cancelled)
 {
-	uint64_t prev = sp__task_transition_to_complete(t, cancelled);
+	uint32_t self_wakes = 0;
+	if (sp__tls.current == t) {
+		self_wakes = sp__tls.self_notified;
+		sp__tls.self_notified = 0;
+	}
+	uint64_t prev = sp__task_transition_to_complete(t, cancelled, self_wakes);
 	if ((prev & SP__JOIN_INTEREST) && (prev & SP__JOIN_WAKER))
 		sp_waker_wake_by_ref(&t->join_waker);
 	sp__owned_remove(t); /* drops the owned reference */
@@ -323,11 +343,11 @@ void sp__task_run(sp__task *t)
 		slot->task_id = t->id;
 	}
 	sp__tls.current = t;
+	sp__tls.self_notified = 0;
 
 	sp_poll r = f->poll(f, &cx);
 
 	uint64_t end = sp__ticks(); /* the one clock read of this poll */
-	sp__tls.current = NULL;
 	if (slot)
 		slot->task_id = 0;
 	SP__BUMP(t->polls, 1);
@@ -338,12 +358,16 @@ void sp__task_run(sp__task *t)
 	w->batch.busy_ticks += end - start;
 
 	if (r == SP_READY) {
-		sp_future_drop(f);
+		sp_future_drop(f); /* still `current`: its wakes stay self-wakes */
 		complete(t, false);
+		sp__tls.current = NULL;
 		sp__task_ref_dec(t); /* the notification */
 		return;
 	}
-	switch (sp__task_transition_to_idle(t)) {
+	uint32_t self_wakes = sp__tls.self_notified;
+	sp__tls.self_notified = 0;
+	sp__tls.current = NULL;
+	switch (sp__task_transition_to_idle(t, self_wakes)) {
 	case SP__TR_OK:
 		sp__task_ref_dec(t);
 		break;

@@ -129,20 +129,22 @@ void sp__schedule(sp__task *t, bool is_yield)
 		schedule_remote(t->rt, t);
 		return;
 	}
-	bool should_notify;
-	if (is_yield) {
-		push_back(w, t);
-		should_notify = true;
-	} else {
+	if (!is_yield) {
 		/* The LIFO slot: the task the running task just woke runs next;
 		 * the one it displaces becomes stealable. */
 		sp__task *prev = w->lifo;
 		w->lifo = t;
-		should_notify = prev != NULL;
-		if (prev)
-			push_back(w, prev);
+		if (!prev)
+			return;
+		t = prev;
 	}
-	if (should_notify && w->rt->nworkers > 1)
+	/* Notify only when the queue goes from empty to stealable: liveness
+	 * never depends on it (this worker is awake and will pop the task); it
+	 * is for parallelism, and an earlier push already asked for a helper.
+	 * That saves a SeqCst fence per yield in a busy queue. */
+	bool was_empty = q_is_empty(w);
+	push_back(w, t);
+	if (was_empty && w->rt->nworkers > 1)
 		sp__runtime_notify_parked(w->rt);
 }
 

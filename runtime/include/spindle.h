@@ -196,7 +196,12 @@ static inline sp_poll sp_future_poll(sp_future *f, sp_context *cx)
 
 /* Drop a future: first the inner future an async fn is suspended on (if any),
  * then the future's own drop function. Idempotent. */
-void sp_future_drop(sp_future *f);
+void sp__future_drop_slow(sp_future *f);
+static inline void sp_future_drop(sp_future *f)
+{
+	if (f->awaiting || f->drop)
+		sp__future_drop_slow(f);
+}
 
 /* ---- cooperative budget -------------------------------------------------- */
 
