@@ -76,22 +76,33 @@ static inline uint64_t sp__ticks_to_ns(uint64_t dt)
 /* ---- tasks (task.c) ------------------------------------------------------- */
 
 /* State word layout (64 bits), see task.c for the transitions:
- *   bits 0..7   flags
- *   bits 8..27  reference count (20 bits)
- *   bits 28..31 allocation class (alloc.c), constant after spawn
- *   bits 32..63 wake count (wrapping, for the tools; added in the wake CAS) */
+ *   bits 0..5   flags
+ *   bits 6..11  remote schedules in flight (count, see SP__SCHED_ONE)
+ *   bits 12..15 allocation class (alloc.c), constant after spawn
+ *   bits 16..35 reference count (20 bits)
+ *   bits 36..63 wake count (28 bits, wrapping: the tools take deltas) */
 #define SP__RUNNING ((uint64_t)1 << 0)
 #define SP__COMPLETE ((uint64_t)1 << 1)
 #define SP__NOTIFIED ((uint64_t)1 << 2)
 #define SP__JOIN_INTEREST ((uint64_t)1 << 3)
 #define SP__JOIN_WAKER ((uint64_t)1 << 4)
 #define SP__CANCELLED ((uint64_t)1 << 5)
-#define SP__FLAGS_MASK ((uint64_t)0xff)
-#define SP__REF_ONE ((uint64_t)1 << 8)
-#define SP__REF_MASK ((uint64_t)0xfffff << 8)
-#define SP__CLASS_SHIFT 28
+#define SP__FLAGS_MASK ((uint64_t)0x3f)
+/* Threads other than this runtime's workers that are between notifying the
+ * task and their last access to the runtime (injection push, unpark); each
+ * holds an extra reference meanwhile. sp_runtime_free waits for zero. Several
+ * can be in flight: the task may run and go idle again before the first
+ * pusher returns. */
+#define SP__SCHED_ONE ((uint64_t)1 << 6)
+#define SP__SCHED_MASK ((uint64_t)0x3f << 6)
+#define SP__CLASS_SHIFT 12
 #define SP__CLASS(s) ((unsigned)((s) >> SP__CLASS_SHIFT) & 0xfu)
-#define SP__WAKE_ONE ((uint64_t)1 << 32)
+#define SP__REF_SHIFT 16
+#define SP__REF_ONE ((uint64_t)1 << SP__REF_SHIFT)
+#define SP__REF_MASK ((uint64_t)0xfffff << SP__REF_SHIFT)
+#define SP__REFS(s) (((s)&SP__REF_MASK) >> SP__REF_SHIFT)
+#define SP__WAKE_SHIFT 36
+#define SP__WAKE_ONE ((uint64_t)1 << SP__WAKE_SHIFT)
 
 typedef struct sp__task sp__task;
 
@@ -316,7 +327,6 @@ struct sp_runtime {
 	sp__idle idle;
 	_Atomic bool shutdown;      /* spawns refused once set */
 	_Atomic bool stop_workers;
-	_Atomic uint64_t live_tasks;
 	sp__owned_shard owned[SP__OWNED_SHARDS];
 	char name[16];
 };
@@ -330,6 +340,16 @@ typedef struct sp__tls_t {
 	uint64_t id_next, id_end; /* this thread's block of task ids */
 } sp__tls_t;
 extern _Thread_local sp__tls_t sp__tls;
+
+/* True when scheduling t from this thread goes through the injection queue
+ * (a foreign thread, or a worker of another runtime). */
+static inline bool sp__is_remote(sp__task *t)
+{
+	return !sp__tls.worker || sp__tls.worker->rt != t->rt;
+}
+/* Remote scheduling: push, notify, then drop the in-flight count and the extra
+ * reference the caller took with it. */
+void sp__schedule_remote(sp__task *t);
 
 /* Schedule a notified task (the caller passes its notification reference).
  * is_yield: the task yielded, it goes behind the others (never to the LIFO

@@ -12,6 +12,7 @@
  *             done (and may not free it) until TX_BUSY is clear: that is what
  *             lets the channel live in the receiver's frame.
  *   CLOSED    the sender went away without a value.
+ *   RX_GONE   the receiver was dropped: a later send fails with SP_EPIPE.
  *
  * The sender's window under TX_BUSY is a 16-byte copy; the receiver spins on
  * it with sched_yield (bounded by that copy, or by the sender's preemption).
@@ -24,6 +25,7 @@
 #define SENT 2u
 #define TX_BUSY 4u
 #define CLOSED 8u
+#define RX_GONE 16u
 
 void sp_oneshot_init(sp_oneshot *ch)
 {
@@ -37,7 +39,7 @@ static int finish_send(sp_oneshot *ch, uint32_t bits)
 	/* ordering: acq_rel publishes the value (release) and makes a waker
 	 * stored by the receiver visible to us (acquire). */
 	uint32_t prev = atomic_fetch_or_explicit(&ch->state, bits | TX_BUSY, memory_order_acq_rel);
-	if (prev & SENT) {
+	if (prev & (SENT | RX_GONE)) {
 		atomic_fetch_and_explicit(&ch->state, ~TX_BUSY, memory_order_release);
 		return SP_EPIPE;
 	}
@@ -54,7 +56,7 @@ static int finish_send(sp_oneshot *ch, uint32_t bits)
 
 int sp_oneshot_send(sp_oneshot *ch, uint64_t value)
 {
-	if (atomic_load_explicit(&ch->state, memory_order_acquire) & SENT)
+	if (atomic_load_explicit(&ch->state, memory_order_acquire) & (SENT | RX_GONE))
 		return SP_EPIPE;
 	ch->value = value;
 	return finish_send(ch, SENT);
@@ -125,12 +127,12 @@ static void recv_drop(sp_future *f)
 			settle(ch); /* the sender took any waker */
 			return;
 		}
-		if (!(s & RX_WAKER))
-			return;
-		if (atomic_compare_exchange_weak_explicit(&ch->state, &s, s & ~RX_WAKER,
+		/* Mark the receiver gone and take our waker back in one step. */
+		if (atomic_compare_exchange_weak_explicit(&ch->state, &s, (s & ~RX_WAKER) | RX_GONE,
 							  memory_order_acq_rel,
 							  memory_order_acquire)) {
-			sp_waker_drop(&ch->rx_waker);
+			if (s & RX_WAKER)
+				sp_waker_drop(&ch->rx_waker);
 			return;
 		}
 	}

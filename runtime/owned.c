@@ -93,7 +93,6 @@ int sp__owned_insert(sp_runtime *rt, sp__task *t)
 	sp__spin_unlock(&sh->lock);
 	t->owned_shard = s;
 	t->owned_index = i;
-	atomic_fetch_add_explicit(&rt->live_tasks, 1, memory_order_relaxed);
 	return 0;
 }
 
@@ -106,9 +105,10 @@ void sp__owned_remove(sp__task *t)
 	sh->slots[t->owned_index] = NULL;
 	sh->free_idx[sh->nfree++] = t->owned_index;
 	sh->count--;
+	/* The unlock is our last access to rt: sp_runtime_free may free it as
+	 * soon as it sees the count drop. */
 	sp__spin_unlock(&sh->lock);
-	atomic_fetch_sub_explicit(&rt->live_tasks, 1, memory_order_relaxed);
-	sp__task_ref_dec(t); /* the owned reference; rt is not touched after */
+	sp__task_ref_dec(t); /* the owned reference */
 }
 
 void sp__owned_close(sp_runtime *rt)
@@ -130,12 +130,14 @@ void sp__owned_cancel_all(sp_runtime *rt)
 			/* Take a reference under the lock, cancel outside it
 			 * (cancelling removes the task, which takes the lock).
 			 * A task held RUNNING by a foreign aborter is left to that
-			 * thread, which removes it; we wait for the count. */
+			 * thread, which removes it; a task a foreign thread is
+			 * still scheduling (SCHED count) is waited for: that thread
+			 * touches the runtime until it drops its count. */
 			sp__spin_lock(&sh->lock);
 			sp__task *t = NULL;
 			for (; cursor < sh->len; cursor++) {
 				t = sh->slots[cursor];
-				if (t && !(atomic_load(&t->state) & SP__RUNNING))
+				if (t && !(atomic_load(&t->state) & (SP__RUNNING | SP__SCHED_MASK)))
 					break;
 				t = NULL;
 			}

@@ -37,7 +37,7 @@
 
 #include "internal.h"
 
-#define REFS(s) (((s)&SP__REF_MASK) >> 8)
+#define REFS(s) SP__REFS(s)
 
 static inline uint64_t load_state(sp__task *t)
 {
@@ -148,15 +148,28 @@ static uint64_t wake_ticks(void)
 }
 
 /* The idle -> notified transition was ours: account idle time (we are the only
- * writer until the task is popped, see the header comment) and schedule. */
-static void submit_wake(sp__task *t)
+ * writer until the task is popped, see the header comment) and schedule.
+ * remote: the CAS also counted a remote schedule and took an extra reference. */
+static void submit_wake(sp__task *t, bool remote)
 {
 	uint64_t now = wake_ticks();
 	if (now > t->last_ticks) {
 		SP__BUMP(t->idle_ticks, now - t->last_ticks);
 		t->last_ticks = now;
 	}
-	sp__schedule(t, false);
+	if (remote)
+		sp__schedule_remote(t);
+	else
+		sp__schedule(t, false);
+}
+
+/* What a submitting wake adds to the state: remote ones count a schedule and
+ * take the reference sp__schedule_remote drops. */
+static inline uint64_t submit_bits(bool remote, uint64_t s)
+{
+	SP__ASSERT((s & SP__SCHED_MASK) != SP__SCHED_MASK,
+		   "fewer than 63 remote schedules of one task in flight");
+	return remote ? SP__SCHED_ONE + SP__REF_ONE : 0;
 }
 
 static void count_self_wake(sp__task *t)
@@ -185,6 +198,7 @@ static void waker_wake(const void *data)
 	sp__task *t = (sp__task *)data;
 	atomic_fetch_add_explicit(&t->waker_drops, 1, memory_order_relaxed);
 	count_self_wake(t);
+	bool remote = sp__is_remote(t);
 	uint64_t s = load_state(t);
 	for (;;) {
 		SP__ASSERT(REFS(s) > 0, "wake through a dropped waker (task freed)");
@@ -197,13 +211,14 @@ static void waker_wake(const void *data)
 			n = s - SP__REF_ONE;
 			action = REFS(n) == 0 ? 2 : 0;
 		} else {
-			n = s | SP__NOTIFIED; /* our reference becomes the notification */
+			/* our reference becomes the notification */
+			n = (s | SP__NOTIFIED) + submit_bits(remote, s);
 			action = 1;
 		}
 		n += SP__WAKE_ONE;
 		if (cas_state(t, &s, n)) {
 			if (action == 1)
-				submit_wake(t);
+				submit_wake(t, remote);
 			else if (action == 2)
 				sp__task_dealloc(t);
 			return;
@@ -222,6 +237,7 @@ static void waker_wake_by_ref(const void *data)
 		sp__tls.self_notified++;
 		return;
 	}
+	bool remote = sp__is_remote(t);
 	uint64_t s = load_state(t);
 	for (;;) {
 		SP__ASSERT(REFS(s) > 0, "wake through a dropped waker (task freed)");
@@ -230,12 +246,13 @@ static void waker_wake_by_ref(const void *data)
 		if (s & SP__RUNNING) {
 			n |= SP__NOTIFIED;
 		} else if (!(s & (SP__COMPLETE | SP__NOTIFIED))) {
-			n = (n | SP__NOTIFIED) + SP__REF_ONE; /* a new notification */
+			/* a new notification */
+			n = (n | SP__NOTIFIED) + SP__REF_ONE + submit_bits(remote, s);
 			submit = true;
 		}
 		if (cas_state(t, &s, n)) {
 			if (submit)
-				submit_wake(t);
+				submit_wake(t, remote);
 			return;
 		}
 	}
@@ -299,8 +316,8 @@ void sp__task_shutdown(sp__task *t)
 	 * completes it. */
 	uint64_t s = load_state(t);
 	for (;;) {
-		if (s & (SP__COMPLETE | SP__RUNNING))
-			return;
+		if ((s & (SP__COMPLETE | SP__RUNNING)) || (s & SP__SCHED_MASK))
+			return; /* owned_cancel_all comes back for it */
 		if (cas_state(t, &s, s | SP__CANCELLED | SP__RUNNING)) {
 			sp__task_cancel(t);
 			return;
@@ -408,9 +425,11 @@ int sp__spawn(sp_runtime *rt, sp_join_handle *jh, const sp_future *fut, size_t s
 	t->id = sp__runtime_next_task_id(rt);
 	t->parent_id = sp__tls.current ? sp__tls.current->id : 0;
 	t->last_ticks = sp__tls.worker ? sp__tls.worker->now : sp__ticks();
+	bool remote = sp__is_remote(t);
 	uint64_t s = SP__NOTIFIED | 2 * SP__REF_ONE | (uint64_t)cls << SP__CLASS_SHIFT;
 	if (jh)
 		s += SP__JOIN_INTEREST + SP__REF_ONE;
+	s += submit_bits(remote, s); /* set before the task becomes visible */
 	atomic_init(&t->state, s);
 
 	int err = sp__owned_insert(rt, t);
@@ -422,7 +441,10 @@ int sp__spawn(sp_runtime *rt, sp_join_handle *jh, const sp_future *fut, size_t s
 		memset(jh, 0, sizeof(*jh));
 		sp__join_handle_init(jh, t);
 	}
-	sp__schedule(t, false);
+	if (remote)
+		sp__schedule_remote(t);
+	else
+		sp__schedule(t, false);
 	return 0;
 }
 
@@ -567,7 +589,7 @@ void sp__task_info(sp__task *t, sp_task_info *out)
 	out->waker_clones = clones;
 	out->waker_drops = drops;
 	out->live_wakers = clones - drops;
-	out->wakes = s >> 32;
+	out->wakes = s >> SP__WAKE_SHIFT;
 	/* The poll-side counters are read racily (no stop-the-world): each is
 	 * a single aligned 8-byte load, so values are stale, never torn. */
 	out->polls = __atomic_load_n(&t->polls, __ATOMIC_RELAXED);

@@ -113,22 +113,26 @@ static void push_back(sp__worker *w, sp__task *t)
 	}
 }
 
-static void schedule_remote(sp_runtime *rt, sp__task *t)
+void sp__schedule_remote(sp__task *t)
 {
-	if (!sp__inject_push_batch(&rt->inject, &t, 1)) {
+	sp_runtime *rt = t->rt;
+	if (sp__inject_push_batch(&rt->inject, &t, 1))
+		sp__runtime_notify_parked(rt);
+	else
 		sp__task_ref_dec(t); /* closed: shutdown cancels the task */
-		return;
-	}
-	sp__runtime_notify_parked(rt);
+	/* Last access to rt done: let sp_runtime_free proceed, and drop the
+	 * reference that kept t alive while it was already queued. */
+	uint64_t prev = atomic_fetch_sub_explicit(&t->state, SP__SCHED_ONE + SP__REF_ONE,
+						  memory_order_acq_rel);
+	SP__ASSERT(prev & SP__SCHED_MASK, "a remote schedule in flight is counted");
+	if (SP__REFS(prev) == 1)
+		sp__task_dealloc(t);
 }
 
 void sp__schedule(sp__task *t, bool is_yield)
 {
 	sp__worker *w = sp__tls.worker;
-	if (!w || w->rt != t->rt) {
-		schedule_remote(t->rt, t);
-		return;
-	}
+	SP__ASSERT(w && w->rt == t->rt, "sp__schedule is the local path");
 	if (!is_yield) {
 		/* The LIFO slot: the task the running task just woke runs next;
 		 * the one it displaces becomes stealable. */
