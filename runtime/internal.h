@@ -119,7 +119,7 @@ struct sp__task {
 	uint64_t parent_id;              /* task that spawned it, 0 if none */
 	const sp_spawn_site *site;       /* name, file:line, out offset/size */
 	uint32_t owned_shard, owned_index; /* slot in the owned table */
-	uint64_t reserved;
+	sp__task *done_next;             /* owned.c: completed elsewhere */
 	_Atomic uint32_t waker_clones;   /* cumulative (relaxed; see waker.c) */
 	_Atomic uint32_t waker_drops;    /* cumulative */
 	/* line 2: counters, written by the thread holding RUNNING, or by the
@@ -306,8 +306,7 @@ struct sp__worker {
 	_Atomic uint32_t pub_depth;
 };
 
-/* Owned-task shards: every live task is on one, for shutdown and the tools. */
-#define SP__OWNED_SHARDS 64
+/* Owned-task shards (owned.c): every live task is on one. */
 typedef struct sp__owned_shard {
 	_Atomic bool lock;  /* sp__spin_lock */
 	bool closed;        /* set at shutdown: inserts fail */
@@ -315,7 +314,11 @@ typedef struct sp__owned_shard {
 	uint32_t nfree;
 	sp__task **slots;   /* NULL where free */
 	uint32_t *free_idx; /* stack of free slot indices */
-	size_t count;       /* live tasks in the shard */
+	size_t count;       /* tasks in the shard */
+	uint32_t inserts;   /* under lock: paces the done drain */
+	/* completed by non-owners, to remove; its own line, so that their
+	 * pushes do not steal the owner's lock line */
+	_Atomic(sp__task *) done __attribute__((aligned(SP__CACHELINE)));
 } __attribute__((aligned(SP__CACHELINE))) sp__owned_shard;
 
 struct sp_runtime {
@@ -327,7 +330,8 @@ struct sp_runtime {
 	sp__idle idle;
 	_Atomic bool shutdown;      /* spawns refused once set */
 	_Atomic bool stop_workers;
-	sp__owned_shard owned[SP__OWNED_SHARDS];
+	sp__owned_shard *owned;     /* nshards: one per worker, then foreign */
+	uint32_t nshards;
 	char name[16];
 };
 
@@ -362,6 +366,8 @@ void sp__runtime_notify_parked(sp_runtime *rt);
 uint64_t sp__runtime_next_task_id(sp_runtime *rt);
 int sp__owned_insert(sp_runtime *rt, sp__task *t);
 void sp__owned_remove(sp__task *t);
+int sp__owned_init(sp_runtime *rt);
+void sp__owned_drain(sp__worker *w);
 void sp__owned_close(sp_runtime *rt);
 void sp__owned_cancel_all(sp_runtime *rt);
 void sp__owned_destroy(sp_runtime *rt);

@@ -3,23 +3,38 @@
  * (drop every remaining future exactly once) and for the tools (list every
  * task).
  *
- * SP__OWNED_SHARDS shards, each a growable array of task pointers with a
- * stack of free indices, under a spinlock. A task records its shard and index
- * at insert; removal clears its slot and pushes the index, touching no other
- * task (a linked list would write its neighbours' headers, cache lines owned
- * by other workers: measured at ~15% of ping_pong). A spawn on a worker uses
- * that worker's shard, so in the common case the shard's lines stay on one
- * core. The critical sections are a few stores: a spinlock (with sched_yield
- * after a short spin, for a preempted holder) costs half a pthread mutex.
+ * SHARDS. Worker i owns shard i; FOREIGN_SHARDS more take the spawns of
+ * threads that are not workers. A shard is a growable array of task pointers
+ * with a stack of free indices, under a spinlock. A task records its shard
+ * and index at insert.
+ *
+ * WHO REMOVES. A worker shard is changed only by its worker (insert, remove)
+ * and read by the tools and by shutdown, so its lock stays in that worker's
+ * cache and is contended only while a tool reads. A task that completes on
+ * another thread (stolen, aborted from outside) is not removed there: it is
+ * pushed onto the shard's `done` stack (lock-free, linked through
+ * sp__task.done_next) and the owner removes it when it next inserts, every
+ * maintenance tick, and before it parks. Until then the table keeps the task's
+ * memory (header and dropped frame) alive; the tools skip COMPLETE tasks.
+ * Foreign shards have no owner: their done stacks are drained by the next
+ * spawn into them and by every worker's maintenance. So a shard lock is taken
+ * by one thread at a time in the common case, and no task completion waits
+ * for a lock held by a spawner.
  *
  * Growth reallocates under the lock; that is the only allocation, amortized
  * over the shard's high-water mark.
+ *
+ * ORDERING. The done stack is a Treiber stack with a single consumer that
+ * takes the whole stack at once (exchange), so no ABA: push is a release CAS,
+ * the take an acquire exchange. The spinlock is acquire/release.
  */
 #include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "internal.h"
+
+#define FOREIGN_SHARDS 16
 
 void sp__spin_lock(_Atomic bool *l)
 {
@@ -31,7 +46,7 @@ void sp__spin_lock(_Atomic bool *l)
 			if (spins++ < 64)
 				sp__cpu_relax();
 			else
-				sched_yield();
+				sched_yield(); /* the holder may be preempted */
 		}
 	}
 }
@@ -41,13 +56,33 @@ void sp__spin_unlock(_Atomic bool *l)
 	atomic_store_explicit(l, false, memory_order_release);
 }
 
+int sp__owned_init(sp_runtime *rt)
+{
+	rt->nshards = rt->nworkers + FOREIGN_SHARDS;
+	size_t size = sizeof(sp__owned_shard) * rt->nshards;
+	rt->owned = aligned_alloc(SP__CACHELINE, size);
+	if (!rt->owned)
+		return SP_ENOMEM;
+	memset(rt->owned, 0, size);
+	return 0;
+}
+
+void sp__owned_destroy(sp_runtime *rt)
+{
+	for (uint32_t i = 0; rt->owned && i < rt->nshards; i++) {
+		free(rt->owned[i].slots);
+		free(rt->owned[i].free_idx);
+	}
+	free(rt->owned);
+}
+
 static bool shard_grow(sp__owned_shard *sh)
 {
 	uint32_t cap = sh->cap ? sh->cap * 2 : 256;
 	sp__task **slots = realloc(sh->slots, cap * sizeof(*slots));
-	uint32_t *free_idx = realloc(sh->free_idx, cap * sizeof(*free_idx));
 	if (slots)
 		sh->slots = slots;
+	uint32_t *free_idx = realloc(sh->free_idx, cap * sizeof(*free_idx));
 	if (free_idx)
 		sh->free_idx = free_idx;
 	if (!slots || !free_idx)
@@ -56,55 +91,129 @@ static bool shard_grow(sp__owned_shard *sh)
 	return true;
 }
 
-/* A thread that is not a worker sticks to one shard, so that its spawns keep
- * that shard's lock and slots in its cache. */
-static uint32_t foreign_shard(void)
+/* Under the lock: clear t's slot. */
+static void slot_clear(sp__owned_shard *sh, sp__task *t)
+{
+	SP__ASSERT(sh->slots[t->owned_index] == t, "owned table slot holds its task");
+	sh->slots[t->owned_index] = NULL;
+	sh->free_idx[sh->nfree++] = t->owned_index;
+	sh->count--;
+}
+
+/* Under the lock: take the done stack and clear its tasks' slots; returns
+ * the list, whose owned references the caller drops after unlocking. */
+static sp__task *take_done_locked(sp__owned_shard *sh)
+{
+	if (!atomic_load_explicit(&sh->done, memory_order_relaxed))
+		return NULL;
+	sp__task *list = atomic_exchange_explicit(&sh->done, NULL, memory_order_acquire);
+	for (sp__task *t = list; t; t = t->done_next)
+		slot_clear(sh, t);
+	return list;
+}
+
+static void release_done(sp__task *list)
+{
+	while (list) {
+		sp__task *next = list->done_next;
+		sp__task_ref_dec(list); /* the owned reference */
+		list = next;
+	}
+}
+
+/* Remove the tasks completed by non-owners. */
+static void drain_done(sp__owned_shard *sh)
+{
+	if (!atomic_load_explicit(&sh->done, memory_order_relaxed))
+		return;
+	sp__spin_lock(&sh->lock);
+	sp__task *list = take_done_locked(sh);
+	sp__spin_unlock(&sh->lock);
+	release_done(list);
+}
+
+/* A worker's maintenance: its own shard, and the foreign shards, whose
+ * spawning threads may never come back to drain them. */
+void sp__owned_drain(sp__worker *w)
+{
+	sp_runtime *rt = w->rt;
+	drain_done(&rt->owned[w->index]);
+	for (uint32_t i = rt->nworkers; i < rt->nshards; i++)
+		drain_done(&rt->owned[i]);
+}
+
+/* A thread that is not a worker sticks to one foreign shard, so that its
+ * spawns keep that shard's lock and slots in its cache. */
+static uint32_t foreign_shard(sp_runtime *rt)
 {
 	static _Atomic uint32_t next = 0;
 	static _Thread_local uint32_t mine;
 	if (!mine)
-		mine = SP__OWNED_SHARDS / 2 + atomic_fetch_add(&next, 1) % (SP__OWNED_SHARDS / 2) + 1;
-	return mine - 1;
+		mine = atomic_fetch_add(&next, 1) % FOREIGN_SHARDS + 1;
+	return rt->nworkers + mine - 1;
+}
+
+static bool is_owner(sp_runtime *rt, uint32_t shard)
+{
+	sp__worker *w = sp__tls.worker;
+	return w && w->rt == rt && w->index == shard;
 }
 
 int sp__owned_insert(sp_runtime *rt, sp__task *t)
 {
-	uint32_t s = sp__tls.worker && sp__tls.worker->rt == rt ? sp__tls.worker->index
-								 : foreign_shard();
-	s %= SP__OWNED_SHARDS;
+	bool mine = sp__tls.worker && sp__tls.worker->rt == rt;
+	uint32_t s = mine ? sp__tls.worker->index : foreign_shard(rt);
 	sp__owned_shard *sh = &rt->owned[s];
 	sp__spin_lock(&sh->lock);
 	if (sh->closed) {
 		sp__spin_unlock(&sh->lock);
 		return SP_ESHUTDOWN;
 	}
+	/* Drain when out of free slots, and every 64th insert: reading the
+	 * done line, which other threads write, on every spawn cost 8% of a
+	 * remote spawn. */
+	sp__task *done = NULL;
+	if (sh->nfree == 0 || (++sh->inserts & 63) == 0)
+		done = take_done_locked(sh);
 	uint32_t i;
 	if (sh->nfree) {
 		i = sh->free_idx[--sh->nfree];
 	} else {
 		if (sh->len == sh->cap && !shard_grow(sh)) {
 			sp__spin_unlock(&sh->lock);
+			release_done(done);
 			return SP_ENOMEM;
 		}
 		i = sh->len++;
 	}
 	sh->slots[i] = t;
 	sh->count++;
-	sp__spin_unlock(&sh->lock);
 	t->owned_shard = s;
 	t->owned_index = i;
+	sp__spin_unlock(&sh->lock);
+	release_done(done);
 	return 0;
 }
 
 void sp__owned_remove(sp__task *t)
 {
 	sp_runtime *rt = t->rt;
-	sp__owned_shard *sh = &rt->owned[t->owned_shard];
+	uint32_t s = t->owned_shard;
+	sp__owned_shard *sh = &rt->owned[s];
+	if (!is_owner(rt, s)) {
+		/* Leave it to the owner (for a foreign shard: the next spawner
+		 * or a worker's maintenance). The push is our last access to
+		 * rt. */
+		sp__task *head = atomic_load_explicit(&sh->done, memory_order_relaxed);
+		do {
+			t->done_next = head;
+		} while (!atomic_compare_exchange_weak_explicit(&sh->done, &head, t,
+								memory_order_release,
+								memory_order_relaxed));
+		return;
+	}
 	sp__spin_lock(&sh->lock);
-	SP__ASSERT(sh->slots[t->owned_index] == t, "owned table slot holds its task");
-	sh->slots[t->owned_index] = NULL;
-	sh->free_idx[sh->nfree++] = t->owned_index;
-	sh->count--;
+	slot_clear(sh, t);
 	/* The unlock is our last access to rt: sp_runtime_free may free it as
 	 * soon as it sees the count drop. */
 	sp__spin_unlock(&sh->lock);
@@ -113,7 +222,7 @@ void sp__owned_remove(sp__task *t)
 
 void sp__owned_close(sp_runtime *rt)
 {
-	for (int i = 0; i < SP__OWNED_SHARDS; i++) {
+	for (uint32_t i = 0; i < rt->nshards; i++) {
 		sp__spin_lock(&rt->owned[i].lock);
 		rt->owned[i].closed = true;
 		sp__spin_unlock(&rt->owned[i].lock);
@@ -123,21 +232,23 @@ void sp__owned_close(sp_runtime *rt)
 /* Shutdown, after the workers exited: cancel every task still owned. */
 void sp__owned_cancel_all(sp_runtime *rt)
 {
-	for (int i = 0; i < SP__OWNED_SHARDS; i++) {
+	for (uint32_t i = 0; i < rt->nshards; i++) {
 		sp__owned_shard *sh = &rt->owned[i];
 		uint32_t cursor = 0;
 		for (;;) {
+			drain_done(sh);
 			/* Take a reference under the lock, cancel outside it
 			 * (cancelling removes the task, which takes the lock).
-			 * A task held RUNNING by a foreign aborter is left to that
-			 * thread, which removes it; a task a foreign thread is
-			 * still scheduling (SCHED count) is waited for: that thread
-			 * touches the runtime until it drops its count. */
+			 * Skipped and waited for: a task held RUNNING by a
+			 * foreign aborter (that thread removes it), and one a
+			 * foreign thread is still scheduling (it touches the
+			 * runtime until it drops its count). */
 			sp__spin_lock(&sh->lock);
 			sp__task *t = NULL;
 			for (; cursor < sh->len; cursor++) {
 				t = sh->slots[cursor];
-				if (t && !(atomic_load(&t->state) & (SP__RUNNING | SP__SCHED_MASK)))
+				uint64_t st = t ? atomic_load(&t->state) : 0;
+				if (t && !(st & (SP__RUNNING | SP__COMPLETE | SP__SCHED_MASK)))
 					break;
 				t = NULL;
 			}
@@ -153,23 +264,15 @@ void sp__owned_cancel_all(sp_runtime *rt)
 			if (left == 0)
 				break;
 			cursor = 0;
-			sched_yield();
+			sched_yield(); /* a foreign aborter or scheduler is finishing */
 		}
-	}
-}
-
-void sp__owned_destroy(sp_runtime *rt)
-{
-	for (int i = 0; i < SP__OWNED_SHARDS; i++) {
-		free(rt->owned[i].slots);
-		free(rt->owned[i].free_idx);
 	}
 }
 
 size_t sp_runtime_tasks(sp_runtime *rt, void (*fn)(const sp_task_info *, void *), void *arg)
 {
 	size_t n = 0;
-	for (int i = 0; i < SP__OWNED_SHARDS; i++) {
+	for (uint32_t i = 0; i < rt->nshards; i++) {
 		sp__owned_shard *sh = &rt->owned[i];
 		/* Copy the shard's infos under the lock (a task cannot be
 		 * removed, so not freed, meanwhile), call fn outside it. */
@@ -177,9 +280,12 @@ size_t sp_runtime_tasks(sp_runtime *rt, void (*fn)(const sp_task_info *, void *)
 		size_t cnt = sh->count;
 		sp_task_info *infos = cnt ? malloc(cnt * sizeof(*infos)) : NULL;
 		size_t k = 0;
-		for (uint32_t j = 0; infos && j < sh->len; j++)
-			if (sh->slots[j])
-				sp__task_info(sh->slots[j], &infos[k++]);
+		for (uint32_t j = 0; infos && j < sh->len; j++) {
+			sp__task *t = sh->slots[j];
+			if (t && !(atomic_load_explicit(&t->state, memory_order_relaxed) &
+				   SP__COMPLETE))
+				sp__task_info(t, &infos[k++]);
+		}
 		sp__spin_unlock(&sh->lock);
 		for (size_t j = 0; j < k; j++)
 			fn(&infos[j], arg);

@@ -101,7 +101,8 @@ int sp_runtime_new(sp_runtime **out, const sp_runtime_opts *opts)
 	/* aligned_alloc: workers hold cache-aligned fields. */
 	size_t wsize = (sizeof(sp__worker) * n + SP__CACHELINE - 1) & ~(size_t)(SP__CACHELINE - 1);
 	rt->workers = aligned_alloc(SP__CACHELINE, wsize);
-	if (!rt->workers || sp__inject_init(&rt->inject) || sp__idle_init(&rt->idle, n)) {
+	if (!rt->workers || sp__inject_init(&rt->inject) || sp__idle_init(&rt->idle, n) ||
+	    sp__owned_init(rt)) {
 		free(rt->workers);
 		free(rt);
 		return SP_ENOMEM;

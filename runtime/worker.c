@@ -262,6 +262,7 @@ static bool park(sp__worker *w, _Atomic uint32_t *root_woken)
 {
 	sp_runtime *rt = w->rt;
 	w->batch.parks++;
+	sp__owned_drain(w);
 	sp__worker_publish(w);
 	bool last = sp__idle_transition_worker_to_parked(&rt->idle, w->index, w->searching);
 	w->searching = false;
@@ -297,6 +298,7 @@ void sp__worker_run(sp__worker *w, _Atomic uint32_t *root_woken)
 			return;
 		w->tick++;
 		if (w->tick % EVENT_INTERVAL == 0) {
+			sp__owned_drain(w);
 			sp__worker_publish(w);
 			if (atomic_load_explicit(&rt->stop_workers, memory_order_acquire))
 				return;
