@@ -160,6 +160,8 @@ uint64_t sp__task_transition_to_complete(sp__task *t, bool cancelled, uint32_t s
 void sp__task_ref_inc(sp__task *t);
 /* Drop one reference; frees the task when it was the last. */
 void sp__task_ref_dec(sp__task *t);
+/* Drop n references at once. */
+void sp__task_ref_dec_n(sp__task *t, unsigned n);
 void sp__task_dealloc(sp__task *t);
 
 /* alloc.c: task memory by size class (0: plain malloc). */
@@ -171,8 +173,8 @@ void sp__task_free(void *p, unsigned cls);
  * Called by a worker (worker.c) with its thread-local state set. */
 void sp__task_run(sp__task *t);
 /* Drop the future of a task this thread holds RUNNING for, complete it as
- * cancelled. */
-void sp__task_cancel(sp__task *t);
+ * cancelled, and drop extra_refs of the caller's references. */
+void sp__task_cancel(sp__task *t, unsigned extra_refs);
 /* Runtime shutdown: cancel a task if idle, else mark it cancelled. */
 void sp__task_shutdown(sp__task *t);
 
@@ -365,7 +367,8 @@ void sp__worker_publish(sp__worker *w);
 void sp__runtime_notify_parked(sp_runtime *rt);
 uint64_t sp__runtime_next_task_id(sp_runtime *rt);
 int sp__owned_insert(sp_runtime *rt, sp__task *t);
-void sp__owned_remove(sp__task *t);
+/* Remove a completed task; drops the owned reference and extra_refs more. */
+void sp__owned_remove(sp__task *t, unsigned extra_refs);
 int sp__owned_init(sp_runtime *rt);
 void sp__owned_drain(sp__worker *w);
 void sp__owned_close(sp_runtime *rt);

@@ -195,7 +195,7 @@ int sp__owned_insert(sp_runtime *rt, sp__task *t)
 	return 0;
 }
 
-void sp__owned_remove(sp__task *t)
+void sp__owned_remove(sp__task *t, unsigned extra_refs)
 {
 	sp_runtime *rt = t->rt;
 	uint32_t s = t->owned_shard;
@@ -210,6 +210,8 @@ void sp__owned_remove(sp__task *t)
 		} while (!atomic_compare_exchange_weak_explicit(&sh->done, &head, t,
 								memory_order_release,
 								memory_order_relaxed));
+		if (extra_refs)
+			sp__task_ref_dec_n(t, extra_refs);
 		return;
 	}
 	sp__spin_lock(&sh->lock);
@@ -217,7 +219,7 @@ void sp__owned_remove(sp__task *t)
 	/* The unlock is our last access to rt: sp_runtime_free may free it as
 	 * soon as it sees the count drop. */
 	sp__spin_unlock(&sh->lock);
-	sp__task_ref_dec(t); /* the owned reference */
+	sp__task_ref_dec_n(t, 1 + extra_refs); /* the owned reference, and the caller's */
 }
 
 void sp__owned_close(sp_runtime *rt)

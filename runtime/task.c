@@ -120,6 +120,14 @@ void sp__task_ref_dec(sp__task *t)
 		sp__task_dealloc(t);
 }
 
+void sp__task_ref_dec_n(sp__task *t, unsigned n)
+{
+	uint64_t prev = atomic_fetch_sub_explicit(&t->state, n * SP__REF_ONE, memory_order_acq_rel);
+	SP__ASSERT(REFS(prev) >= n, "task reference count underflow (stale waker or handle?)");
+	if (REFS(prev) == n)
+		sp__task_dealloc(t);
+}
+
 void sp__task_dealloc(sp__task *t)
 {
 	uint64_t s = atomic_load_explicit(&t->state, memory_order_relaxed);
@@ -267,8 +275,10 @@ const sp_waker_vtable sp__task_waker_vtable = {
 
 /* ---- completion and cancellation ------------------------------------------ */
 
-/* We hold RUNNING and the future has been dropped. */
-static void complete(sp__task *t, bool cancelled)
+/* We hold RUNNING and the future has been dropped. extra_refs: references
+ * the caller gives up with it (its notification), dropped in the same RMW as
+ * the owned reference. t may be freed on return. */
+static void complete(sp__task *t, bool cancelled, unsigned extra_refs)
 {
 	uint32_t self_wakes = 0;
 	if (sp__tls.current == t) {
@@ -278,13 +288,13 @@ static void complete(sp__task *t, bool cancelled)
 	uint64_t prev = sp__task_transition_to_complete(t, cancelled, self_wakes);
 	if ((prev & SP__JOIN_INTEREST) && (prev & SP__JOIN_WAKER))
 		sp_waker_wake_by_ref(&t->join_waker);
-	sp__owned_remove(t); /* drops the owned reference */
+	sp__owned_remove(t, extra_refs); /* drops the owned reference too */
 }
 
-void sp__task_cancel(sp__task *t)
+void sp__task_cancel(sp__task *t, unsigned extra_refs)
 {
 	sp_future_drop(sp__task_future(t));
-	complete(t, true);
+	complete(t, true, extra_refs);
 }
 
 /* Cancel for shutdown or abort: if the task is idle, take RUNNING and cancel
@@ -302,7 +312,7 @@ static bool cancel_or_mark(sp__task *t)
 			n |= SP__RUNNING;
 		if (cas_state(t, &s, n)) {
 			if (take)
-				sp__task_cancel(t);
+				sp__task_cancel(t, 0);
 			return take;
 		}
 	}
@@ -319,7 +329,7 @@ void sp__task_shutdown(sp__task *t)
 		if ((s & (SP__COMPLETE | SP__RUNNING)) || (s & SP__SCHED_MASK))
 			return; /* owned_cancel_all comes back for it */
 		if (cas_state(t, &s, s | SP__CANCELLED | SP__RUNNING)) {
-			sp__task_cancel(t);
+			sp__task_cancel(t, 0);
 			return;
 		}
 	}
@@ -337,8 +347,7 @@ void sp__task_run(sp__task *t)
 		sp__task_ref_dec(t); /* a stale notification */
 		return;
 	case SP__TR_CANCELLED:
-		sp__task_cancel(t);
-		sp__task_ref_dec(t);
+		sp__task_cancel(t, 1); /* and the notification */
 		return;
 	default:
 		break;
@@ -376,9 +385,8 @@ void sp__task_run(sp__task *t)
 
 	if (r == SP_READY) {
 		sp_future_drop(f); /* still `current`: its wakes stay self-wakes */
-		complete(t, false);
+		complete(t, false, 1); /* and the notification */
 		sp__tls.current = NULL;
-		sp__task_ref_dec(t); /* the notification */
 		return;
 	}
 	uint32_t self_wakes = sp__tls.self_notified;
@@ -394,8 +402,7 @@ void sp__task_run(sp__task *t)
 		sp__schedule(t, true);
 		break;
 	default: /* aborted while running: drop it at this suspension point */
-		sp__task_cancel(t);
-		sp__task_ref_dec(t);
+		sp__task_cancel(t, 1);
 		break;
 	}
 }

@@ -29,6 +29,7 @@
  * except the local queue (queue.h) and `slot` (read by the eBPF tracer in the
  * worker's own context).
  */
+#include <sched.h>
 #include <stdlib.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -232,6 +233,51 @@ static bool any_work_pending(sp_runtime *rt)
 	return !sp__inject_is_empty(&rt->inject);
 }
 
+/*
+ * Before parking, a searcher keeps looking for SEARCH_SPIN_NS. While it is
+ * searching, producers do not wake anyone (idle.c), so a burst of remote
+ * spawns or wakes is picked up without a futex wake per task: a thread that
+ * spawns 10,000 tasks one by one otherwise pays a wake-up syscall for most of
+ * them, as the workers drain the queue and park between two spawns. 20 µs is
+ * about the cost of four futex wake/park round trips here; only one worker
+ * spins at a time (the searcher limit), and it yields the CPU as it spins.
+ */
+#define SEARCH_SPIN_NS 20000
+
+static bool stealable_work(sp__worker *w)
+{
+	sp_runtime *rt = w->rt;
+	if (!sp__inject_is_empty(&rt->inject))
+		return true;
+	for (uint32_t i = 0; i < rt->nworkers; i++)
+		if (&rt->workers[i] != w && q_len(&rt->workers[i]) > 0)
+			return true;
+	return false;
+}
+
+static sp__task *search_spin(sp__worker *w, _Atomic uint32_t *root_woken)
+{
+	sp_runtime *rt = w->rt;
+	if (rt->nworkers < 2)
+		return NULL; /* nobody can hand us work without waking us */
+	uint64_t start = sp__ticks();
+	uint64_t limit = SEARCH_SPIN_NS * sp__clock.hz / 1000000000u;
+	while (sp__ticks() - start < limit) {
+		if (atomic_load_explicit(&rt->stop_workers, memory_order_relaxed) ||
+		    (root_woken && atomic_load_explicit(root_woken, memory_order_relaxed)))
+			return NULL;
+		if (stealable_work(w)) {
+			sp__task *t = steal_work(w);
+			if (t)
+				return t;
+		}
+		for (int i = 0; i < 16; i++)
+			sp__cpu_relax();
+		sched_yield();
+	}
+	return NULL;
+}
+
 /* ---- running -------------------------------------------------------------- */
 
 static void run_task(sp__worker *w, sp__task *t)
@@ -312,6 +358,8 @@ void sp__worker_run(sp__worker *w, _Atomic uint32_t *root_woken)
 			t = next_task(w);
 		if (!t)
 			t = steal_work(w);
+		if (!t && w->searching)
+			t = search_spin(w, root_woken);
 		if (t) {
 			run_task(w, t);
 			continue;
