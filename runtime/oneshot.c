@@ -34,15 +34,24 @@ void sp_oneshot_init(sp_oneshot *ch)
 	ch->value = 0;
 }
 
-static int finish_send(sp_oneshot *ch, uint32_t bits)
+/*
+ * Send: claim the channel (TX_BUSY) so that a second sender fails instead of
+ * racing on `value`, write the value, publish SENT, take the receiver's waker
+ * if it is there, release TX_BUSY (the last access to the channel), wake.
+ */
+static int send_bits(sp_oneshot *ch, uint64_t value, uint32_t bits)
 {
-	/* ordering: acq_rel publishes the value (release) and makes a waker
-	 * stored by the receiver visible to us (acquire). */
-	uint32_t prev = atomic_fetch_or_explicit(&ch->state, bits | TX_BUSY, memory_order_acq_rel);
-	if (prev & (SENT | RX_GONE)) {
-		atomic_fetch_and_explicit(&ch->state, ~TX_BUSY, memory_order_release);
+	/* ordering: acquire pairs with the receiver's release of RX_WAKER. */
+	uint32_t prev = atomic_fetch_or_explicit(&ch->state, TX_BUSY, memory_order_acquire);
+	if (prev & (TX_BUSY | SENT | RX_GONE)) {
+		if (!(prev & TX_BUSY)) /* the busy bit is ours to clear */
+			atomic_fetch_and_explicit(&ch->state, ~TX_BUSY, memory_order_release);
 		return SP_EPIPE;
 	}
+	ch->value = value;
+	/* ordering: release publishes the value; acquire makes a waker the
+	 * receiver stored meanwhile visible. */
+	prev = atomic_fetch_or_explicit(&ch->state, bits, memory_order_acq_rel);
 	sp_waker w = {0};
 	if (prev & RX_WAKER) {
 		w = ch->rx_waker; /* ours now: the receiver sees SENT */
@@ -56,15 +65,12 @@ static int finish_send(sp_oneshot *ch, uint32_t bits)
 
 int sp_oneshot_send(sp_oneshot *ch, uint64_t value)
 {
-	if (atomic_load_explicit(&ch->state, memory_order_acquire) & (SENT | RX_GONE))
-		return SP_EPIPE;
-	ch->value = value;
-	return finish_send(ch, SENT);
+	return send_bits(ch, value, SENT);
 }
 
 void sp_oneshot_close(sp_oneshot *ch)
 {
-	finish_send(ch, SENT | CLOSED);
+	send_bits(ch, 0, SENT | CLOSED);
 }
 
 /* Wait out a sender inside its TX_BUSY window; return the final state. */

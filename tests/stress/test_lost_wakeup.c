@@ -53,7 +53,7 @@ struct stress {
 	atomic_int poll_after_done;
 	_Atomic uint64_t wakes;
 	_Atomic uint64_t wakes_in_poll; /* wakes issued while the poll still ran */
-	atomic_int stop; /* producers give up (the watchdog's last resort) */
+	atomic_int stop;		/* producers give up (the watchdog's last resort) */
 };
 
 /* ---- the ticket future --------------------------------------------------------- */
@@ -202,10 +202,10 @@ struct watchdog {
 	unsigned deadline_s;
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
-	int finished;        /* under mu */
-	atomic_int fired;    /* the deadline passed before everything completed */
-	atomic_int stuck;    /* incomplete tickets when it fired */
-	atomic_int rescued;  /* tickets that completed after the re-wake */
+	int finished;	    /* under mu */
+	atomic_int fired;   /* the deadline passed before everything completed */
+	atomic_int stuck;   /* incomplete tickets when it fired */
+	atomic_int rescued; /* tickets that completed after the re-wake */
 };
 
 static int watchdog_wait(struct watchdog *wd, unsigned seconds)
@@ -305,9 +305,10 @@ static struct run_result run(unsigned workers, uint64_t total_wakes)
 	sp_join_handle *jh = calloc(N_TICKETS, sizeof *jh);
 	assert_non_null(jh);
 	for (int i = 0; i < N_TICKETS; i++) {
-		struct ticket_fut f = {.base = {.poll = ticket_poll, .drop = ticket_drop, .name = "ticket"},
-				       .st = &st,
-				       .t = &st.t[i]};
+		struct ticket_fut f = {
+			.base = {.poll = ticket_poll, .drop = ticket_drop, .name = "ticket"},
+			.st = &st,
+			.t = &st.t[i]};
 		r.spawn_errors += SP_RUNTIME_SPAWN(rt, "ticket", &jh[i], f) != 0;
 	}
 	atomic_int prod_in_poll[N_TASK_PRODUCERS];
@@ -325,7 +326,8 @@ static struct run_result run(unsigned workers, uint64_t total_wakes)
 	pthread_t tp[N_THREAD_PRODUCERS];
 	struct thread_producer tpa[N_THREAD_PRODUCERS];
 	for (int k = 0; k < N_THREAD_PRODUCERS; k++) {
-		tpa[k] = (struct thread_producer){.st = &st, .start = k * N_TICKETS / N_THREAD_PRODUCERS};
+		tpa[k] = (struct thread_producer){.st = &st,
+						  .start = k * N_TICKETS / N_THREAD_PRODUCERS};
 		tp[k] = spt_thread(thread_producer_main, &tpa[k]);
 	}
 
@@ -372,7 +374,8 @@ static struct run_result run(unsigned workers, uint64_t total_wakes)
 static void check(struct run_result r)
 {
 	if (getenv("SPT_VERBOSE"))
-		fprintf(stderr, "wakes=%llu (during the poll: %llu) expected=%llu min_polls-rounds=%llu\n",
+		fprintf(stderr,
+			"wakes=%llu (during the poll: %llu) expected=%llu min_polls-rounds=%llu\n",
 			(unsigned long long)r.wakes, (unsigned long long)r.wakes_in_poll,
 			(unsigned long long)r.expected_wakes,
 			(unsigned long long)r.min_polls_minus_rounds);

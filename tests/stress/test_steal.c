@@ -140,10 +140,10 @@ static void steal__spawn_storm_overflows_and_is_stolen_exactly_once(void **state
 	int finished = SPT_WAIT_UNTIL(all_done(&fan), 20000);
 	/* counters are published in batches: wait until they settle */
 	struct totals t;
-	int settled = SPT_WAIT_UNTIL((t = worker_totals(rt), t.polls >= (uint64_t)fan.n + 1 &&
-								 t.steals_in > 0 && t.overflows > 0 &&
-								 t.steals_in == t.stolen_from),
-				     SPT_SOON_MS);
+	int settled = SPT_WAIT_UNTIL(
+		(t = worker_totals(rt), t.polls >= (uint64_t)fan.n + 1 && t.steals_in > 0 &&
+						t.overflows > 0 && t.steals_in == t.stolen_from),
+		SPT_SOON_MS);
 	int free_rc = finished ? sp_runtime_free(rt) : 0;
 	int lost = 0, twice = 0;
 	for (int i = 0; i < fan.n; i++) {
@@ -186,9 +186,9 @@ static void steal__spawn_storm_overflows_and_is_stolen_exactly_once(void **state
 
 struct chains {
 	int len;
-	atomic_int *marks;      /* CHAINS * len */
-	atomic_int *polls;      /* CHAINS * len */
-	atomic_int *in_poll;    /* CHAINS * len */
+	atomic_int *marks;   /* CHAINS * len */
+	atomic_int *polls;   /* CHAINS * len */
+	atomic_int *in_poll; /* CHAINS * len */
 	atomic_int concurrent;
 	atomic_int spawn_errors;
 	atomic_int chains_done;
@@ -268,9 +268,8 @@ static void steal__yielding_chains_run_every_link_once(void **state)
 		link_init(&l, &c, ch, 0);
 		rcs |= SP_RUNTIME_SPAWN(rt, "link", NULL, l);
 	}
-	int finished = SPT_WAIT_UNTIL(atomic_load(&c.chains_done) + atomic_load(&c.spawn_errors) >=
-					      CHAINS,
-				      20000);
+	int finished = SPT_WAIT_UNTIL(
+		atomic_load(&c.chains_done) + atomic_load(&c.spawn_errors) >= CHAINS, 20000);
 	int free_rc = finished ? sp_runtime_free(rt) : 0;
 	int bad_marks = 0, bad_polls = 0;
 	for (size_t i = 0; i < n; i++) {

@@ -74,14 +74,13 @@ static inline void spt_sleep_ms(unsigned ms)
 
 /* Evaluate cond until it is true or ms (times SPT_TIME_MULT) have passed; the
  * value is the last evaluation of cond (1 or 0). */
-#define SPT_WAIT_UNTIL(cond, ms)                                               \
-	({                                                                     \
-		uint64_t spt__dl = spt_now_ns() + (uint64_t)(ms) * 1000000ull *     \
-						      SPT_TIME_MULT;                \
-		int spt__ok;                                                   \
-		while (!(spt__ok = !!(cond)) && spt_now_ns() < spt__dl)         \
-			spt_sleep_us(50);                                      \
-		spt__ok;                                                       \
+#define SPT_WAIT_UNTIL(cond, ms)                                                                   \
+	({                                                                                         \
+		uint64_t spt__dl = spt_now_ns() + (uint64_t)(ms)*1000000ull * SPT_TIME_MULT;       \
+		int spt__ok;                                                                       \
+		while (!(spt__ok = !!(cond)) && spt_now_ns() < spt__dl)                            \
+			spt_sleep_us(50);                                                          \
+		spt__ok;                                                                           \
 	})
 
 /* The default bound for "this must happen soon". A correct runtime takes
@@ -185,8 +184,8 @@ struct spt_probe {
 	atomic_int done;
 	atomic_int drops;
 	atomic_int in_poll;
-	atomic_int concurrent; /* polls that overlapped another poll */
-	atomic_int after_drop; /* polls after the drop */
+	atomic_int concurrent;	  /* polls that overlapped another poll */
+	atomic_int after_drop;	  /* polls after the drop */
 	_Atomic uint64_t task_id; /* sp_task_current_id() seen by poll 1 */
 };
 
@@ -323,8 +322,8 @@ static inline void spt__cw_drop(const void *d)
 	struct spt_cwaker *c = (struct spt_cwaker *)d;
 	atomic_fetch_add(&c->drops, 1);
 }
-static const sp_waker_vtable spt__cw_vtable = {
-	spt__cw_clone, spt__cw_wake, spt__cw_wake_by_ref, spt__cw_drop};
+static const sp_waker_vtable spt__cw_vtable = {spt__cw_clone, spt__cw_wake, spt__cw_wake_by_ref,
+					       spt__cw_drop};
 static inline sp_waker spt__cw_clone(const void *d)
 {
 	struct spt_cwaker *c = (struct spt_cwaker *)d;

@@ -467,8 +467,8 @@ static void async__drop_suspended_outer_drops_awaited_inner(void **state)
 	struct wrap_out o;
 	wrap_out_init(&o, &log, &polls);
 	sp_poll r = sp_future_poll(&o.base, &m.cx);
-	int suspended_chain = o.base.awaiting == &o.mid.base &&
-			      o.mid.base.awaiting == &o.mid.inner.base;
+	int suspended_chain =
+		o.base.awaiting == &o.mid.base && o.mid.base.awaiting == &o.mid.inner.base;
 
 	/* act */
 	sp_future_drop(&o.base);
@@ -503,9 +503,8 @@ static void async__drop_of_aborted_task_drops_awaited_inner(void **state)
 	wrap_out_init(&o, &log, &polls);
 	sp_join_handle jh;
 	int rc = SP_RUNTIME_SPAWN(rt, "wrap_out", &jh, o);
-	int polled = SPT_WAIT_UNTIL(atomic_load(&polls) == 1 &&
-					    spt_task_idle(rt, sp_join_handle_id(&jh)),
-				    SPT_SOON_MS);
+	int polled = SPT_WAIT_UNTIL(
+		atomic_load(&polls) == 1 && spt_task_idle(rt, sp_join_handle_id(&jh)), SPT_SOON_MS);
 
 	/* act */
 	sp_join_handle_abort(&jh);
@@ -553,9 +552,8 @@ static void async__yield_returns_pending_exactly_once_by_hand(void **state)
 	struct spt_manual_cx m;
 	spt_manual_cx_init(&m);
 	atomic_int polls = 0;
-	struct yielder y = {.base = {.poll = yielder_poll, .name = "yielder"},
-			    .nyields = 1,
-			    .polls = &polls};
+	struct yielder y = {
+		.base = {.poll = yielder_poll, .name = "yielder"}, .nyields = 1, .polls = &polls};
 
 	/* act */
 	sp_poll r1 = sp_future_poll(&y.base, &m.cx);
@@ -577,8 +575,10 @@ static void async__yield_on_runtime_polls_once_more_per_yield(void **state)
 	/* arrange */
 	sp_runtime *rt = spt_runtime(SP_MULTI_THREAD, 2);
 	atomic_int polls1 = 0, polls5 = 0;
-	struct yielder y1 = {.base = {.poll = yielder_poll, .name = "y1"}, .nyields = 1, .polls = &polls1};
-	struct yielder y5 = {.base = {.poll = yielder_poll, .name = "y5"}, .nyields = 5, .polls = &polls5};
+	struct yielder y1 = {
+		.base = {.poll = yielder_poll, .name = "y1"}, .nyields = 1, .polls = &polls1};
+	struct yielder y5 = {
+		.base = {.poll = yielder_poll, .name = "y5"}, .nyields = 5, .polls = &polls5};
 	sp_join_handle j1, j5;
 	int o1 = -1, o5 = -1;
 

@@ -213,9 +213,9 @@ static void join__await_handle_from_another_task(void **state)
 	sp_join_handle jh;
 
 	/* act: once the awaiter is suspended on the slow child, open it */
-	int rc = sp__spawn(rt, &jh, &a->base, sizeof *a,
-			   SP__SITE("awaiter", 0, 0));
-	int suspended = SPT_WAIT_UNTIL(atomic_load(&waiting) && spt_probe_armed(&p, 0), SPT_SOON_MS);
+	int rc = sp__spawn(rt, &jh, &a->base, sizeof *a, SP__SITE("awaiter", 0, 0));
+	int suspended =
+		SPT_WAIT_UNTIL(atomic_load(&waiting) && spt_probe_armed(&p, 0), SPT_SOON_MS);
 	spt_sleep_ms(10);
 	int polls_while_suspended = atomic_load(&polls);
 	int woke = spt_probe_open(&p);
@@ -286,7 +286,8 @@ static void join__awaited_handles_deliver_status_and_output(void **state)
 	int rc = sp__spawn(rt, &jh, &a->base, sizeof *a,
 			   SP__SITE("awaiter2", offsetof(struct awaiter2, out), sizeof a->out));
 	jh.dst = &rep;
-	int suspended = SPT_WAIT_UNTIL(atomic_load(&waiting) && spt_probe_armed(&p, 0), SPT_SOON_MS);
+	int suspended =
+		SPT_WAIT_UNTIL(atomic_load(&waiting) && spt_probe_armed(&p, 0), SPT_SOON_MS);
 	int woke = spt_probe_open(&p);
 	int status = sp_join_handle_wait(&jh);
 	int free_rc = sp_runtime_free(rt);
@@ -420,7 +421,8 @@ static void join__abort_after_completion_gives_status_zero(void **state)
 	memset(&got, 0, sizeof got);
 	int rc = SP_RUNTIME_SPAWN_OUT(rt, "rec", &jh, f);
 	uint64_t id = sp_join_handle_id(&jh);
-	int completed = SPT_WAIT_UNTIL(atomic_load(&drops) == 1 && task_completed(rt, id), SPT_SOON_MS);
+	int completed =
+		SPT_WAIT_UNTIL(atomic_load(&drops) == 1 && task_completed(rt, id), SPT_SOON_MS);
 
 	/* act */
 	sp_join_handle_abort(&jh);
@@ -511,7 +513,8 @@ static void join__abort_running_self_waking_task_is_not_polled_again(void **stat
 
 /* ---- detach / drop the handle ------------------------------------------------------- */
 
-static void run_unobserved(int use_detach, int *polls_before_open, int *done, int *drops, int *free_rc)
+static void run_unobserved(int use_detach, int *polls_before_open, int *done, int *drops,
+			   int *free_rc)
 {
 	sp_runtime *rt = spt_runtime(SP_MULTI_THREAD, 2);
 	struct spt_probe p;
@@ -770,9 +773,9 @@ static void join__blocking_calls_inside_task_are_edeadlk(void **state)
 	sp_join_handle jh;
 
 	/* act: the site copies the four result codes (contiguous ints) */
-	int rc = sp__spawn(rt, &jh, &d->base, sizeof *d,
-			   SP__SITE("deadlocker", offsetof(struct deadlocker, block_rc),
-				    4 * sizeof(int)));
+	int rc = sp__spawn(
+		rt, &jh, &d->base, sizeof *d,
+		SP__SITE("deadlocker", offsetof(struct deadlocker, block_rc), 4 * sizeof(int)));
 	int codes[4] = {99, 99, 99, 99};
 	jh.dst = codes;
 	int done = SPT_WAIT_UNTIL(task_completed(rt, sp_join_handle_id(&jh)), SPT_SOON_MS);
@@ -863,7 +866,8 @@ static sp_poll multi_spawner_poll(sp_future *f, sp_context *cx)
 	(void)cx;
 	struct multi_spawner *self = (struct multi_spawner *)f;
 	for (int i = 0; i < PER_SPAWNER; i++) {
-		struct idrec c = {.base = {.poll = idrec_poll, .name = "c"}, .slot = &self->child_seen[i]};
+		struct idrec c = {.base = {.poll = idrec_poll, .name = "c"},
+				  .slot = &self->child_seen[i]};
 		sp_join_handle jh;
 		if (SP_SPAWN("c", &jh, c) != 0) {
 			atomic_fetch_add(self->failures, 1);
@@ -989,8 +993,8 @@ static void join__parent_id_recorded(void **state)
 			   SP__SITE("parent", offsetof(struct parent, out), sizeof(int)));
 	jh.dst = &out;
 	uint64_t handle_id = sp_join_handle_id(&jh);
-	int child_polled = SPT_WAIT_UNTIL(atomic_load(&child_id) != 0 && spt_probe_armed(&p, 0),
-					  SPT_SOON_MS);
+	int child_polled =
+		SPT_WAIT_UNTIL(atomic_load(&child_id) != 0 && spt_probe_armed(&p, 0), SPT_SOON_MS);
 
 	/* act */
 	sp_task_info ci, pi;

@@ -216,7 +216,8 @@ static void oneshot__recv_in_block_on_with_foreign_sender(void **state)
 	sp_runtime *rt = spt_runtime(SP_MULTI_THREAD, 2);
 	sp_oneshot ch;
 	sp_oneshot_init(&ch);
-	struct bo_root root = {.base = {.poll = bo_root_poll, .name = "bo_root"}, .out = 99, .ch = &ch};
+	struct bo_root root = {
+		.base = {.poll = bo_root_poll, .name = "bo_root"}, .out = 99, .ch = &ch};
 	struct sender_arg s = {.ch = &ch, .value = 5, .rc = 1};
 	pthread_t t = spt_thread(send_after_delay, &s);
 

@@ -11,9 +11,9 @@
 
 enum kind {
 	K_PENDING, /* pending forever, waker stored in itself, never woken */
-	K_HELD,    /* hands a clone of its waker to a foreign thread */
+	K_HELD,	   /* hands a clone of its waker to a foreign thread */
 	K_YIELD,   /* wakes itself on every poll: always notified */
-	K_LATE,    /* spawned by the main thread just before the free */
+	K_LATE,	   /* spawned by the main thread just before the free */
 	K_PARENT,  /* spawns a pending child and awaits its join handle */
 	K_CHILD,   /* spawned by tasks */
 	K_SPAWNER, /* keeps spawning K_CHILD tasks while it can */
@@ -199,9 +199,9 @@ static void *holder_main(void *arg)
 
 struct mix_result {
 	int spawn_rcs, all_polled, free_rc;
-	int bad_drops_at_free;  /* spawned futures whose drop count != 1 at free */
-	int bad_drops_final;    /* the same after the held wakers were dropped */
-	int unspawned_dropped;  /* drops of futures that never became tasks */
+	int bad_drops_at_free; /* spawned futures whose drop count != 1 at free */
+	int bad_drops_final;   /* the same after the held wakers were dropped */
+	int unspawned_dropped; /* drops of futures that never became tasks */
 	int poll_after_drop, spawn_errors, missing;
 	int children;
 	int passes_during_free; /* informational: holder passes that overlapped the free */
@@ -215,7 +215,16 @@ static int count_bad_drops(int n_idx, int *unspawned_dropped)
 	*unspawned_dropped = 0;
 	for (int i = 0; i < n_idx; i++) {
 		int d = atomic_load(&g.drops[i]);
-		if (atomic_load(&g.spawned[i]))
+		int spawned = atomic_load(&g.spawned[i]);
+		if (spawned ? d != 1 : d != 0) {
+			/* diagnostics for the report: which future, how often */
+			if (bad + *unspawned_dropped < 5)
+				fprintf(stderr,
+					"future %d (spawned=%d): dropped %d times, polled %d "
+					"times\n",
+					i, spawned, d, atomic_load(&g.polls[i]));
+		}
+		if (spawned)
 			bad += d != 1;
 		else
 			*unspawned_dropped += d != 0;
@@ -247,9 +256,16 @@ static struct mix_result run_mixed_shutdown(unsigned workers)
 	int n_pending = 2000 / scale, n_held = 1000 / scale, n_yield = 8, n_late = 1000 / scale,
 	    n_parent = 200 / scale, n_spawner = 2;
 	int i0 = 0;
-	int pend0 = i0, held0 = pend0 + n_pending, yield0 = held0 + n_held, late0 = yield0 + n_yield,
-	    parent0 = late0 + n_late, spawner0 = parent0 + n_parent, child0 = spawner0 + n_spawner;
+	int pend0 = i0, held0 = pend0 + n_pending, yield0 = held0 + n_held,
+	    late0 = yield0 + n_yield, parent0 = late0 + n_late, spawner0 = parent0 + n_parent,
+	    child0 = spawner0 + n_spawner;
 	int child_end = child0 + 20000 / scale;
+	if (getenv("SPT_VERBOSE"))
+		fprintf(stderr,
+			"layout: pending %d.. held %d.. yield %d.. late %d.. parent %d.. spawner "
+			"%d.. "
+			"child %d..%d\n",
+			pend0, held0, yield0, late0, parent0, spawner0, child0, child_end);
 	g_reset(child0, child_end);
 	sp_runtime *rt = spt_runtime(SP_MULTI_THREAD, workers);
 
@@ -369,7 +385,8 @@ static void shutdown__free_drops_every_future_once_four_workers(void **state)
 	assert_mix(r);
 }
 
-/* ---- wakes racing the free, many times --------------------------------------------------------- */
+/* ---- wakes racing the free, many times ---------------------------------------------------------
+ */
 
 static void shutdown__wakes_racing_free_never_touch_freed_runtime(void **state)
 {
@@ -380,7 +397,8 @@ static void shutdown__wakes_racing_free_never_touch_freed_runtime(void **state)
 	 * ASan/TSan report it; a plain build may crash) */
 	enum { HELD = 256, HOLDERS = 4 };
 	int rounds = SPT_SANITIZED ? 10 : 40;
-	int spawn_rcs = 0, not_ready = 0, free_errors = 0, bad = 0, unspawned_total = 0, missing = 0;
+	int spawn_rcs = 0, not_ready = 0, free_errors = 0, bad = 0, unspawned_total = 0,
+	    missing = 0;
 
 	/* act */
 	for (int r = 0; r < rounds; r++) {
@@ -465,7 +483,8 @@ static void shutdown__shutdown_then_free_drops_pending_tasks(void **state)
 	assert_int_equal(atomic_load(&g.poll_after_drop), 0);
 }
 
-/* ---- SP_CURRENT_THREAD ------------------------------------------------------------------------- */
+/* ---- SP_CURRENT_THREAD -------------------------------------------------------------------------
+ */
 
 struct ct_root {
 	sp_future base;
@@ -503,7 +522,8 @@ static void shutdown__current_thread_free_drops_pending_tasks(void **state)
 		rcs |= rc;
 		atomic_store(&g.spawned[i], rc == 0);
 	}
-	struct ct_root root = {.base = {.poll = ct_root_poll, .name = "root"}, .from = 100, .to = 300};
+	struct ct_root root = {
+		.base = {.poll = ct_root_poll, .name = "root"}, .from = 100, .to = 300};
 
 	/* act */
 	int block_rc = sp_block_on(rt, &root.base);
@@ -521,7 +541,8 @@ static void shutdown__current_thread_free_drops_pending_tasks(void **state)
 	assert_int_equal(atomic_load(&g.poll_after_drop), 0);
 }
 
-/* ---- free from inside ------------------------------------------------------------------------------ */
+/* ---- free from inside
+ * ------------------------------------------------------------------------------ */
 
 struct freer {
 	sp_future base;
@@ -558,7 +579,8 @@ static void shutdown__free_from_runtime_thread_is_edeadlk(void **state)
 	assert_int_equal(free_rc, 0);
 }
 
-/* ---- repeated create / free ------------------------------------------------------------------------ */
+/* ---- repeated create / free
+ * ------------------------------------------------------------------------ */
 
 struct quick {
 	sp_future base;
@@ -609,12 +631,14 @@ static void shutdown__repeated_create_free_100_times(void **state)
 				int idx = base + k;
 				int rc;
 				if (k < 4) {
-					struct quick q = {.base = {.poll = quick_poll, .drop = quick_drop},
-							  .idx = idx};
+					struct quick q = {
+						.base = {.poll = quick_poll, .drop = quick_drop},
+						.idx = idx};
 					rc = SP_RUNTIME_SPAWN(rt, "quick", NULL, q);
 				} else if (k < 6 && o.flavor == SP_MULTI_THREAD) {
-					struct quick q = {.base = {.poll = quick_poll, .drop = quick_drop},
-							  .idx = idx};
+					struct quick q = {
+						.base = {.poll = quick_poll, .drop = quick_drop},
+						.idx = idx};
 					sp_join_handle jh;
 					int out = -1;
 					rc = SP_RUNTIME_SPAWN_OUT(rt, "quick", &jh, q);

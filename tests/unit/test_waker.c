@@ -68,7 +68,7 @@ static void waker__foreign_thread_wake_repolls_and_completes(void **state)
 struct by_ref_waker {
 	struct spt_probe *p;
 	atomic_int nonempty_after[2]; /* the waker was still set after wake_by_ref */
-	atomic_int reached[3];        /* the poll count it waited for was reached */
+	atomic_int reached[3];	      /* the poll count it waited for was reached */
 };
 
 static void *by_ref_main(void *arg)
@@ -573,9 +573,9 @@ struct ct_child {
 	sp_future base;
 	int out;
 	int n;
-	atomic_int *on_main;   /* polls that ran on the main thread */
-	atomic_int *off_main;  /* polls that ran elsewhere */
-	atomic_int *wrong_rt;  /* polls that saw another current runtime */
+	atomic_int *on_main;  /* polls that ran on the main thread */
+	atomic_int *off_main; /* polls that ran elsewhere */
+	atomic_int *wrong_rt; /* polls that saw another current runtime */
 	sp_runtime *rt;
 };
 
