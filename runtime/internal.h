@@ -260,11 +260,22 @@ void sp__idle_unpark_worker_by_id(sp__idle *idle, uint32_t index);
 
 /* ---- workers and runtime (worker.c, runtime.c) --------------------------- */
 
-/* Per-worker counters, plain, published to sp__worker.stats in batches. */
+/* Per-worker counters: kept plain by the worker (`batch`), published to
+ * `pub` with relaxed stores at park and every maintenance tick (Tokio's
+ * batch-then-submit), so the hot path has no atomics. */
+#define SP__BATCH_FIELDS(X)                                                    \
+	X(polls) X(steals_in) X(steal_ops) X(parks) X(busy_ticks) X(overflows) \
+	X(lifo_polls) X(inject_pops)
 typedef struct sp__batch {
-	uint64_t polls, steals_in, steal_ops, parks, busy_ticks, overflows, lifo_polls,
-		inject_pops;
+#define SP__X(name) uint64_t name;
+	SP__BATCH_FIELDS(SP__X)
+#undef SP__X
 } sp__batch;
+typedef struct sp__batch_pub {
+#define SP__X(name) _Atomic uint64_t name;
+	SP__BATCH_FIELDS(SP__X)
+#undef SP__X
+} sp__batch_pub;
 
 /* The "current poll" slot the eBPF tracer reads (registry.c). */
 typedef struct sp_worker_slot {
@@ -294,6 +305,8 @@ struct sp__worker {
 	sp__task *lifo;           /* the task just woken by the running task */
 	uint32_t tick;
 	uint64_t now;             /* ticks at the last poll end / unpark */
+	uint64_t inject_checked;  /* ticks at the last look at the injection queue */
+	uint64_t inject_every;    /* GLOBAL_QUEUE_MAX_NS in ticks */
 	uint64_t rng;             /* xorshift state for victim choice */
 	sp__batch batch;
 	sp_worker_slot *slot;
@@ -304,7 +317,7 @@ struct sp__worker {
 	sp__parker parker __attribute__((aligned(SP__CACHELINE)));
 	_Atomic uint64_t stolen_from;
 	/* published counters (relaxed stores by the owner, loads by readers) */
-	_Atomic uint64_t pub[9];
+	sp__batch_pub pub;
 	_Atomic uint32_t pub_depth;
 };
 

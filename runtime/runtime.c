@@ -101,12 +101,14 @@ int sp_runtime_new(sp_runtime **out, const sp_runtime_opts *opts)
 	/* aligned_alloc: workers hold cache-aligned fields. */
 	size_t wsize = (sizeof(sp__worker) * n + SP__CACHELINE - 1) & ~(size_t)(SP__CACHELINE - 1);
 	rt->workers = aligned_alloc(SP__CACHELINE, wsize);
-	if (!rt->workers || sp__inject_init(&rt->inject) || sp__idle_init(&rt->idle, n) ||
-	    sp__owned_init(rt)) {
-		free(rt->workers);
-		free(rt);
-		return SP_ENOMEM;
-	}
+	if (!rt->workers)
+		goto fail_workers;
+	if (sp__inject_init(&rt->inject))
+		goto fail_inject;
+	if (sp__idle_init(&rt->idle, n))
+		goto fail_idle;
+	if (sp__owned_init(rt))
+		goto fail_owned;
 	memset(rt->workers, 0, wsize);
 	uint32_t cap = local_queue_cap();
 	for (uint32_t i = 0; i < n; i++)
@@ -131,6 +133,16 @@ int sp_runtime_new(sp_runtime **out, const sp_runtime_opts *opts)
 	}
 	*out = rt;
 	return 0;
+
+fail_owned:
+	sp__idle_destroy(&rt->idle);
+fail_idle:
+	sp__inject_destroy(&rt->inject);
+fail_inject:
+	free(rt->workers);
+fail_workers:
+	free(rt);
+	return SP_ENOMEM;
 }
 
 unsigned sp_runtime_workers(const sp_runtime *rt)
@@ -352,14 +364,16 @@ int sp_runtime_worker_stats(sp_runtime *rt, unsigned worker, sp_worker_stats *ou
 		return SP_EINVAL;
 	sp__worker *w = &rt->workers[worker];
 	memset(out, 0, sizeof(*out));
-	out->polls = atomic_load_explicit(&w->pub[0], memory_order_relaxed);
-	out->steals_in = atomic_load_explicit(&w->pub[1], memory_order_relaxed);
-	out->steal_ops = atomic_load_explicit(&w->pub[2], memory_order_relaxed);
-	out->parks = atomic_load_explicit(&w->pub[3], memory_order_relaxed);
-	out->busy_ns = sp__ticks_to_ns(atomic_load_explicit(&w->pub[4], memory_order_relaxed));
-	out->overflows = atomic_load_explicit(&w->pub[5], memory_order_relaxed);
-	out->lifo_polls = atomic_load_explicit(&w->pub[6], memory_order_relaxed);
-	out->inject_pops = atomic_load_explicit(&w->pub[7], memory_order_relaxed);
+#define SP__LOAD(name) atomic_load_explicit(&w->pub.name, memory_order_relaxed)
+	out->polls = SP__LOAD(polls);
+	out->steals_in = SP__LOAD(steals_in);
+	out->steal_ops = SP__LOAD(steal_ops);
+	out->parks = SP__LOAD(parks);
+	out->busy_ns = sp__ticks_to_ns(SP__LOAD(busy_ticks));
+	out->overflows = SP__LOAD(overflows);
+	out->lifo_polls = SP__LOAD(lifo_polls);
+	out->inject_pops = SP__LOAD(inject_pops);
+#undef SP__LOAD
 	out->stolen_from = atomic_load_explicit(&w->stolen_from, memory_order_relaxed);
 	out->local_queue_depth = atomic_load_explicit(&w->pub_depth, memory_order_relaxed);
 	out->tid = __atomic_load_n(&w->tid, __ATOMIC_RELAXED);

@@ -2,8 +2,9 @@
  * worker.c - the worker run loop: where each poll happens.
  *
  * ORDER OF WORK for a worker, each tick:
- *   1. every GLOBAL_QUEUE_INTERVAL ticks, the injection queue first (so remote
- *      spawns and wakes are never starved by local work);
+ *   1. every GLOBAL_QUEUE_INTERVAL ticks, or when GLOBAL_QUEUE_MAX_NS passed
+ *      since the last look, the injection queue first (so remote spawns and
+ *      wakes are never starved by local work, however long the polls);
  *   2. its local queue;
  *   3. the injection queue (a batch of it moves to the local queue);
  *   4. steal half of a random victim's local queue (as a searcher);
@@ -40,6 +41,11 @@
 /* Ticks between checks of the injection queue when local work is there. 61
  * is Tokio's and Go's number (prime, so it does not beat with task cycles). */
 #define GLOBAL_QUEUE_INTERVAL 61
+/* ...and at least this often in time: with 10 µs polls, 61 ticks would leave
+ * remote work waiting 600 µs (spawn_many_remote_busy2). Tokio 1.29 tunes the
+ * interval to ~200 µs of polling for the same reason; a time bound needs no
+ * division and uses the clock read the poll already made. */
+#define GLOBAL_QUEUE_MAX_NS 50000
 /* Ticks between metric batches / shutdown checks. Tokio uses 61 too. */
 #define EVENT_INTERVAL 61
 /* LIFO polls in a row before the LIFO task yields to the queue. 3 is Tokio's
@@ -58,10 +64,12 @@ void sp__worker_init(sp__worker *w, sp_runtime *rt, uint32_t index, uint32_t cap
 	w->rt = rt;
 	w->index = index;
 	w->rng = 0x9E3779B97F4A7C15ull * (index + 1);
+	w->inject_every = GLOBAL_QUEUE_MAX_NS * sp__clock.hz / 1000000000u;
 	atomic_init(&w->parker.state, 0);
 	atomic_init(&w->stolen_from, 0);
-	for (size_t i = 0; i < sizeof(w->pub) / sizeof(w->pub[0]); i++)
-		atomic_init(&w->pub[i], 0);
+#define SP__X(name) atomic_init(&w->pub.name, 0);
+	SP__BATCH_FIELDS(SP__X)
+#undef SP__X
 	atomic_init(&w->pub_depth, 0);
 	atomic_init(&w->thread_active, false);
 }
@@ -80,11 +88,9 @@ void sp__worker_publish(sp__worker *w)
 {
 	/* ordering: relaxed stores of monotonic counters; readers want recent,
 	 * not synchronized, values. */
-	const uint64_t v[9] = {w->batch.polls,     w->batch.steals_in, w->batch.steal_ops,
-			       w->batch.parks,     w->batch.busy_ticks, w->batch.overflows,
-			       w->batch.lifo_polls, w->batch.inject_pops, 0};
-	for (int i = 0; i < 8; i++)
-		atomic_store_explicit(&w->pub[i], v[i], memory_order_relaxed);
+#define SP__X(name) atomic_store_explicit(&w->pub.name, w->batch.name, memory_order_relaxed);
+	SP__BATCH_FIELDS(SP__X)
+#undef SP__X
 	atomic_store_explicit(&w->pub_depth, q_len(w), memory_order_relaxed);
 }
 
@@ -180,7 +186,8 @@ static sp__task *pop_inject_batch(sp__worker *w)
 static sp__task *next_task(sp__worker *w)
 {
 	sp__task *t;
-	if (w->tick % GLOBAL_QUEUE_INTERVAL == 0) {
+	if (w->tick % GLOBAL_QUEUE_INTERVAL == 0 || w->now - w->inject_checked > w->inject_every) {
+		w->inject_checked = w->now;
 		t = pop_inject_batch(w);
 		if (t)
 			return t;
