@@ -49,6 +49,9 @@
 #define YIELDS_PER_TASK 1000 /* ... times yields */
 #define NUM_PINGS 1000	     /* ping_pong */
 #define CHAIN_LEN 1000	     /* chained_spawn */
+#define TIMER_TASKS 100000   /* timer: tasks that each sleep ... */
+#define TIMER_MIN_MS 1	     /* ... between these bounds */
+#define TIMER_MAX_MS 50
 #define STALL_NS 10000	     /* stall(): 10 us */
 #define DEFAULT_RUNS 5
 #define DEFAULT_TIMEOUT_S 30
@@ -547,6 +550,135 @@ static void chained_spawn(struct bench *b)
 
 /* ---- the workload table ---------------------------------------------------- */
 
+/* ---- tcp_echo --------------------------------------------------------------- */
+
+#define TCP_CONNS 200
+#define TCP_ROUND_TRIPS 1000
+#define TCP_MSG 64
+
+/* Server side of one connection: read what comes, write it all back. */
+struct echo_conn {
+	sp_future base;
+	int out;
+	sp_async_fd *s;
+	char buf[4096];
+	sp_io_rw rd, wr;
+};
+
+static sp_poll echo_conn_poll(sp_future *f, sp_context *cx)
+{
+	struct echo_conn *self = (struct echo_conn *)f;
+	SP_ASYNC_BEGIN(f, cx);
+	for (;;) {
+		sp_io_read_init(&self->rd, self->s, self->buf, sizeof(self->buf));
+		SP_AWAIT(&self->rd);
+		if (self->rd.out <= 0)
+			break;
+		sp_io_write_all_init(&self->wr, self->s, self->buf, (size_t)self->rd.out);
+		SP_AWAIT(&self->wr);
+		if (self->wr.out < 0)
+			die("echo write: %s", sp_strerror((int)self->wr.out));
+	}
+	if (self->rd.out < 0)
+		die("echo read: %s", sp_strerror((int)self->rd.out));
+	sp_tcp_close(self->s);
+	SP_ASYNC_END();
+}
+
+struct echo_server {
+	sp_future base;
+	int out;
+	sp_async_fd *l;
+	int i;
+	sp_tcp_accept acc;
+};
+
+static sp_poll echo_server_poll(sp_future *f, sp_context *cx)
+{
+	struct echo_server *self = (struct echo_server *)f;
+	SP_ASYNC_BEGIN(f, cx);
+	for (self->i = 0; self->i < TCP_CONNS; self->i++) {
+		sp_tcp_accept_init(&self->acc, self->l);
+		SP_AWAIT(&self->acc);
+		check(self->acc.out, "accept");
+		struct echo_conn c = {.base = {.poll = echo_conn_poll, .name = "echo_conn"},
+				      .s = self->acc.stream};
+		check(SP_SPAWN("echo_conn", NULL, c), "SP_SPAWN(echo_conn)");
+	}
+	SP_ASYNC_END();
+}
+
+/* A client: connect, then TCP_ROUND_TRIPS x (write 64 B, read_exact 64 B). */
+struct echo_client {
+	sp_future base;
+	int out;
+	uint16_t port;
+	int r;
+	char msg[TCP_MSG], back[TCP_MSG];
+	sp_tcp_connect conn;
+	sp_io_rw wr, rd;
+};
+
+static sp_poll echo_client_poll(sp_future *f, sp_context *cx)
+{
+	struct echo_client *self = (struct echo_client *)f;
+	SP_ASYNC_BEGIN(f, cx);
+	sp_tcp_connect_init(&self->conn, "127.0.0.1", self->port, 0);
+	SP_AWAIT(&self->conn);
+	check(self->conn.out, "connect");
+	memset(self->msg, 0x5a, TCP_MSG);
+	for (self->r = 0; self->r < TCP_ROUND_TRIPS; self->r++) {
+		sp_io_write_all_init(&self->wr, self->conn.stream, self->msg, TCP_MSG);
+		SP_AWAIT(&self->wr);
+		sp_io_read_exact_init(&self->rd, self->conn.stream, self->back, TCP_MSG);
+		SP_AWAIT(&self->rd);
+		if (self->wr.out != TCP_MSG || self->rd.out != TCP_MSG)
+			die("echo client: write %zd read %zd", self->wr.out, self->rd.out);
+	}
+	sp_tcp_close(self->conn.stream);
+	SP_ASYNC_END();
+}
+
+struct echo_root {
+	sp_future base;
+	int out;
+	int i;
+	sp_async_fd *l;
+	sp_join_handle server, clients[TCP_CONNS];
+};
+
+static sp_poll echo_root_poll(sp_future *f, sp_context *cx)
+{
+	struct echo_root *self = (struct echo_root *)f;
+	SP_ASYNC_BEGIN(f, cx);
+	check(sp_tcp_listen(&self->l, "127.0.0.1", 0, 1024), "listen");
+	{
+		struct echo_server s = {.base = {.poll = echo_server_poll, .name = "echo_server"},
+					.l = self->l};
+		check(SP_SPAWN("echo_server", &self->server, s), "SP_SPAWN(echo_server)");
+	}
+	for (self->i = 0; self->i < TCP_CONNS; self->i++) {
+		struct echo_client c = {.base = {.poll = echo_client_poll, .name = "echo_client"},
+					.port = (uint16_t)sp_tcp_local_port(self->l)};
+		check(SP_SPAWN("echo_client", &self->clients[self->i], c), "SP_SPAWN(echo_client)");
+	}
+	for (self->i = 0; self->i < TCP_CONNS; self->i++)
+		SP_AWAIT(&self->clients[self->i]);
+	SP_AWAIT(&self->server);
+	sp_tcp_close(self->l);
+	SP_ASYNC_END();
+}
+
+static void tcp_echo(struct bench *b)
+{
+	struct echo_root *root = calloc(1, sizeof(*root));
+	if (!root)
+		die("out of memory");
+	root->base = (sp_future){.poll = echo_root_poll, .name = "echo_root"};
+	check(sp_block_on(b->rt, &root->base), "sp_block_on(tcp_echo)");
+	free(root);
+}
+
 struct workload {
 	const char *name;
 	uint64_t ops_per_iter;
@@ -566,8 +698,8 @@ static const struct workload workloads[] = {
 	{"yield_many", (YIELD_TASKS * YIELDS_PER_TASK), 20, "yields", yield_many, NULL},
 	{"ping_pong", NUM_PINGS, 300, "ping-pongs", ping_pong, NULL},
 	{"chained_spawn", CHAIN_LEN, 1000, "spawns", chained_spawn, NULL},
-	{"timer", 100000, 1, "timers", NULL, NULL},
-	{"tcp_echo", 200 * 1000, 1, "round-trips", NULL, NULL},
+	{"timer", TIMER_TASKS, 1, "timers", NULL, NULL}, /* measure_timer */
+	{"tcp_echo", TCP_CONNS * TCP_ROUND_TRIPS, 1, "round-trips", tcp_echo, NULL},
 };
 
 #define NUM_WORKLOADS (sizeof(workloads) / sizeof(workloads[0]))
@@ -720,13 +852,148 @@ static void measure(const struct cfg *c, const struct workload *w, struct bench 
 	free(secs);
 }
 
+/* ---- timer ------------------------------------------------------------------- */
+
+/* splitmix64: the same generator and seeds as the Tokio and Go anchors, so
+ * every runtime sleeps exactly the same durations. */
+static uint64_t splitmix64(uint64_t *state)
+{
+	uint64_t z = (*state += 0x9E3779B97F4A7C15ull);
+	z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+	z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+	return z ^ (z >> 31);
+}
+
+/* async { let t0 = now; sleep(d).await; t0.elapsed() - d } */
+struct timer_task {
+	sp_future base;
+	int64_t out; /* lateness, ns */
+	uint64_t dur_ns;
+	uint64_t t0;
+	sp_sleep s;
+};
+
+static sp_poll timer_task_poll(sp_future *f, sp_context *cx)
+{
+	struct timer_task *self = (struct timer_task *)f;
+	SP_ASYNC_BEGIN(f, cx);
+	self->t0 = mono_ns();
+	sp_sleep_init(&self->s, self->dur_ns);
+	SP_AWAIT(&self->s);
+	SP_RETURN((int64_t)(mono_ns() - self->t0) - (int64_t)self->dur_ns);
+	SP_ASYNC_END();
+}
+
+/* block_on: spawn every timer task, then await them in order. */
+struct timer_root {
+	sp_future base;
+	int out;
+	uint64_t seed;
+	size_t i;
+	sp_join_handle *hs;
+	int64_t *lates;
+};
+
+static sp_poll timer_root_poll(sp_future *f, sp_context *cx)
+{
+	struct timer_root *self = (struct timer_root *)f;
+	SP_ASYNC_BEGIN(f, cx);
+	for (self->i = 0; self->i < TIMER_TASKS; self->i++) {
+		struct timer_task t = {.base = {.poll = timer_task_poll, .name = "timer"}};
+		t.dur_ns = (TIMER_MIN_MS + splitmix64(&self->seed) %
+						   (TIMER_MAX_MS - TIMER_MIN_MS + 1)) * 1000000u;
+		check(SP_SPAWN_OUT("timer", &self->hs[self->i], t), "SP_SPAWN_OUT(timer)");
+		self->hs[self->i].dst = &self->lates[self->i];
+	}
+	for (self->i = 0; self->i < TIMER_TASKS; self->i++)
+		SP_AWAIT(&self->hs[self->i]);
+	SP_ASYNC_END();
+}
+
+static int cmp_i64(const void *a, const void *b)
+{
+	int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+
+	return (x > y) - (x < y);
+}
+
+/* One iteration with this seed: returns seconds; lates filled (unsorted). */
+static double timer_once(struct bench *b, uint64_t seed, int64_t *lates)
+{
+	struct timer_root root = {.base = {.poll = timer_root_poll, .name = "timer_root"},
+				  .seed = seed,
+				  .hs = calloc(TIMER_TASKS, sizeof(sp_join_handle)),
+				  .lates = lates};
+	if (!root.hs)
+		die("out of memory");
+	uint64_t t0 = mono_ns();
+	check(sp_block_on(b->rt, &root.base), "sp_block_on(timer)");
+	double s = (double)(mono_ns() - t0) / 1e9;
+	free(root.hs);
+	return s;
+}
+
+/* The timer workload reports lateness too, in the anchors' format. */
+static void measure_timer(const struct cfg *c, struct bench *b)
+{
+	uint64_t iters = c->iters ? c->iters : 1;
+	size_t n = TIMER_TASKS * iters;
+	int64_t *lates = malloc(n * sizeof(*lates));
+	double *secs = calloc(c->runs, sizeof(*secs));
+	double *p50 = calloc(c->runs, sizeof(double)), *p99 = calloc(c->runs, sizeof(double));
+	double *mx = calloc(c->runs, sizeof(double));
+	if (!lates || !secs || !p50 || !p99 || !mx)
+		die("out of memory");
+	printf("# timer runtime=%s workers=%d runs=%lu iters_per_run=%llu ops_per_iter=%d "
+	       "unit=timers sleep=%d..=%dms\n",
+	       RUNTIME_NAME, WORKERS, c->runs, (unsigned long long)iters, TIMER_TASKS,
+	       TIMER_MIN_MS, TIMER_MAX_MS);
+	watchdog_arm("timer");
+	for (uint64_t w = 0; w < (iters + 9) / 10; w++)
+		timer_once(b, 1000 + w, lates);
+	for (unsigned long r = 0; r < c->runs; r++) {
+		watchdog_arm("timer");
+		secs[r] = 0;
+		for (uint64_t i = 0; i < iters; i++)
+			secs[r] += timer_once(b, r * 1000 + i + 1, lates + i * TIMER_TASKS);
+		qsort(lates, n, sizeof(*lates), cmp_i64);
+		double sum = 0;
+		for (size_t k = 0; k < n; k++)
+			sum += (double)lates[k];
+#define Q(q) ((double)lates[(size_t)((double)(n - 1) * (q))] / 1e6)
+		printf("timer %.6f %.0f\n", secs[r], (double)n / secs[r]);
+		printf("# timer lateness_ms min=%.3f p50=%.3f p90=%.3f p99=%.3f max=%.3f mean=%.3f\n",
+		       Q(0.0), Q(0.5), Q(0.9), Q(0.99), Q(1.0), sum / (double)n / 1e6);
+		p50[r] = Q(0.5);
+		p99[r] = Q(0.99);
+		mx[r] = Q(1.0);
+#undef Q
+	}
+	watchdog_arm(NULL);
+	double m = median(secs, c->runs);
+	printf("median timer %.6f %.0f\n", m, (double)n / m);
+	printf("# median timer lateness_ms p50=%.3f p99=%.3f max=%.3f\n", median(p50, c->runs),
+	       median(p99, c->runs), median(mx, c->runs));
+	free(lates);
+	free(secs);
+	free(p50);
+	free(p99);
+	free(mx);
+}
+
 /* Returns 0, or 2 when the workload is not implemented yet. */
 static int run_workload(const struct cfg *c, const struct workload *w)
 {
 	struct bench b;
 
+	if (!strcmp(w->name, "timer")) {
+		bench_open(&b);
+		measure_timer(c, &b);
+		bench_close(&b);
+		return 0;
+	}
 	if (!w->body) {
-		fprintf(stderr, "# %s: not implemented yet (needs the reactor)\n", w->name);
+		fprintf(stderr, "# %s: not implemented yet\n", w->name);
 		return 2;
 	}
 	bench_open(&b);

@@ -113,10 +113,11 @@ bool sp__idle_is_parked(sp__idle *idle, uint32_t index)
 	return r;
 }
 
-void sp__idle_unpark_worker_by_id(sp__idle *idle, uint32_t index)
+bool sp__idle_unpark_worker_by_id(sp__idle *idle, uint32_t index)
 {
 	pthread_mutex_lock(&idle->lock);
-	if (idle->is_sleeping[index]) {
+	bool was = idle->is_sleeping[index];
+	if (was) {
 		for (uint32_t i = 0; i < idle->nsleepers; i++) {
 			if (idle->sleepers[i] == index) {
 				idle->sleepers[i] = idle->sleepers[--idle->nsleepers];
@@ -127,4 +128,5 @@ void sp__idle_unpark_worker_by_id(sp__idle *idle, uint32_t index)
 		atomic_fetch_add_explicit(&idle->state, UNPARK_ONE, memory_order_seq_cst);
 	}
 	pthread_mutex_unlock(&idle->lock);
+	return was;
 }

@@ -227,10 +227,14 @@ static inline bool sp__inject_is_empty(sp__inject *q)
  * once. Tokio's park.rs states, without the driver case (the reactor comes
  * with the I/O work). */
 typedef struct sp__parker {
-	_Atomic uint32_t state; /* 0 empty, 1 parked, 2 notified */
+	_Atomic uint32_t state; /* park.c: empty, parked, notified, parked on driver */
+	sp_runtime *rt;         /* whose driver a worker parks on; NULL otherwise */
 } sp__parker;
 
 void sp__park(sp__parker *p);
+/* Park inside the driver (the caller holds it): epoll_wait for at most
+ * timeout_ns (-1: until an event, a timer or an unpark). */
+void sp__park_driver(sp__parker *p, sp_runtime *rt, int64_t timeout_ns);
 void sp__unpark(sp__parker *p);
 
 /* ---- idle coordination (idle.c) ----------------------------------------- */
@@ -256,7 +260,9 @@ bool sp__idle_transition_worker_to_searching(sp__idle *idle);
 bool sp__idle_transition_worker_from_searching(sp__idle *idle);
 /* After an unpark: true if still parked (spurious wakeup). */
 bool sp__idle_is_parked(sp__idle *idle, uint32_t index);
-void sp__idle_unpark_worker_by_id(sp__idle *idle, uint32_t index);
+/* Take a parked worker off the sleepers by itself; false if a notifier
+ * already did (and counted it as searching). */
+bool sp__idle_unpark_worker_by_id(sp__idle *idle, uint32_t index);
 
 /* ---- workers and runtime (worker.c, runtime.c) --------------------------- */
 
@@ -307,6 +313,8 @@ struct sp__worker {
 	uint64_t now;             /* ticks at the last poll end / unpark */
 	uint64_t inject_checked;  /* ticks at the last look at the injection queue */
 	uint64_t inject_every;    /* GLOBAL_QUEUE_MAX_NS in ticks */
+	uint64_t driver_turned;   /* ticks at the last driver turn by this worker */
+	uint64_t driver_every;    /* DRIVER_MAX_NS in ticks */
 	uint64_t rng;             /* xorshift state for victim choice */
 	sp__batch batch;
 	sp_worker_slot *slot;
@@ -320,6 +328,49 @@ struct sp__worker {
 	sp__batch_pub pub;
 	_Atomic uint32_t pub_depth;
 };
+
+/* ---- driver (driver.c, io.c, time.c) ------------------------------------- */
+
+#include "timer_wheel.h"
+
+/* The private view of sp_timer_slot (spindle/io.h). */
+typedef struct sp__timer {
+	sp__timer_entry entry; /* first: the wheel hands back entry pointers */
+	sp_waker waker;        /* under the driver's tlock */
+	_Atomic uint32_t fired;
+	uint32_t armed;
+	sp_runtime *rt;
+} sp__timer;
+
+typedef struct sp__driver {
+	_Atomic bool owner;               /* try-lock: who turns the driver */
+	int epfd, evfd;
+	_Atomic uint64_t sleep_until_ms;  /* the owner's wake-up deadline (wheel ms) */
+	pthread_mutex_t tlock;            /* guards wheel */
+	sp__timer_wheel wheel;
+	uint64_t base_ns;                 /* wheel time 0 */
+	_Atomic(sp_async_fd *) release;   /* registrations to free next turn */
+} sp__driver;
+
+int sp__driver_init(sp_runtime *rt);
+void sp__driver_destroy(sp_runtime *rt);
+bool sp__driver_try_lock(sp_runtime *rt);
+void sp__driver_unlock(sp_runtime *rt);
+void sp__driver_turn(sp_runtime *rt, int64_t timeout_ns);
+void sp__driver_unpark(sp_runtime *rt);
+uint64_t sp__driver_now_ms(sp_runtime *rt);
+uint64_t sp__driver_deadline_ms(sp_runtime *rt, uint64_t deadline_ns);
+bool sp__timer_arm(sp_runtime *rt, sp__timer *tm, uint64_t deadline_ms, sp_context *cx);
+void sp__timer_disarm(sp_runtime *rt, sp__timer *tm);
+void sp__io_dispatch(void *ptr, uint32_t events);
+void sp__io_release_pending(sp_runtime *rt);
+void sp__io_release_all(sp_runtime *rt);
+/* Ready bits for dir (> 0), 0 after storing the waker, or SP_EBADF. */
+int sp__io_poll_ready(sp_async_fd *a, int dir, sp_context *cx, uint64_t *tick);
+void sp__io_clear_ready(sp_async_fd *a, int dir, uint64_t tick);
+/* References on a registration (io.c): a future holds one while in flight. */
+void sp__io_hold(sp_async_fd *a);
+void sp__io_put(sp_async_fd *a);
 
 /* Owned-task shards (owned.c): every live task is on one. */
 typedef struct sp__owned_shard {
@@ -345,6 +396,7 @@ struct sp_runtime {
 	sp__idle idle;
 	_Atomic bool shutdown;      /* spawns refused once set */
 	_Atomic bool stop_workers;
+	sp__driver driver;          /* epoll + timers (driver.c) */
 	sp__owned_shard *owned;     /* nshards: one per worker, then foreign */
 	uint32_t nshards;
 	char name[16];

@@ -1,11 +1,14 @@
 /*
- * park.c - a one-token parker on a futex.
+ * park.c - a one-token parker: a worker sleeps on its futex, or, when it
+ * holds the driver, in epoll_wait.
  *
- * States: EMPTY (0), PARKED (1), NOTIFIED (2). unpark() stores NOTIFIED and
- * wakes the futex only if the parker was PARKED; park() consumes a NOTIFIED
- * token without sleeping. Spurious futex returns loop. The token makes the
- * usual race benign: an unpark that lands between a worker's last look at the
- * queues and its futex wait is not lost.
+ * States: EMPTY, PARKED (futex), PARKED_DRIVER (in the driver's epoll_wait),
+ * NOTIFIED. unpark() stores NOTIFIED and then wakes the sleeper the way it
+ * sleeps: a futex wake, or a write to the driver's eventfd. park() consumes a
+ * NOTIFIED token without sleeping. Spurious returns loop (futex) or return
+ * (driver: the caller re-checks its queues anyway). The token makes the usual
+ * race benign: an unpark that lands between a worker's last look at the
+ * queues and its sleep is not lost. (Tokio's park.rs has the same states.)
  */
 #include <linux/futex.h>
 #include <sys/syscall.h>
@@ -13,7 +16,7 @@
 
 #include "internal.h"
 
-enum { EMPTY = 0, PARKED = 1, NOTIFIED = 2 };
+enum { EMPTY = 0, PARKED = 1, NOTIFIED = 2, PARKED_DRIVER = 3 };
 
 static void futex_wait(_Atomic uint32_t *addr, uint32_t val)
 {
@@ -25,31 +28,50 @@ static void futex_wake(_Atomic uint32_t *addr)
 	syscall(SYS_futex, (uint32_t *)addr, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
 }
 
-void sp__park(sp__parker *p)
+/* Take a pending token; true if there was one. */
+static bool take_token(sp__parker *p)
 {
 	/* ordering: acquire on consuming the token pairs with unpark's release,
 	 * so what the unparker wrote before unpark is visible after park. */
 	uint32_t expect = NOTIFIED;
-	if (atomic_compare_exchange_strong_explicit(&p->state, &expect, EMPTY,
-						    memory_order_acquire, memory_order_relaxed))
+	return atomic_compare_exchange_strong_explicit(&p->state, &expect, EMPTY,
+						       memory_order_acquire, memory_order_relaxed);
+}
+
+void sp__park(sp__parker *p)
+{
+	if (take_token(p))
 		return;
-	expect = EMPTY;
+	uint32_t expect = EMPTY;
 	if (!atomic_compare_exchange_strong_explicit(&p->state, &expect, PARKED,
 						     memory_order_acquire, memory_order_relaxed)) {
-		/* Only NOTIFIED can be there: take it. */
-		atomic_store_explicit(&p->state, EMPTY, memory_order_relaxed);
-		atomic_thread_fence(memory_order_acquire);
+		take_token(p); /* only NOTIFIED can be there */
 		return;
 	}
 	for (;;) {
 		futex_wait(&p->state, PARKED);
-		expect = NOTIFIED;
-		if (atomic_compare_exchange_strong_explicit(&p->state, &expect, EMPTY,
-							    memory_order_acquire,
-							    memory_order_relaxed))
+		if (take_token(p))
 			return;
 		/* spurious wakeup: still PARKED */
 	}
+}
+
+void sp__park_driver(sp__parker *p, sp_runtime *rt, int64_t timeout_ns)
+{
+	if (take_token(p))
+		return;
+	uint32_t expect = EMPTY;
+	if (!atomic_compare_exchange_strong_explicit(&p->state, &expect, PARKED_DRIVER,
+						     memory_order_acquire, memory_order_relaxed)) {
+		take_token(p);
+		return;
+	}
+	sp__driver_turn(rt, timeout_ns);
+	/* Back to EMPTY, or take the token an unpark left meanwhile. */
+	expect = PARKED_DRIVER;
+	if (!atomic_compare_exchange_strong_explicit(&p->state, &expect, EMPTY,
+						     memory_order_acquire, memory_order_relaxed))
+		take_token(p);
 }
 
 void sp__unpark(sp__parker *p)
@@ -58,4 +80,6 @@ void sp__unpark(sp__parker *p)
 	uint32_t prev = atomic_exchange_explicit(&p->state, NOTIFIED, memory_order_release);
 	if (prev == PARKED)
 		futex_wake(&p->state);
+	else if (prev == PARKED_DRIVER)
+		sp__driver_unpark(p->rt);
 }

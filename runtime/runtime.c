@@ -75,6 +75,7 @@ static uint32_t local_queue_cap(void)
 
 static void runtime_destroy(sp_runtime *rt)
 {
+	sp__driver_destroy(rt);
 	sp__owned_destroy(rt);
 	sp__idle_destroy(&rt->idle);
 	sp__inject_destroy(&rt->inject);
@@ -109,6 +110,8 @@ int sp_runtime_new(sp_runtime **out, const sp_runtime_opts *opts)
 		goto fail_idle;
 	if (sp__owned_init(rt))
 		goto fail_owned;
+	if (sp__driver_init(rt))
+		goto fail_driver;
 	memset(rt->workers, 0, wsize);
 	uint32_t cap = local_queue_cap();
 	for (uint32_t i = 0; i < n; i++)
@@ -134,6 +137,8 @@ int sp_runtime_new(sp_runtime **out, const sp_runtime_opts *opts)
 	*out = rt;
 	return 0;
 
+fail_driver:
+	sp__owned_destroy(rt);
 fail_owned:
 	sp__idle_destroy(&rt->idle);
 fail_idle:

@@ -70,8 +70,11 @@ extern "C" {
 	XX(ECANCELED, "task was cancelled")                                    \
 	XX(EDEADLK, "would deadlock: blocking call from a runtime thread")     \
 	XX(EAGAIN, "resource temporarily unavailable")                         \
-	XX(EPIPE, "channel closed")                                            \
-	XX(ETIMEDOUT, "timed out")
+	XX(EPIPE, "channel closed or peer gone")                               \
+	XX(ETIMEDOUT, "timed out")                                             \
+	XX(EBADF, "file descriptor closed or not registered")                  \
+	XX(ECONNREFUSED, "connection refused")                                 \
+	XX(ECONNRESET, "connection reset by peer")
 
 #define SP_ENORUNTIME (-ESRCH) /* sp_spawn() on a thread with no current runtime */
 
@@ -485,6 +488,9 @@ int sp_runtime_worker_stats(sp_runtime *rt, unsigned worker, sp_worker_stats *ou
 
 /* Nanoseconds since an arbitrary epoch, from the runtime's clock. */
 uint64_t sp_now_ns(void);
+
+#include "spindle/io.h"
+#include "spindle/sync.h"
 
 #ifdef __cplusplus
 }

@@ -1,0 +1,242 @@
+/*
+ * driver.c - the I/O and timer driver: one epoll instance, an eventfd to
+ * interrupt it, and the timer wheel, per runtime.
+ *
+ * WHO DRIVES. The driver has no thread of its own. A worker about to park
+ * tries to take it (`owner`, a try-lock): the one that gets it sleeps in
+ * epoll_wait (parker state PARKED_DRIVER), the others on their futex. So one
+ * idle worker waits for I/O and timers and the rest cost nothing. A busy
+ * worker also turns the driver without blocking (timeout 0) once every
+ * DRIVER_MAX_NS of polling (worker.c), so I/O and timers cannot starve behind
+ * compute. Wakes issued from a turn run on the turning worker:
+ * they land in its LIFO slot and local queue like any other wake.
+ *
+ * INTERRUPTING. sp__driver_unpark() writes the eventfd; a turn drains it. A
+ * new timer earlier than the deadline the owner sleeps until (`sleep_until`)
+ * interrupts it too, so the sleep is recomputed.
+ *
+ * TIME. The wheel counts milliseconds since `base_ns`. A deadline is rounded
+ * up to the next millisecond and an entry fires when the wheel has passed it,
+ * so a timer never fires early; epoll_pwait2's nanosecond timeout wakes the
+ * owner right at the millisecond boundary, so it is seldom late by more than
+ * the scheduling delay.
+ *
+ * LOCKS. `owner` (try-lock, never waited on) serializes turns; `tlock` guards
+ * the wheel for inserts, removals and the advance (short sections, never held
+ * across epoll_wait or a wake). Registrations (io.c) have their own locks.
+ */
+
+#include <errno.h>
+#include <stdlib.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+#define EVENTS_PER_TURN 256 /* libuv polls up to 1024; a turn repeats if full */
+#define FIRE_BATCH 64       /* wakers collected under tlock, woken after */
+
+int sp__driver_init(sp_runtime *rt)
+{
+	sp__driver *d = &rt->driver;
+	d->epfd = epoll_create1(EPOLL_CLOEXEC);
+	if (d->epfd < 0)
+		return -errno;
+	d->evfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (d->evfd < 0) {
+		int err = -errno;
+		close(d->epfd);
+		return err;
+	}
+	struct epoll_event ev = {.events = EPOLLIN, .data.ptr = NULL};
+	if (epoll_ctl(d->epfd, EPOLL_CTL_ADD, d->evfd, &ev) < 0) {
+		int err = -errno;
+		close(d->evfd);
+		close(d->epfd);
+		return err;
+	}
+	atomic_init(&d->owner, false);
+	atomic_init(&d->sleep_until_ms, UINT64_MAX);
+	atomic_init(&d->release, NULL);
+	pthread_mutex_init(&d->tlock, NULL);
+	d->base_ns = sp_now_ns();
+	sp__wheel_init(&d->wheel, 0);
+	return 0;
+}
+
+void sp__driver_destroy(sp_runtime *rt)
+{
+	sp__driver *d = &rt->driver;
+	sp__io_release_all(rt);
+	pthread_mutex_destroy(&d->tlock);
+	close(d->evfd);
+	close(d->epfd);
+}
+
+bool sp__driver_try_lock(sp_runtime *rt)
+{
+	/* ordering: acquire, so this turn sees everything the last one did. */
+	return !atomic_load_explicit(&rt->driver.owner, memory_order_relaxed) &&
+	       !atomic_exchange_explicit(&rt->driver.owner, true, memory_order_acquire);
+}
+
+void sp__driver_unlock(sp_runtime *rt)
+{
+	atomic_store_explicit(&rt->driver.owner, false, memory_order_release);
+}
+
+void sp__driver_unpark(sp_runtime *rt)
+{
+	uint64_t one = 1;
+	/* EAGAIN: the counter is saturated, a wakeup is pending anyway. */
+	ssize_t r = write(rt->driver.evfd, &one, sizeof(one));
+	(void)r;
+}
+
+uint64_t sp__driver_now_ms(sp_runtime *rt)
+{
+	return (sp_now_ns() - rt->driver.base_ns) / 1000000u;
+}
+
+/* ---- timers ------------------------------------------------------------------ */
+
+/* Round a deadline up to wheel milliseconds: never early. */
+uint64_t sp__driver_deadline_ms(sp_runtime *rt, uint64_t deadline_ns)
+{
+	uint64_t base = rt->driver.base_ns;
+	if (deadline_ns <= base)
+		return 0;
+	return (deadline_ns - base + 999999u) / 1000000u;
+}
+
+struct fire_ctx {
+	sp_waker wakers[FIRE_BATCH];
+	size_t n, total;
+};
+
+static void fire_one(sp__timer_entry *e, void *arg)
+{
+	struct fire_ctx *fc = arg;
+	sp__timer *tm = (sp__timer *)e;
+	/* Under tlock: the waker moves out of the timer, which may be dropped
+	 * (and freed) as soon as we unlock. */
+	atomic_store_explicit(&tm->fired, 1, memory_order_release);
+	fc->wakers[fc->n++] = tm->waker;
+	tm->waker = (sp_waker){0};
+	if (fc->n == FIRE_BATCH) {
+		/* Rare (64 timers due in one millisecond): wake under the lock;
+		 * a wake never takes tlock. */
+		for (size_t i = 0; i < fc->n; i++)
+			sp_waker_wake(&fc->wakers[i]);
+		fc->total += fc->n;
+		fc->n = 0;
+	}
+}
+
+/* Fire every due timer; returns how many. */
+static size_t fire_timers(sp_runtime *rt)
+{
+	sp__driver *d = &rt->driver;
+	struct fire_ctx fc = {.n = 0, .total = 0};
+	uint64_t now = sp__driver_now_ms(rt);
+	pthread_mutex_lock(&d->tlock);
+	sp__wheel_advance(&d->wheel, now, fire_one, &fc);
+	pthread_mutex_unlock(&d->tlock);
+	for (size_t i = 0; i < fc.n; i++)
+		sp_waker_wake(&fc.wakers[i]);
+	return fc.total + fc.n;
+}
+
+/* Insert a timer (not queued) due at deadline_ms; false if it is already due. */
+bool sp__timer_arm(sp_runtime *rt, sp__timer *tm, uint64_t deadline_ms, sp_context *cx)
+{
+	sp__driver *d = &rt->driver;
+	pthread_mutex_lock(&d->tlock);
+	if (atomic_load_explicit(&tm->fired, memory_order_relaxed)) {
+		pthread_mutex_unlock(&d->tlock);
+		return false;
+	}
+	sp_waker_store(&tm->waker, cx);
+	if (!tm->entry.queued && sp__wheel_insert(&d->wheel, &tm->entry, deadline_ms) != 0) {
+		sp_waker_drop(&tm->waker);
+		pthread_mutex_unlock(&d->tlock);
+		return false; /* already due by the wheel's clock */
+	}
+	pthread_mutex_unlock(&d->tlock);
+	/* A deadline before the one the driver owner sleeps until: wake it so
+	 * that it sleeps less. */
+	if (deadline_ms < atomic_load_explicit(&d->sleep_until_ms, memory_order_acquire))
+		sp__driver_unpark(rt);
+	return true;
+}
+
+void sp__timer_disarm(sp_runtime *rt, sp__timer *tm)
+{
+	sp__driver *d = &rt->driver;
+	pthread_mutex_lock(&d->tlock);
+	if (tm->entry.queued)
+		sp__wheel_remove(&d->wheel, &tm->entry);
+	sp_waker w = tm->waker;
+	tm->waker = (sp_waker){0};
+	pthread_mutex_unlock(&d->tlock);
+	sp_waker_drop(&w);
+}
+
+/* ---- the turn --------------------------------------------------------------- */
+
+/* Poll for I/O and timers: block up to timeout_ns (-1: no limit besides the
+ * next timer; 0: just look). The caller holds the driver. */
+void sp__driver_turn(sp_runtime *rt, int64_t timeout_ns)
+{
+	sp__driver *d = &rt->driver;
+	struct epoll_event events[EVENTS_PER_TURN];
+	sp__io_release_pending(rt);
+
+	uint64_t next;
+	pthread_mutex_lock(&d->tlock);
+	next = sp__wheel_next_expiration(&d->wheel);
+	pthread_mutex_unlock(&d->tlock);
+	if (next != UINT64_MAX) {
+		uint64_t due_ns = d->base_ns + next * 1000000u;
+		uint64_t now_ns = sp_now_ns();
+		int64_t until = due_ns > now_ns ? (int64_t)(due_ns - now_ns) : 0;
+		if (timeout_ns < 0 || until < timeout_ns)
+			timeout_ns = until;
+	}
+	if (timeout_ns != 0)
+		atomic_store_explicit(&d->sleep_until_ms, next, memory_order_seq_cst);
+	/* ordering: the SeqCst store above and the SeqCst load in timer_arm:
+	 * either the arming thread sees our deadline and interrupts us, or we
+	 * see its entry (it was inserted before its load) when we compute the
+	 * next sleep; we re-read next_expiration after storing. */
+	if (timeout_ns != 0) {
+		pthread_mutex_lock(&d->tlock);
+		uint64_t again = sp__wheel_next_expiration(&d->wheel);
+		pthread_mutex_unlock(&d->tlock);
+		if (again < next)
+			timeout_ns = 0;
+	}
+
+	struct timespec ts, *tsp = NULL;
+	if (timeout_ns >= 0) {
+		ts.tv_sec = timeout_ns / 1000000000;
+		ts.tv_nsec = timeout_ns % 1000000000;
+		tsp = &ts;
+	}
+	int n = epoll_pwait2(d->epfd, events, EVENTS_PER_TURN, tsp, NULL);
+	atomic_store_explicit(&d->sleep_until_ms, UINT64_MAX, memory_order_relaxed);
+	if (n < 0 && errno != EINTR)
+		sp__panic("epoll_pwait2 failed (bad epoll fd?)");
+	for (int i = 0; i < n; i++) {
+		if (!events[i].data.ptr) {
+			uint64_t v;
+			ssize_t r = read(d->evfd, &v, sizeof(v));
+			(void)r;
+			continue;
+		}
+		sp__io_dispatch(events[i].data.ptr, events[i].events);
+	}
+	fire_timers(rt);
+}

@@ -1,0 +1,895 @@
+/*
+ * test_timer_wheel.c - the hierarchical timing wheel (runtime/timer_wheel.h),
+ * driven by hand: no runtime, no clock. Random deadlines come from splitmix64
+ * with fixed seeds, so every run sees the same timers and steps.
+ *
+ * Every fire goes through check_fire, which records (never asserts) what it
+ * saw against the advance in progress: fired before its deadline, fired in a
+ * later advance than the one whose `now` reached it, out of deadline order,
+ * twice, after a cancel, or with w->elapsed != its deadline. The tests assert
+ * on those counters afterwards.
+ */
+#include "unit/sp_test.h"
+
+#include "timer_wheel.h"
+
+#define MS_PER_DAY (86400000ull)
+#define MS_PER_YEAR (365ull * MS_PER_DAY)
+
+/* ---- helpers ----------------------------------------------------------------- */
+
+static uint64_t splitmix64(uint64_t *s)
+{
+	uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+	return z ^ (z >> 31);
+}
+
+/* Uniform in [lo, hi]. */
+static uint64_t rnd_range(uint64_t *s, uint64_t lo, uint64_t hi)
+{
+	uint64_t span = hi - lo + 1;
+	return span ? lo + splitmix64(s) % span : splitmix64(s);
+}
+
+/* Log-uniform in [1, max]: a random bit length, then a uniform value. */
+static uint64_t rnd_log(uint64_t *s, uint64_t max)
+{
+	unsigned bits = 64u - (unsigned)__builtin_clzll(max);
+	uint64_t len = rnd_range(s, 0, bits - 1); /* two draws, in this order */
+	uint64_t v = 1 + (splitmix64(s) & (((uint64_t)1 << len) - 1));
+	return v > max ? max : v;
+}
+
+struct tmr {
+	sp__timer_entry e;
+	uint32_t fired;
+	uint8_t cancelled;
+};
+
+#define TMR_OF(entry) ((struct tmr *)((char *)(entry)-offsetof(struct tmr, e)))
+
+static struct tmr *tmrs_new(size_t n)
+{
+	struct tmr *t = calloc(n, sizeof *t);
+	assert_non_null(t);
+	return t;
+}
+
+struct fire_log {
+	sp__timer_wheel *w;
+	uint64_t step_lo; /* elapsed before the advance in progress */
+	uint64_t step_hi; /* its now */
+	uint64_t last_deadline;
+	size_t fired;
+	size_t early;		 /* deadline > now of the advance */
+	size_t late;		 /* deadline <= elapsed before the advance */
+	size_t out_of_order;	 /* deadline < the previous fire's */
+	size_t twice;		 /* fired more than once */
+	size_t cancelled_fired;	 /* fired after sp__wheel_remove */
+	size_t elapsed_mismatch; /* w->elapsed != deadline during fire */
+	size_t still_queued;	 /* e->queued during fire */
+};
+
+static void log_init(struct fire_log *log, sp__timer_wheel *w)
+{
+	memset(log, 0, sizeof *log);
+	log->w = w;
+	log->last_deadline = w->elapsed;
+}
+
+static void check_fire(sp__timer_entry *e, void *arg)
+{
+	struct fire_log *log = arg;
+	struct tmr *t = TMR_OF(e);
+
+	log->fired++;
+	log->early += e->deadline > log->step_hi;
+	log->late += e->deadline <= log->step_lo;
+	log->out_of_order += e->deadline < log->last_deadline;
+	log->twice += t->fired > 0;
+	log->cancelled_fired += t->cancelled;
+	log->elapsed_mismatch += log->w->elapsed != e->deadline;
+	log->still_queued += e->queued != 0;
+	log->last_deadline = e->deadline;
+	t->fired++;
+}
+
+/* One advance under check_fire; counts a mismatch between its return value
+ * and the callbacks seen. */
+static size_t step_to(struct fire_log *log, uint64_t now, size_t *ret_mismatch)
+{
+	size_t before = log->fired;
+	log->step_lo = log->w->elapsed;
+	log->step_hi = now;
+	size_t n = sp__wheel_advance(log->w, now, check_fire, log);
+	if (n != log->fired - before)
+		(*ret_mismatch)++;
+	return n;
+}
+
+static void assert_clean(const struct fire_log *log)
+{
+	assert_int_equal(log->early, 0);
+	assert_int_equal(log->late, 0);
+	assert_int_equal(log->out_of_order, 0);
+	assert_int_equal(log->twice, 0);
+	assert_int_equal(log->cancelled_fired, 0);
+	assert_int_equal(log->elapsed_mismatch, 0);
+	assert_int_equal(log->still_queued, 0);
+}
+
+/* The mix of test 1: half 1..50 ms, a quarter log-uniform and a quarter
+ * uniform up to 30 days (every level, the top one included). */
+static uint64_t rnd_deadline_mix(uint64_t *s, uint64_t now)
+{
+	switch (splitmix64(s) & 3) {
+	case 0:
+	case 1:
+		return now + rnd_range(s, 1, 50);
+	case 2:
+		return now + rnd_log(s, 30 * MS_PER_DAY);
+	default:
+		return now + rnd_range(s, 1, 30 * MS_PER_DAY);
+	}
+}
+
+/* A random step: mostly short, sometimes up to ~4.6 hours. */
+static uint64_t rnd_step(uint64_t *s)
+{
+	return rnd_log(s, (uint64_t)1 << rnd_range(s, 1, 24));
+}
+
+/* 11.6 days before a top-window boundary (3 * 2^36 ms): 30-day deadlines
+ * cross it. */
+#define START_MS (3 * SP__WHEEL_RANGE - 1000000007ull)
+
+/* ---- tests ------------------------------------------------------------------- */
+
+static void timer_wheel__empty_wheel_has_no_expiration(void **state)
+{
+	(void)state;
+	/* arrange */
+	sp__timer_wheel w;
+	sp__wheel_init(&w, 12345);
+	struct tmr t;
+	memset(&t, 0, sizeof t);
+	struct fire_log log;
+	log_init(&log, &w);
+
+	/* act */
+	uint64_t ne = sp__wheel_next_expiration(&w);
+	sp__wheel_remove(&w, &t.e); /* not queued: no-op */
+	size_t n = sp__wheel_advance(&w, 99999, check_fire, &log);
+
+	/* assert */
+	assert_true(ne == UINT64_MAX);
+	assert_int_equal(n, 0);
+	assert_int_equal(sp__wheel_len(&w), 0);
+	assert_true(w.elapsed == 99999);
+	assert_false(sp__timer_entry_queued(&t.e));
+}
+
+static void timer_wheel__deadline_in_past_is_etimedout(void **state)
+{
+	(void)state;
+	/* arrange */
+	sp__timer_wheel w;
+	sp__wheel_init(&w, 1000);
+	struct tmr t[4];
+	memset(t, 0, sizeof t);
+	struct fire_log log;
+	log_init(&log, &w);
+
+	/* act */
+	int now_rc = sp__wheel_insert(&w, &t[0].e, 1000);
+	int past_rc = sp__wheel_insert(&w, &t[1].e, 999);
+	int zero_rc = sp__wheel_insert(&w, &t[2].e, 0);
+	int next_rc = sp__wheel_insert(&w, &t[3].e, 1001);
+	size_t len_before = sp__wheel_len(&w);
+	sp__wheel_advance(&w, 5000, check_fire, &log);
+	int later_rc = sp__wheel_insert(&w, &t[0].e, 4000);
+	int rearm_rc = sp__wheel_insert(&w, &t[1].e, 6000);
+	int rearm_past_rc = sp__wheel_insert(&w, &t[1].e, 5000); /* removes it */
+
+	/* assert */
+	assert_int_equal(now_rc, SP_ETIMEDOUT);
+	assert_int_equal(past_rc, SP_ETIMEDOUT);
+	assert_int_equal(zero_rc, SP_ETIMEDOUT);
+	assert_int_equal(next_rc, 0);
+	assert_int_equal(len_before, 1);
+	assert_int_equal(log.fired, 1);
+	assert_int_equal(t[3].fired, 1);
+	assert_int_equal(t[0].fired + t[1].fired + t[2].fired, 0);
+	assert_int_equal(later_rc, SP_ETIMEDOUT);
+	assert_int_equal(rearm_rc, 0);
+	assert_int_equal(rearm_past_rc, SP_ETIMEDOUT);
+	assert_false(sp__timer_entry_queued(&t[1].e));
+	assert_int_equal(sp__wheel_len(&w), 0);
+	assert_true(sp__wheel_next_expiration(&w) == UINT64_MAX);
+}
+
+static void timer_wheel__insert_twice_rearms(void **state)
+{
+	(void)state;
+	/* arrange */
+	sp__timer_wheel w;
+	sp__wheel_init(&w, 0);
+	struct tmr t;
+	memset(&t, 0, sizeof t);
+	struct fire_log log;
+	log_init(&log, &w);
+	size_t mismatch = 0;
+
+	/* act */
+	int rc1 = sp__wheel_insert(&w, &t.e, 10 * MS_PER_DAY);
+	int rc2 = sp__wheel_insert(&w, &t.e, 20);
+	size_t len = sp__wheel_len(&w);
+	uint64_t ne = sp__wheel_next_expiration(&w);
+	step_to(&log, 19, &mismatch);
+	size_t at19 = log.fired;
+	step_to(&log, 20 * MS_PER_DAY, &mismatch);
+
+	/* assert */
+	assert_int_equal(rc1, 0);
+	assert_int_equal(rc2, 0);
+	assert_int_equal(len, 1);
+	assert_true(ne == 20);
+	assert_int_equal(at19, 0);
+	assert_int_equal(log.fired, 1);
+	assert_int_equal(mismatch, 0);
+	assert_clean(&log);
+}
+
+/* Deadlines on and around every level boundary fire in the advance that
+ * reaches them, not the one before. */
+static void timer_wheel__slot_boundary_deadlines_fire_exactly(void **state)
+{
+	(void)state;
+	/* arrange */
+	enum { N = 3 * (SP__WHEEL_LEVELS + 1) };
+	sp__timer_wheel w;
+	sp__wheel_init(&w, 62); /* so that 63 is in the future, 64 one level up */
+	struct tmr t[N];
+	memset(t, 0, sizeof t);
+	uint64_t dl[N];
+	size_t n = 0;
+	for (unsigned l = 1; l <= SP__WHEEL_LEVELS; l++) {
+		uint64_t b = (uint64_t)1 << (6 * l);
+		dl[n++] = b - 1;
+		dl[n++] = b;
+		dl[n++] = b + 1;
+	}
+	dl[n++] = 64 + 63; /* the last ms of the next level-0 block */
+	int rcs = 0;
+	for (size_t i = 0; i < n; i++)
+		rcs |= sp__wheel_insert(&w, &t[i].e, dl[i]);
+	struct fire_log log;
+	log_init(&log, &w);
+	size_t mismatch = 0, fired_before = 0, missing_at = 0;
+
+	/* act: for each deadline in order, advance to just before it, then to it */
+	for (size_t i = 0; i < n; i++) {
+		for (size_t j = i + 1; j < n; j++) {
+			if (dl[j] < dl[i]) {
+				uint64_t x = dl[i];
+				dl[i] = dl[j];
+				dl[j] = x;
+			}
+		}
+	}
+	for (size_t i = 0; i < n; i++) {
+		size_t before = log.fired;
+		if (dl[i] - 1 > w.elapsed)
+			step_to(&log, dl[i] - 1, &mismatch);
+		fired_before += log.fired != before;
+		step_to(&log, dl[i], &mismatch);
+		missing_at += log.fired != before + 1;
+	}
+
+	/* assert */
+	assert_int_equal(rcs, 0);
+	assert_int_equal(fired_before, 0);
+	assert_int_equal(missing_at, 0);
+	assert_int_equal(log.fired, n);
+	assert_int_equal(mismatch, 0);
+	assert_clean(&log);
+	assert_int_equal(sp__wheel_len(&w), 0);
+}
+
+/* One timer alone at the top level, where the rotation matters: its slot's
+ * due time (next_expiration) is exact, behind pos_5 (next 2^36 window) or a
+ * full turn ahead; then it fires at its deadline and not 1 ms before. */
+static void timer_wheel__top_level_due_times_wrap_around(void **state)
+{
+	(void)state;
+	/* arrange */
+	const uint64_t S = (uint64_t)1 << 30; /* top-level slot width */
+	const uint64_t R = SP__WHEEL_RANGE;
+	const struct {
+		uint64_t start, deadline, due;
+	} cases[] = {
+		/* across the window boundary: pos_5 63, slot 0 */
+		{R - 5, R + 3, R},
+		/* in range, slot 10 behind pos_5 40 */
+		{2 * R + 40 * S + 17, 3 * R + 10 * S + 5, 3 * R + 10 * S},
+		/* in range, ahead of pos_5 */
+		{2 * R + 40 * S + 17, 2 * R + 41 * S + 5, 2 * R + 41 * S},
+		/* beyond range, slot pos_5 itself: a full turn ahead */
+		{7 * S + 3, R + 7 * S + 4, R + 7 * S},
+		/* beyond range by turns: the first slot with its digit */
+		{5 * R + 7 * S + 3, 8 * R + 9 * S + 1, 5 * R + 9 * S},
+		/* beyond range, digit behind pos_5 */
+		{5 * R + 7 * S + 3, 8 * R + 2 * S + 1, 6 * R + 2 * S},
+	};
+	const size_t n = sizeof cases / sizeof cases[0];
+	size_t wrong_due = 0, early = 0, missed = 0, wrong_final = 0, mismatch = 0;
+
+	/* act */
+	for (size_t i = 0; i < n; i++) {
+		sp__timer_wheel w;
+		sp__wheel_init(&w, cases[i].start);
+		struct tmr t;
+		memset(&t, 0, sizeof t);
+		sp__wheel_insert(&w, &t.e, cases[i].deadline);
+		struct fire_log log;
+		log_init(&log, &w);
+		wrong_due += sp__wheel_next_expiration(&w) != cases[i].due;
+		step_to(&log, cases[i].deadline - 1, &mismatch);
+		early += log.fired;
+		wrong_final += sp__wheel_next_expiration(&w) != cases[i].deadline;
+		step_to(&log, cases[i].deadline, &mismatch);
+		missed += log.fired != 1;
+		assert_clean(&log);
+	}
+
+	/* assert */
+	assert_int_equal(wrong_due, 0);
+	assert_int_equal(early, 0);
+	assert_int_equal(wrong_final, 0);
+	assert_int_equal(missed, 0);
+	assert_int_equal(mismatch, 0);
+}
+
+/* 100,000 timers, 1 ms to 30 days, advanced in random steps. */
+static void timer_wheel__random_deadlines_fire_once_in_order(void **state)
+{
+	(void)state;
+	/* arrange */
+	enum { N = 100000 };
+	uint64_t seed = 0x7133e1;
+	sp__timer_wheel w;
+	sp__wheel_init(&w, START_MS);
+	struct tmr *t = tmrs_new(N);
+	uint64_t max_deadline = 0;
+	int rcs = 0;
+	for (size_t i = 0; i < N; i++) {
+		uint64_t d = rnd_deadline_mix(&seed, START_MS);
+		rcs |= sp__wheel_insert(&w, &t[i].e, d);
+		if (d > max_deadline)
+			max_deadline = d;
+	}
+	size_t len0 = sp__wheel_len(&w);
+	struct fire_log log;
+	log_init(&log, &w);
+	size_t mismatch = 0, steps = 0;
+
+	/* act */
+	while (w.elapsed < START_MS + 100) {
+		step_to(&log, w.elapsed + rnd_range(&seed, 1, 5), &mismatch);
+		steps++;
+	}
+	while (w.elapsed < max_deadline) {
+		step_to(&log, w.elapsed + rnd_step(&seed), &mismatch);
+		steps++;
+	}
+
+	/* assert */
+	size_t never = 0;
+	for (size_t i = 0; i < N; i++)
+		never += t[i].fired != 1;
+	assert_int_equal(rcs, 0);
+	assert_int_equal(len0, N);
+	assert_int_equal(log.fired, N);
+	assert_int_equal(never, 0);
+	assert_int_equal(mismatch, 0);
+	assert_clean(&log);
+	assert_int_equal(sp__wheel_len(&w), 0);
+	assert_true(sp__wheel_next_expiration(&w) == UINT64_MAX);
+	print_message("timer_wheel: %d timers fired over %zu advances\n", N, steps);
+	free(t);
+}
+
+/* Cancel a random half (some after they were cascaded down): they never
+ * fire, the other half fires once each. */
+static void timer_wheel__cancel_random_half_never_fires(void **state)
+{
+	(void)state;
+	/* arrange */
+	enum { N = 100000 };
+	uint64_t seed = 0xca9ce1;
+	sp__timer_wheel w;
+	sp__wheel_init(&w, START_MS);
+	struct tmr *t = tmrs_new(N);
+	uint64_t max_deadline = 0;
+	for (size_t i = 0; i < N; i++) {
+		uint64_t d = rnd_deadline_mix(&seed, START_MS);
+		sp__wheel_insert(&w, &t[i].e, d);
+		if (d > max_deadline)
+			max_deadline = d;
+	}
+	struct fire_log log;
+	log_init(&log, &w);
+	size_t mismatch = 0;
+	/* Let the first 10 ms expire and some slots cascade. */
+	step_to(&log, START_MS + 10, &mismatch);
+	size_t early_fired = log.fired;
+
+	/* act */
+	size_t cancelled = 0, len_before = sp__wheel_len(&w);
+	for (size_t i = 0; i < N; i++) {
+		if (t[i].fired || (splitmix64(&seed) & 1))
+			continue;
+		sp__wheel_remove(&w, &t[i].e);
+		sp__wheel_remove(&w, &t[i].e); /* a second cancel is a no-op */
+		t[i].cancelled = 1;
+		cancelled++;
+	}
+	size_t len_after = sp__wheel_len(&w);
+	while (w.elapsed < max_deadline)
+		step_to(&log, w.elapsed + rnd_step(&seed), &mismatch);
+
+	/* assert */
+	size_t wrong = 0;
+	for (size_t i = 0; i < N; i++)
+		wrong += t[i].cancelled ? t[i].fired != 0 : t[i].fired != 1;
+	assert_true(cancelled > len_before / 2 - len_before / 20);
+	assert_true(cancelled < len_before / 2 + len_before / 20);
+	assert_int_equal(len_before, N - early_fired);
+	assert_int_equal(len_after, len_before - cancelled);
+	assert_int_equal(log.fired, N - cancelled);
+	assert_int_equal(wrong, 0);
+	assert_int_equal(mismatch, 0);
+	assert_clean(&log);
+	assert_int_equal(sp__wheel_len(&w), 0);
+	free(t);
+}
+
+/* Beyond the 2^36 ms range: clamped, re-cascaded, fired at the deadline;
+ * time advanced in jumps of up to 60 days over 25 years. */
+static void timer_wheel__deadline_beyond_range_fires_at_deadline(void **state)
+{
+	(void)state;
+	/* arrange: start 5 ms before a top-window boundary */
+	enum { N = 2000 };
+	const uint64_t start = SP__WHEEL_RANGE - 5;
+	uint64_t seed = 0xbe70d;
+	sp__timer_wheel w;
+	sp__wheel_init(&w, start);
+	struct tmr *t = tmrs_new(N + 1);
+	uint64_t fixed[] = {
+		SP__WHEEL_RANGE + 3, /* crosses the window boundary 8 ms ahead */
+		start + SP__WHEEL_RANGE - 1, start + SP__WHEEL_RANGE,  start + SP__WHEEL_RANGE + 1,
+		2 * SP__WHEEL_RANGE + 12345, start + 10 * MS_PER_YEAR, start + 20 * MS_PER_YEAR,
+	};
+	size_t nf = sizeof fixed / sizeof fixed[0];
+	uint64_t max_deadline = 0;
+	int rcs = 0;
+	for (size_t i = 0; i < N; i++) {
+		uint64_t d = i < nf ? fixed[i] : start + rnd_range(&seed, 1, 20 * MS_PER_YEAR);
+		rcs |= sp__wheel_insert(&w, &t[i].e, d);
+		if (d > max_deadline)
+			max_deadline = d;
+	}
+	rcs |= sp__wheel_insert(&w, &t[N].e, UINT64_MAX); /* never */
+	struct fire_log log;
+	log_init(&log, &w);
+	size_t mismatch = 0, ne_late = 0;
+
+	/* act: first the boundary-crossing timer, ms by ms; then big jumps */
+	uint64_t ne0 = sp__wheel_next_expiration(&w);
+	step_to(&log, SP__WHEEL_RANGE + 2, &mismatch);
+	size_t before_crossing = t[0].fired;
+	step_to(&log, SP__WHEEL_RANGE + 3, &mismatch);
+	size_t at_crossing = t[0].fired;
+	while (w.elapsed < start + 25 * MS_PER_YEAR) {
+		uint64_t min = UINT64_MAX;
+		for (size_t i = 0; i <= N; i++)
+			if (t[i].e.queued && t[i].e.deadline < min)
+				min = t[i].e.deadline;
+		ne_late += sp__wheel_next_expiration(&w) > min;
+		step_to(&log, w.elapsed + rnd_range(&seed, 1, 60 * MS_PER_DAY), &mismatch);
+	}
+
+	/* assert */
+	size_t wrong = 0;
+	for (size_t i = 0; i < N; i++)
+		wrong += t[i].fired != 1;
+	assert_int_equal(rcs, 0);
+	assert_true(ne0 <= SP__WHEEL_RANGE + 3);
+	assert_int_equal(before_crossing, 0);
+	assert_int_equal(at_crossing, 1);
+	assert_true(max_deadline < start + 25 * MS_PER_YEAR);
+	assert_int_equal(wrong, 0);
+	assert_int_equal(log.fired, N);
+	assert_int_equal(t[N].fired, 0);
+	assert_true(sp__timer_entry_queued(&t[N].e));
+	assert_int_equal(ne_late, 0);
+	assert_int_equal(mismatch, 0);
+	assert_clean(&log);
+	sp__wheel_remove(&w, &t[N].e);
+	assert_int_equal(sp__wheel_len(&w), 0);
+	free(t);
+}
+
+/* next_expiration is never later than the earliest deadline, exact when
+ * that deadline is in the current 64 ms block, > elapsed, and nothing fires
+ * before it. Two drivers: jump exactly to it, or to random times. */
+static void timer_wheel__next_expiration_bounds_earliest_deadline(void **state)
+{
+	(void)state;
+	/* arrange */
+	enum { N = 3000 };
+	uint64_t seed = 0x4e47;
+	sp__timer_wheel w;
+	sp__wheel_init(&w, START_MS);
+	struct tmr *t = tmrs_new(N);
+	for (size_t i = 0; i < N; i++)
+		sp__wheel_insert(&w, &t[i].e, rnd_deadline_mix(&seed, START_MS));
+	struct fire_log log;
+	log_init(&log, &w);
+	size_t mismatch = 0, later = 0, inexact_level0 = 0, inexact_block = 0, not_future = 0;
+	size_t fired_before = 0, exact_checks = 0, rounds = 0;
+
+	/* act */
+	while (sp__wheel_len(&w)) {
+		struct tmr *min = NULL;
+		for (size_t i = 0; i < N; i++)
+			if (t[i].e.queued && (!min || t[i].e.deadline < min->e.deadline))
+				min = &t[i];
+		uint64_t ne = sp__wheel_next_expiration(&w);
+		later += ne > min->e.deadline;
+		not_future += ne <= w.elapsed;
+		if (min->e.level == 0) {
+			inexact_level0 += ne != min->e.deadline;
+			exact_checks++;
+		}
+		if ((min->e.deadline ^ w.elapsed) < 64)
+			inexact_block += ne != min->e.deadline;
+		if (ne - 1 > w.elapsed) {
+			size_t before = log.fired;
+			step_to(&log, ne - 1, &mismatch);
+			fired_before += log.fired != before;
+		}
+		/* odd rounds: the driver wakes at ne; even: somewhat later */
+		uint64_t to = (rounds & 1) ? ne : ne + rnd_log(&seed, 1 << 20);
+		step_to(&log, to, &mismatch);
+		rounds++;
+	}
+
+	/* assert */
+	assert_int_equal(log.fired, N);
+	assert_int_equal(later, 0);
+	assert_int_equal(not_future, 0);
+	assert_true(exact_checks > 0);
+	assert_int_equal(inexact_level0, 0);
+	assert_int_equal(inexact_block, 0);
+	assert_int_equal(fired_before, 0);
+	assert_int_equal(mismatch, 0);
+	assert_clean(&log);
+	assert_true(sp__wheel_next_expiration(&w) == UINT64_MAX);
+	free(t);
+}
+
+/* fire re-inserts its own entry (periodic timers), cancels another pending
+ * entry, inserts one at elapsed (refused) and a fresh one 1 ms ahead (fires
+ * at its deadline). */
+struct periodic {
+	struct tmr t;
+	uint64_t period;
+	uint64_t next; /* expected deadline of the next fire */
+	size_t fires;
+	size_t wrong_deadline;
+	size_t rearm_failed;
+};
+
+struct reentry_ctx {
+	sp__timer_wheel *w;
+	struct fire_log log;
+	struct periodic per[4];
+	struct tmr killer, victim, spawner, spawned;
+	uint64_t spawned_expected;
+	int at_elapsed_rc;
+	uint64_t end;
+};
+
+static void reentry_fire(sp__timer_entry *e, void *arg)
+{
+	struct reentry_ctx *c = arg;
+
+	check_fire(e, &c->log);
+	for (int i = 0; i < 4; i++) {
+		struct periodic *p = &c->per[i];
+		if (e != &p->t.e)
+			continue;
+		p->fires++;
+		p->wrong_deadline += e->deadline != p->next;
+		p->next = e->deadline + p->period;
+		p->t.fired = 0; /* the same entry fires again: reset the twice check */
+		p->rearm_failed += sp__wheel_insert(c->w, e, p->next) != 0;
+		return;
+	}
+	if (e == &c->killer.e) {
+		sp__wheel_remove(c->w, &c->victim.e);
+		c->victim.cancelled = 1;
+	} else if (e == &c->spawner.e) {
+		c->at_elapsed_rc = sp__wheel_insert(c->w, &c->spawned.e, c->w->elapsed);
+		c->spawned_expected = c->w->elapsed + 1;
+		sp__wheel_insert(c->w, &c->spawned.e, c->spawned_expected);
+	}
+}
+
+static void timer_wheel__reinsert_from_fire(void **state)
+{
+	(void)state;
+	/* arrange */
+	uint64_t seed = 0x4e1;
+	sp__timer_wheel w;
+	sp__wheel_init(&w, 1000);
+	struct reentry_ctx *c = calloc(1, sizeof *c);
+	assert_non_null(c);
+	c->w = &w;
+	log_init(&c->log, &w);
+	const uint64_t periods[4] = {1, 7, 64, 4096 + 3};
+	const uint64_t horizon = 1000 + 300000;
+	for (int i = 0; i < 4; i++) {
+		c->per[i].period = periods[i];
+		c->per[i].next = 1000 + periods[i];
+		sp__wheel_insert(&w, &c->per[i].t.e, c->per[i].next);
+	}
+	sp__wheel_insert(&w, &c->killer.e, 1000 + 5000);
+	sp__wheel_insert(&w, &c->victim.e, 1000 + 5001);
+	sp__wheel_insert(&w, &c->spawner.e, 1000 + 70000);
+	size_t mismatch = 0;
+
+	/* act: the log's step bounds are set by hand, check_fire reads them */
+	size_t returned = 0;
+	while (w.elapsed < horizon) {
+		uint64_t to = w.elapsed + rnd_log(&seed, 10000);
+		if (to > horizon)
+			to = horizon;
+		c->log.step_lo = w.elapsed;
+		c->log.step_hi = to;
+		size_t before = c->log.fired;
+		returned = sp__wheel_advance(&w, to, reentry_fire, c);
+		mismatch += returned != c->log.fired - before;
+	}
+
+	/* assert */
+	for (int i = 0; i < 4; i++) {
+		assert_int_equal(c->per[i].fires, (horizon - 1000) / periods[i]);
+		assert_int_equal(c->per[i].wrong_deadline, 0);
+		assert_int_equal(c->per[i].rearm_failed, 0);
+		assert_true(sp__timer_entry_queued(&c->per[i].t.e));
+	}
+	assert_int_equal(c->killer.fired, 1);
+	assert_int_equal(c->victim.fired, 0);
+	assert_false(sp__timer_entry_queued(&c->victim.e));
+	assert_int_equal(c->spawner.fired, 1);
+	assert_int_equal(c->at_elapsed_rc, SP_ETIMEDOUT);
+	assert_int_equal(c->spawned.fired, 1);
+	assert_true(c->spawned.e.deadline == c->spawned_expected);
+	assert_int_equal(mismatch, 0);
+	assert_clean(&c->log);
+	assert_int_equal(sp__wheel_len(&w), 4);
+	free(c);
+}
+
+/* Entries with equal deadlines, inserted at different times (so first at
+ * different levels, or clamped), fire in insertion order. */
+struct fifo_tmr {
+	struct tmr t;
+	uint64_t seq;
+};
+
+struct fifo_log {
+	struct fire_log log;
+	uint64_t last_seq;
+	size_t fifo_violations;
+};
+
+static void fifo_fire(sp__timer_entry *e, void *arg)
+{
+	struct fifo_log *f = arg;
+	struct fifo_tmr *ft = (struct fifo_tmr *)TMR_OF(e);
+	if (f->log.fired && e->deadline == f->log.last_deadline)
+		f->fifo_violations += ft->seq <= f->last_seq;
+	f->last_seq = ft->seq;
+	check_fire(e, &f->log);
+}
+
+static void timer_wheel__equal_deadlines_fire_in_insertion_order(void **state)
+{
+	(void)state;
+	/* arrange */
+	enum { N = 20000, PER_PHASE = 100 };
+	const uint64_t dls[] = {
+		START_MS + 37,
+		START_MS + 64 * 5,
+		START_MS + 4096 * 3 + 1,
+		START_MS + MS_PER_DAY,
+		START_MS + 20 * MS_PER_DAY,	  /* crosses the top-window boundary */
+		START_MS + SP__WHEEL_RANGE + 999, /* beyond range at first */
+		START_MS + 3 * SP__WHEEL_RANGE,
+	};
+	const size_t ndl = sizeof dls / sizeof dls[0];
+	uint64_t seed = 0xf1f0;
+	sp__timer_wheel w;
+	sp__wheel_init(&w, START_MS);
+	struct fifo_tmr *t = calloc(N, sizeof *t);
+	assert_non_null(t);
+	struct fifo_log f;
+	memset(&f, 0, sizeof f);
+	log_init(&f.log, &w);
+	size_t used = 0, phases = 0, mismatch = 0;
+	int rcs = 0;
+
+	/* act: insert a batch, advance a log-uniform step, repeat */
+	while (w.elapsed < dls[ndl - 1]) {
+		size_t first = 0;
+		while (dls[first] <= w.elapsed)
+			first++;
+		for (size_t k = 0; k < PER_PHASE && used < N; k++, used++) {
+			t[used].seq = used;
+			rcs |= sp__wheel_insert(&w, &t[used].t.e,
+						dls[rnd_range(&seed, first, ndl - 1)]);
+		}
+		uint64_t to = w.elapsed + rnd_log(&seed, dls[ndl - 1] - w.elapsed);
+		f.log.step_lo = w.elapsed;
+		f.log.step_hi = to;
+		size_t before = f.log.fired;
+		mismatch += sp__wheel_advance(&w, to, fifo_fire, &f) != f.log.fired - before;
+		phases++;
+	}
+
+	/* assert */
+	size_t never = 0;
+	for (size_t i = 0; i < used; i++)
+		never += t[i].t.fired != 1;
+	assert_int_equal(rcs, 0);
+	assert_true(phases > 10);
+	assert_int_equal(f.log.fired, used);
+	assert_int_equal(never, 0);
+	assert_int_equal(f.fifo_violations, 0);
+	assert_int_equal(mismatch, 0);
+	assert_clean(&f.log);
+	assert_int_equal(sp__wheel_len(&w), 0);
+	print_message("timer_wheel: %zu timers on %zu deadlines over %zu phases\n", used, ndl,
+		      phases);
+	free(t);
+}
+
+/* Jumps of a year at a time: everything due fires in order, nothing else. */
+static void timer_wheel__huge_jump_fires_everything_due_in_order(void **state)
+{
+	(void)state;
+	/* arrange: deadlines up to 2 years, log-uniform or uniform, 1% beyond
+	 * the range (up to 10 years) */
+	enum { N = 100000 };
+	uint64_t seed = 0x1ea9;
+	sp__timer_wheel w;
+	sp__wheel_init(&w, START_MS);
+	struct tmr *t = tmrs_new(N);
+	for (size_t i = 0; i < N; i++) {
+		uint64_t r = splitmix64(&seed) % 100, d;
+		if (r == 0)
+			d = START_MS + rnd_range(&seed, SP__WHEEL_RANGE, 10 * MS_PER_YEAR);
+		else if (r & 1)
+			d = START_MS + rnd_log(&seed, 2 * MS_PER_YEAR);
+		else
+			d = START_MS + rnd_range(&seed, 1, 2 * MS_PER_YEAR);
+		sp__wheel_insert(&w, &t[i].e, d);
+	}
+	struct fire_log log;
+	log_init(&log, &w);
+	size_t mismatch = 0, wrong_count = 0, jumps = 0;
+
+	/* act */
+	uint64_t targets[] = {START_MS + MS_PER_YEAR, START_MS + 2 * MS_PER_YEAR,
+			      START_MS + 2 * MS_PER_YEAR + 1, START_MS + 12 * MS_PER_YEAR};
+	for (size_t k = 0; k < sizeof targets / sizeof targets[0]; k++) {
+		size_t due = 0;
+		for (size_t i = 0; i < N; i++)
+			due += !t[i].fired && t[i].e.deadline <= targets[k];
+		size_t n = step_to(&log, targets[k], &mismatch);
+		wrong_count += n != due;
+		jumps++;
+	}
+
+	/* assert */
+	size_t never = 0;
+	for (size_t i = 0; i < N; i++)
+		never += t[i].fired != 1;
+	assert_int_equal(jumps, 4);
+	assert_int_equal(wrong_count, 0);
+	assert_int_equal(never, 0);
+	assert_int_equal(log.fired, N);
+	assert_int_equal(mismatch, 0);
+	assert_clean(&log);
+	assert_int_equal(sp__wheel_len(&w), 0);
+	free(t);
+}
+
+static void count_fire(sp__timer_entry *e, void *arg)
+{
+	(void)e;
+	(*(size_t *)arg)++;
+}
+
+/* Informational, not asserted: ns per insert+cancel pair over 1M pairs with
+ * 4096 timers resident (deadlines 1 ms to 30 days), and ns per fired timer
+ * when advancing over 1M timers. */
+static void timer_wheel__insert_cancel_benchmark(void **state)
+{
+	(void)state;
+	/* arrange */
+	enum { OPS = 1000000, RESIDENT = 4096 };
+	uint64_t seed = 0xbe9c4;
+	sp__timer_wheel w;
+	sp__wheel_init(&w, START_MS);
+	struct tmr *t = tmrs_new(OPS > RESIDENT ? OPS : RESIDENT);
+	uint64_t *dl = malloc(OPS * sizeof *dl);
+	assert_non_null(dl);
+	for (size_t i = 0; i < OPS; i++)
+		dl[i] = rnd_deadline_mix(&seed, START_MS);
+	for (size_t i = 0; i < RESIDENT; i++)
+		sp__wheel_insert(&w, &t[i].e, dl[i]);
+
+	/* act */
+	uint64_t t0 = spt_now_ns();
+	for (size_t i = 0; i < OPS; i++) {
+		sp__timer_entry *e = &t[i & (RESIDENT - 1)].e;
+		sp__wheel_remove(&w, e);
+		sp__wheel_insert(&w, e, dl[i]);
+	}
+	uint64_t t1 = spt_now_ns();
+	for (size_t i = 0; i < RESIDENT; i++)
+		sp__wheel_remove(&w, &t[i].e);
+	for (size_t i = 0; i < OPS; i++)
+		sp__wheel_insert(&w, &t[i].e, dl[i]);
+	size_t fired = 0;
+	uint64_t t2 = spt_now_ns();
+	for (uint64_t now = START_MS; sp__wheel_len(&w); now += 1 + (now - START_MS) / 64)
+		sp__wheel_advance(&w, now, count_fire, &fired);
+	uint64_t t3 = spt_now_ns();
+
+	/* assert (sanity only) */
+	assert_int_equal(fired, OPS);
+	print_message("timer_wheel bench: insert+cancel %.1f ns/pair over %d pairs (%d resident); "
+		      "advance %.1f ns/fired timer over %d timers%s\n",
+		      (double)(t1 - t0) / OPS, OPS, RESIDENT, (double)(t3 - t2) / OPS, OPS,
+		      SPT_SANITIZED ? " [sanitized build]" : "");
+	free(dl);
+	free(t);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(timer_wheel__empty_wheel_has_no_expiration),
+		cmocka_unit_test(timer_wheel__deadline_in_past_is_etimedout),
+		cmocka_unit_test(timer_wheel__insert_twice_rearms),
+		cmocka_unit_test(timer_wheel__slot_boundary_deadlines_fire_exactly),
+		cmocka_unit_test(timer_wheel__top_level_due_times_wrap_around),
+		cmocka_unit_test(timer_wheel__random_deadlines_fire_once_in_order),
+		cmocka_unit_test(timer_wheel__cancel_random_half_never_fires),
+		cmocka_unit_test(timer_wheel__deadline_beyond_range_fires_at_deadline),
+		cmocka_unit_test(timer_wheel__next_expiration_bounds_earliest_deadline),
+		cmocka_unit_test(timer_wheel__reinsert_from_fire),
+		cmocka_unit_test(timer_wheel__equal_deadlines_fire_in_insertion_order),
+		cmocka_unit_test(timer_wheel__huge_jump_fires_everything_due_in_order),
+		cmocka_unit_test(timer_wheel__insert_cancel_benchmark),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
