@@ -74,6 +74,10 @@ int sp_async_fd_new(sp_async_fd **out, int fd)
 	int type;
 	socklen_t tlen = sizeof(type);
 	a->is_socket = getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &tlen) == 0;
+	/* ordering: release; the driver's first acquire load of readiness
+	 * then sees the initialised registration (the kernel's epoll_ctl ->
+	 * epoll_wait order is real, but invisible to ThreadSanitizer). */
+	atomic_store_explicit(&a->readiness, 0, memory_order_release);
 	struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET, .data.ptr = a};
 	if (epoll_ctl(rt->driver.epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
 		int err = -errno;
@@ -171,8 +175,9 @@ void sp__io_dispatch(void *ptr, uint32_t events)
 		bits |= R_HUP;
 	if (events & EPOLLERR)
 		bits |= R_ERR;
-	/* ordering: release, so a poller that sees the bits sees the event. */
-	uint64_t cur = atomic_load_explicit(&a->readiness, memory_order_relaxed);
+	/* ordering: acquire pairs with the registration's release store; the
+	 * CAS releases the bits to pollers. */
+	uint64_t cur = atomic_load_explicit(&a->readiness, memory_order_acquire);
 	uint64_t next;
 	do {
 		next = (((cur >> TICK_SHIFT) + 1) << TICK_SHIFT) | (cur & R_BITS) | bits;
