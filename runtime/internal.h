@@ -345,8 +345,8 @@ typedef struct sp__timer {
 typedef struct sp__driver {
 	_Atomic bool owner;               /* try-lock: who turns the driver */
 	int epfd, evfd;
-	_Atomic uint64_t sleep_until_ms;  /* the owner's wake-up deadline (wheel ms) */
-	pthread_mutex_t tlock;            /* guards wheel */
+	_Atomic uint64_t sleep_until_ms;  /* owner's wake-up (wheel ms); 0: nobody sleeps */
+	_Atomic bool tlock;               /* spinlock: guards wheel */
 	sp__timer_wheel wheel;
 	uint64_t base_ns;                 /* wheel time 0 */
 	_Atomic(sp_async_fd *) release;   /* registrations to free next turn */

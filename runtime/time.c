@@ -44,7 +44,9 @@ static void sleep_drop(sp_future *f)
 {
 	sp_sleep *s = (sp_sleep *)f;
 	sp__timer *tm = timer_of(s);
-	if (tm->armed)
+	/* A fired timer is out of the wheel and its waker gone (the driver did
+	 * both under tlock before setting `fired`): nothing to undo, no lock. */
+	if (tm->armed && !atomic_load_explicit(&tm->fired, memory_order_acquire))
 		sp__timer_disarm(tm->rt, tm);
 	tm->armed = 0;
 }
