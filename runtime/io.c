@@ -316,6 +316,13 @@ static sp_poll io_step(sp_async_fd *a, int dir, void *buf, size_t len, sp_contex
 		else
 			n = write(a->fd, buf, len);
 		if (n >= 0) {
+			/* A short transfer drained the socket buffer (or filled
+			 * it): with edge-triggered epoll the next try would be
+			 * EAGAIN, so forget readiness now and save that syscall
+			 * (a third of tcp_echo's reads). A newer edge has a newer
+			 * tick and survives. */
+			if (n > 0 && (size_t)n < len)
+				clear_ready(a, dir, tick);
 			*res = n;
 			return SP_READY;
 		}
