@@ -22,9 +22,14 @@ configure: $(BUILD)/CMakeCache.txt
 build: configure
 	cmake --build $(BUILD) -j $(JOBS)
 
-# The demo: until the console exists, the examples that show the model.
+# The demo: the seed's examples, then the demo service with its status lines
+# (the live console takes its place when it exists).
+DEMO_SECONDS ?= 8
 demo: build
 	$(BUILD)/bin/delay
+	$(BUILD)/bin/fanout
+	$(BUILD)/bin/lostwake
+	$(BUILD)/bin/demo --seconds $(DEMO_SECONDS)
 
 test: build
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
@@ -50,7 +55,8 @@ bench: build
 	@test -n "$(ANCHORS)" || { echo "make bench: ../shared/anchors not found (set ANCHORS=path)" >&2; exit 2; }
 	ANCHOR_EXTRA_NAME=spindle ANCHOR_EXTRA_CMD=$(CURDIR)/$(BUILD)/bin/spindle-bench \
 		$(ANCHORS)/run-anchors.sh spawn_many_local spawn_many_local_task spawn_many_remote_idle \
-		spawn_many_remote_busy1 spawn_many_remote_busy2 yield_many ping_pong chained_spawn
+		spawn_many_remote_busy1 spawn_many_remote_busy2 yield_many ping_pong chained_spawn \
+		timer tcp_echo
 
 PREFIX ?= /usr/local
 install: build
