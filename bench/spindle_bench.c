@@ -582,7 +582,15 @@ static sp_poll echo_conn_poll(sp_future *f, sp_context *cx)
 	if (self->rd.out < 0)
 		die("echo read: %s", sp_strerror((int)self->rd.out));
 	sp_tcp_close(self->s);
+	self->s = NULL;
 	SP_ASYNC_END();
+}
+
+static void echo_conn_drop(sp_future *f)
+{
+	struct echo_conn *self = (struct echo_conn *)f;
+	if (self->s)
+		sp_tcp_close(self->s); /* cancelled at runtime free */
 }
 
 struct echo_server {
@@ -601,8 +609,9 @@ static sp_poll echo_server_poll(sp_future *f, sp_context *cx)
 		sp_tcp_accept_init(&self->acc, self->l);
 		SP_AWAIT(&self->acc);
 		check(self->acc.out, "accept");
-		struct echo_conn c = {.base = {.poll = echo_conn_poll, .name = "echo_conn"},
-				      .s = self->acc.stream};
+		struct echo_conn c = {
+			.base = {.poll = echo_conn_poll, .drop = echo_conn_drop, .name = "echo_conn"},
+			.s = self->acc.stream};
 		check(SP_SPAWN("echo_conn", NULL, c), "SP_SPAWN(echo_conn)");
 	}
 	SP_ASYNC_END();

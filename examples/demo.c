@@ -67,7 +67,17 @@ static sp_poll conn_poll(sp_future *f, sp_context *cx)
 		SP_AWAIT(&self->send); /* backpressure: waits while stats lags */
 	}
 	sp_tcp_close(self->s);
+	self->s = NULL;
 	SP_ASYNC_END();
+}
+
+/* Futures that own sockets close them when dropped unfinished: at exit the
+ * runtime drops every task still running. */
+static void conn_drop(sp_future *f)
+{
+	conn *self = (conn *)f;
+	if (self->s)
+		sp_tcp_close(self->s);
 }
 
 typedef struct server {
@@ -84,9 +94,11 @@ static sp_poll server_poll(sp_future *f, sp_context *cx)
 	for (;;) {
 		sp_tcp_accept_init(&self->acc, self->l);
 		SP_AWAIT(&self->acc);
+		if (self->acc.out == SP_EBADF)
+			break; /* the listener was closed: shutting down */
 		if (self->acc.out)
 			continue;
-		conn c = {.base = {.poll = conn_poll, .name = "conn"},
+		conn c = {.base = {.poll = conn_poll, .drop = conn_drop, .name = "conn"},
 			  .id = ++self->next_id,
 			  .s = self->acc.stream};
 		if (SP_SPAWN("conn", NULL, c))
@@ -129,7 +141,15 @@ static sp_poll client_poll(sp_future *f, sp_context *cx)
 			break;
 	}
 	sp_tcp_close(self->c.stream);
+	self->c.stream = NULL;
 	SP_ASYNC_END();
+}
+
+static void client_drop(sp_future *f)
+{
+	client *self = (client *)f;
+	if (self->c.stream)
+		sp_tcp_close(self->c.stream);
 }
 
 /* ---- the slow one ------------------------------------------------------------------ */
@@ -267,7 +287,7 @@ static sp_poll root_poll(sp_future *f, sp_context *cx)
 			SP_RETURN(-1);
 	}
 	for (self->i = 0; self->i < self->clients; self->i++) {
-		client c = {.base = {.poll = client_poll, .name = "client"},
+		client c = {.base = {.poll = client_poll, .drop = client_drop, .name = "client"},
 			    .port = (uint16_t)sp_tcp_local_port(self->l),
 			    .period_ns = SP_MS(5 + (uint64_t)(self->i * 7) % 16)};
 		if (SP_SPAWN("client", NULL, c))
@@ -276,6 +296,7 @@ static sp_poll root_poll(sp_future *f, sp_context *cx)
 	printf("demo: server on 127.0.0.1:%d, %d clients, pid %d\n", sp_tcp_local_port(self->l),
 	       self->clients, (int)getpid());
 	SP_AWAIT(&self->st); /* the stats task ends the run */
+	sp_tcp_close(self->l);
 	SP_RETURN(0);
 	SP_ASYNC_END();
 }

@@ -34,7 +34,17 @@ static sp_poll conn_poll(sp_future *f, sp_context *cx)
 			break;
 	}
 	sp_tcp_close(self->s);
+	self->s = NULL;
 	SP_ASYNC_END();
+}
+
+/* A future that owns a resource releases it when dropped unfinished (the
+ * runtime drops every remaining future at sp_runtime_free). */
+static void conn_drop(sp_future *f)
+{
+	conn *self = (conn *)f;
+	if (self->s)
+		sp_tcp_close(self->s);
 }
 
 /* The acceptor: spawn a conn task per client (or await one, with --once). */
@@ -67,7 +77,8 @@ static sp_poll server_poll(sp_future *f, sp_context *cx)
 			fprintf(stderr, "echo: accept: %s\n", sp_strerror(self->acc.out));
 			continue;
 		}
-		conn c = {.base = {.poll = conn_poll, .name = "echo-conn"}, .s = self->acc.stream};
+		conn c = {.base = {.poll = conn_poll, .drop = conn_drop, .name = "echo-conn"},
+			  .s = self->acc.stream};
 		if (SP_SPAWN("echo-conn", &self->jh, c))
 			sp_tcp_close(self->acc.stream);
 		else if (self->once)

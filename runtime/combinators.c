@@ -29,7 +29,7 @@
 
 #include "spindle.h"
 
-/* ---- join --------------------------------------------------------------------- */
+/* ---- join -------------------------------------------------------------------- */
 
 static sp_poll join_poll(sp_future *f, sp_context *cx)
 {
@@ -76,7 +76,7 @@ void sp_join_init(sp_join *j, sp_future **futs, size_t n)
 		j->pending += futs[i] != NULL;
 }
 
-/* ---- select -------------------------------------------------------------------- */
+/* ---- select ------------------------------------------------------------------ */
 
 /* Drop every child once: the losers in index order, then the winner. */
 static void select_drop_children(sp_select *s, size_t winner)

@@ -74,6 +74,7 @@ void sp__driver_destroy(sp_runtime *rt)
 {
 	sp__driver *d = &rt->driver;
 	sp__io_release_all(rt);
+	free(d->fire_buf);
 	close(d->evfd);
 	close(d->epfd);
 }
@@ -116,32 +117,31 @@ uint64_t sp__driver_deadline_ms(sp_runtime *rt, uint64_t deadline_ns)
 
 /*
  * Firing: under tlock the wheel hands out every due entry; each timer's waker
- * moves into this thread's fire buffer (the timer may be dropped, and freed,
+ * moves into the driver's fire buffer (the timer may be dropped, and freed,
  * as soon as tlock is released), and the wakes happen after unlocking, so
  * tasks arming timers on other workers never wait behind a burst of wakes.
  * The buffer grows by doubling and is kept: no allocation once warm.
  */
-static _Thread_local sp_waker *fire_buf;
-static _Thread_local size_t fire_cap;
-
 struct fire_ctx {
+	sp__driver *d;
 	size_t n;
 };
 
 static void fire_one(sp__timer_entry *e, void *arg)
 {
 	struct fire_ctx *fc = arg;
+	sp__driver *d = fc->d;
 	sp__timer *tm = (sp__timer *)e;
-	if (fc->n == fire_cap) {
-		size_t cap = fire_cap ? fire_cap * 2 : 1024;
-		sp_waker *nb = realloc(fire_buf, cap * sizeof(*nb));
+	if (fc->n == d->fire_cap) {
+		size_t cap = d->fire_cap ? d->fire_cap * 2 : 1024;
+		sp_waker *nb = realloc(d->fire_buf, cap * sizeof(*nb));
 		if (!nb)
 			sp__panic("timer fire buffer could not grow (out of memory)");
-		fire_buf = nb;
-		fire_cap = cap;
+		d->fire_buf = nb;
+		d->fire_cap = cap;
 	}
 	atomic_store_explicit(&tm->fired, 1, memory_order_release);
-	fire_buf[fc->n++] = tm->waker;
+	d->fire_buf[fc->n++] = tm->waker;
 	tm->waker = (sp_waker){0};
 }
 
@@ -149,13 +149,15 @@ static void fire_one(sp__timer_entry *e, void *arg)
 static size_t fire_timers(sp_runtime *rt)
 {
 	sp__driver *d = &rt->driver;
-	struct fire_ctx fc = {.n = 0};
+	struct fire_ctx fc = {.d = d, .n = 0};
 	uint64_t now = sp__driver_now_ms(rt);
 	sp__spin_lock(&d->tlock);
 	sp__wheel_advance(&d->wheel, now, fire_one, &fc);
 	sp__spin_unlock(&d->tlock);
+	/* The buffer is the driver's: only the turning thread (the driver's
+	 * owner) uses it, and it stays ours until this turn ends. */
 	for (size_t i = 0; i < fc.n; i++)
-		sp_waker_wake(&fire_buf[i]);
+		sp_waker_wake(&d->fire_buf[i]);
 	return fc.n;
 }
 

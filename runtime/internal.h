@@ -350,6 +350,8 @@ typedef struct sp__driver {
 	sp__timer_wheel wheel;
 	uint64_t base_ns;                 /* wheel time 0 */
 	_Atomic(sp_async_fd *) release;   /* registrations to free next turn */
+	sp_waker *fire_buf;               /* wakers of fired timers; owner only */
+	size_t fire_cap;
 } sp__driver;
 
 int sp__driver_init(sp_runtime *rt);

@@ -53,7 +53,7 @@
 
 #include "spindle.h"
 
-/* ---- waiter lists ------------------------------------------------------------- */
+/* ---- waiter lists ------------------------------------------------------------ */
 
 static void wl_push(sp_waitlist *l, sp_waiter *w)
 {
@@ -127,8 +127,8 @@ static void waiter_done(sp_waiter *w)
 
 /* Wakers taken out of nodes under a lock, to wake after it is released. */
 struct wake_batch {
-	unsigned n;               /* wakers in w */
-	sp_waker w[WAKE_BATCH];   /* each owned by the batch */
+	unsigned n;		/* wakers in w */
+	sp_waker w[WAKE_BATCH]; /* each owned by the batch */
 };
 
 static inline bool batch_full(const struct wake_batch *b)
@@ -159,7 +159,7 @@ static int lock_init(pthread_mutex_t *l)
 	return rc ? -rc : 0;
 }
 
-/* ---- bounded mpsc channel ------------------------------------------------------- */
+/* ---- bounded mpsc channel ---------------------------------------------------- */
 
 static unsigned char *chan_slot(sp_mpsc *ch, size_t i)
 {
@@ -491,7 +491,7 @@ void sp_mpsc_recv_init(sp_mpsc_recv *r, sp_mpsc *ch, void *dst)
 	waiter_init(&r->w, 0);
 }
 
-/* ---- notify ------------------------------------------------------------------------ */
+/* ---- notify ------------------------------------------------------------------ */
 
 /*
  * `gen` counts sp_notify_waiters calls. It is written only under the lock
@@ -623,7 +623,7 @@ void sp_notified_init(sp_notified *f, sp_notify *n)
 	waiter_init(&f->w, 0);
 }
 
-/* ---- mutex ---------------------------------------------------------------------------- */
+/* ---- mutex ------------------------------------------------------------------- */
 
 int sp_mutex_init(sp_mutex *m)
 {
@@ -733,7 +733,7 @@ void sp_mutex_lock_init(sp_mutex_lock *l, sp_mutex *m)
 	waiter_init(&l->w, 0);
 }
 
-/* ---- semaphore -------------------------------------------------------------------------- */
+/* ---- semaphore --------------------------------------------------------------- */
 
 int sp_semaphore_init(sp_semaphore *s, size_t permits)
 {
@@ -864,7 +864,8 @@ static void acquire_drop(sp_future *f)
 
 void sp_semaphore_acquire_init(sp_semaphore_acquire *a, sp_semaphore *s, size_t n)
 {
-	a->base = (sp_future){.poll = acquire_poll, .drop = acquire_drop, .name = "semaphore_acquire"};
+	a->base = (sp_future){
+		.poll = acquire_poll, .drop = acquire_drop, .name = "semaphore_acquire"};
 	a->s = s;
 	waiter_init(&a->w, n);
 }

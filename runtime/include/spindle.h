@@ -490,7 +490,10 @@ int sp_runtime_worker_stats(sp_runtime *rt, unsigned worker, sp_worker_stats *ou
 uint64_t sp_now_ns(void);
 
 #include "spindle/io.h"
+#include "spindle/net.h"
 #include "spindle/sync.h"
+#include "spindle/blocking.h"
+#include "spindle/signal.h"
 
 #ifdef __cplusplus
 }

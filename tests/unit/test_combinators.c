@@ -41,7 +41,7 @@ static int wl_len(pthread_mutex_t *lock, sp_waitlist *l)
 	return n;
 }
 
-/* ---- join: concurrency ------------------------------------------------------------- */
+/* ---- join: concurrency ------------------------------------------------------- */
 
 /* Signals the other side, then waits for its own signal. Awaited one after
  * the other, two of these deadlock; joined, both complete. */
@@ -99,29 +99,27 @@ static sp_poll pair_poll(sp_future *f, sp_context *cx)
 	SP_ASYNC_END();
 }
 
-/* Notifies both sides if the pair has not finished in time, so that a broken
- * join fails the test instead of hanging sp_block_on. */
-struct watchdog {
-	sp_notify *na, *nb;
+/* sp_block_on on a helper thread, so that a broken join fails the test
+ * (bounded wait) instead of hanging it. */
+struct block_on_arg {
+	sp_runtime *rt;
+	sp_future *fut;
+	int rc;
 	atomic_int done;
-	atomic_int fired;
 };
 
-static void *watchdog_main(void *arg)
+static void *block_on_main(void *arg)
 {
-	struct watchdog *w = arg;
-	if (!SPT_WAIT_UNTIL(atomic_load(&w->done), SPT_SOON_MS)) {
-		atomic_store(&w->fired, 1);
-		sp_notify_one(w->na);
-		sp_notify_one(w->nb);
-	}
+	struct block_on_arg *a = arg;
+	a->rc = sp_block_on(a->rt, a->fut);
+	atomic_store(&a->done, 1);
 	return NULL;
 }
 
 static void join__children_wait_for_each_other_block_on(void **state)
 {
 	(void)state;
-	/* arrange */
+	/* arrange: the pair is sp_block_on's root future, without a budget */
 	sp_runtime *rt = spt_runtime(SP_MULTI_THREAD, 2);
 	sp_notify na, nb;
 	sp_notify_init(&na);
@@ -132,21 +130,24 @@ static void join__children_wait_for_each_other_block_on(void **state)
 	p.base.name = "pair";
 	p.na = &na;
 	p.nb = &nb;
-
-	struct watchdog wd = {.na = &na, .nb = &nb};
-	pthread_t wt = spt_thread(watchdog_main, &wd);
+	struct block_on_arg a = {.rt = rt, .fut = &p.base, .rc = 99};
 
 	/* act */
-	int rc = sp_block_on(rt, &p.base);
-	atomic_store(&wd.done, 1);
-	pthread_join(wt, NULL);
-	int free_rc = sp_runtime_free(rt);
-	sp_notify_destroy(&na);
-	sp_notify_destroy(&nb);
+	pthread_t t = spt_thread(block_on_main, &a);
+	int finished = SPT_WAIT_UNTIL(atomic_load(&a.done), SPT_SOON_MS);
+	int free_rc = 0;
+	if (finished) {
+		pthread_join(t, NULL);
+		free_rc = sp_runtime_free(rt);
+		sp_notify_destroy(&na);
+		sp_notify_destroy(&nb);
+	} else {
+		pthread_detach(t); /* leaked: the test fails below */
+	}
 
 	/* assert */
-	assert_int_equal(rc, 0);
-	assert_int_equal(atomic_load(&wd.fired), 0);
+	assert_true(finished);
+	assert_int_equal(a.rc, 0);
 	assert_int_equal(p.out, 1020); /* both children's outputs kept */
 	assert_int_equal(free_rc, 0);
 }
@@ -192,7 +193,7 @@ static void join__children_wait_for_each_other_in_tasks(void **state)
 	assert_int_equal(free_rc, 0);
 }
 
-/* ---- join: polling and dropping by hand --------------------------------------------------- */
+/* ---- join: polling and dropping by hand -------------------------------------- */
 
 static void join__ready_children_dropped_once_never_polled_again(void **state)
 {
@@ -299,7 +300,7 @@ static void join__empty_is_ready(void **state)
 	assert_int_equal(r, SP_READY);
 }
 
-/* ---- select by hand --------------------------------------------------------------------------- */
+/* ---- select by hand ---------------------------------------------------------- */
 
 static void select__winner_index_and_losers_dropped_once(void **state)
 {
@@ -322,8 +323,8 @@ static void select__winner_index_and_losers_dropped_once(void **state)
 
 	/* act */
 	sp_poll r1 = sp_future_poll(&s.base, &m.cx);
-	int drops_before = atomic_load(&p[0].drops) + atomic_load(&p[1].drops) +
-			   atomic_load(&p[2].drops);
+	int drops_before =
+		atomic_load(&p[0].drops) + atomic_load(&p[1].drops) + atomic_load(&p[2].drops);
 	sp_poll r2 = sp_future_poll(&s.base, &m.cx);
 	int drops_at_ready[3];
 	for (int i = 0; i < 3; i++)
@@ -440,7 +441,7 @@ static void select__granted_loser_passes_lock_on(void **state)
 	/* act */
 	sp_poll r1 = sp_future_poll(&s.base, &m.cx);
 	int qa = wl_len(&sem.lock, &sem.waiters), ql = wl_len(&mu.lock, &mu.waiters);
-	sp_mutex_unlock(&mu);        /* granted to lk */
+	sp_mutex_unlock(&mu);	       /* granted to lk */
 	sp_semaphore_release(&sem, 1); /* granted to acq */
 	sp_poll r2 = sp_future_poll(&s.base, &m.cx);
 	int relock = sp_mutex_try_lock(&mu); /* lk passed the lock on: free */
@@ -461,7 +462,7 @@ static void select__granted_loser_passes_lock_on(void **state)
 	assert_int_equal(live_wakers(&m), 0);
 }
 
-/* ---- select on a runtime: cancel-safety of losing waits ------------------------------------------ */
+/* ---- select on a runtime: cancel-safety of losing waits ---------------------- */
 
 /* select(recv, notified(stop)) once: out = the winner's index. */
 struct recv_or_stop {
@@ -505,10 +506,11 @@ static void select__losing_recv_and_notified_leave_no_waiter(void **state)
 	sp_join_handle jh[2];
 	int out[2] = {-5, -5}, rc = 0;
 	for (int i = 0; i < 2; i++) {
-		struct recv_or_stop t = {.base = {.poll = recv_or_stop_poll, .name = "recv_or_stop"},
-					 .ch = &ch,
-					 .stop = &stop,
-					 .armed = &armed[i]};
+		struct recv_or_stop t = {
+			.base = {.poll = recv_or_stop_poll, .name = "recv_or_stop"},
+			.ch = &ch,
+			.stop = &stop,
+			.armed = &armed[i]};
 		rc |= SP_RUNTIME_SPAWN_OUT(rt, "recv_or_stop", &jh[i], t);
 		jh[i].dst = &out[i];
 	}

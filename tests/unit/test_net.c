@@ -105,7 +105,16 @@ static sp_poll echo_conn_poll(sp_future *f, sp_context *cx)
 	if (self->rd.out < 0)
 		atomic_fetch_add(&echo_errors, 1);
 	sp_tcp_close(self->s);
+	self->s = NULL;
 	SP_ASYNC_END();
+}
+
+/* Cancelled (runtime freed while the peer was still closing): close it. */
+static void echo_conn_drop(sp_future *f)
+{
+	struct echo_conn *self = (struct echo_conn *)f;
+	if (self->s)
+		sp_tcp_close(self->s);
 }
 
 struct server {
@@ -127,8 +136,9 @@ static sp_poll server_poll(sp_future *f, sp_context *cx)
 			atomic_fetch_add(&echo_errors, 1);
 			continue;
 		}
-		struct echo_conn c = {.base = {.poll = echo_conn_poll, .name = "echo"},
-				      .s = self->acc.stream};
+		struct echo_conn c = {
+			.base = {.poll = echo_conn_poll, .drop = echo_conn_drop, .name = "echo"},
+			.s = self->acc.stream};
 		if (SP_SPAWN("echo", NULL, c))
 			atomic_fetch_add(&echo_errors, 1);
 	}

@@ -11,7 +11,7 @@
  */
 #include "unit/sp_test.h"
 
-/* ---- helpers ---------------------------------------------------------------------- */
+/* ---- helpers ----------------------------------------------------------------- */
 
 /* Walk a waiter list under its primitive's lock: the node count, or -1 if the
  * links are inconsistent or a linked node is not QUEUED. */
@@ -79,7 +79,7 @@ static int mutex_locked(sp_mutex *m)
 	return r;
 }
 
-/* ---- mpsc by hand --------------------------------------------------------------------- */
+/* ---- mpsc by hand ------------------------------------------------------------ */
 
 static void mpsc__try_ops_order_capacity_and_close(void **state)
 {
@@ -306,7 +306,7 @@ static void mpsc__close_and_receiver_release_fail_waiting_senders(void **state)
 	assert_int_equal(live_wakers(&cb), 0);
 }
 
-/* ---- mpsc cancellation by hand ----------------------------------------------------------- */
+/* ---- mpsc cancellation by hand ----------------------------------------------- */
 
 static void mpsc__dropped_senders_queued_and_granted_lose_nothing(void **state)
 {
@@ -415,7 +415,7 @@ static void mpsc__dropped_receivers_lose_no_item(void **state)
 	assert_int_equal(live_wakers(&cb), 0);
 }
 
-/* ---- mpsc on a runtime --------------------------------------------------------------------- */
+/* ---- mpsc on a runtime ------------------------------------------------------- */
 
 /* Sends n tagged items (id << 32 | seq), then releases its sender handle. */
 struct producer {
@@ -445,8 +445,8 @@ static sp_poll producer_poll(sp_future *f, sp_context *cx)
 
 struct consume_log {
 	uint32_t nprod, per;
-	uint8_t *seen;     /* nprod * per counts */
-	uint32_t *next;    /* next expected seq per producer */
+	uint8_t *seen;	/* nprod * per counts */
+	uint32_t *next; /* next expected seq per producer */
 	int order_errors;
 	int bad_items;
 	uint64_t total;
@@ -503,9 +503,8 @@ static void mpsc__many_producers_every_item_exactly_once_in_order(void **state)
 	int pout[NPROD], cout = 99, spawn_errors = 0;
 
 	/* act */
-	struct consumer c = {.base = {.poll = consumer_poll, .name = "consumer"},
-			     .ch = &ch,
-			     .log = &log};
+	struct consumer c = {
+		.base = {.poll = consumer_poll, .name = "consumer"}, .ch = &ch, .log = &log};
 	spawn_errors += SP_RUNTIME_SPAWN_OUT(rt, "consumer", &cj, c) != 0;
 	cj.dst = &cout;
 	for (uint32_t p = 0; p < NPROD; p++) {
@@ -698,9 +697,8 @@ static void mpsc__close_wakes_waiting_receiver_with_epipe(void **state)
 	int rc = SP_RUNTIME_SPAWN_OUT(rt, "consumer", &jh, c);
 	jh.dst = &out;
 	uint64_t id = sp_join_handle_id(&jh);
-	int parked = SPT_WAIT_UNTIL(spt_task_idle(rt, id) &&
-					    wl_check(&ch.lock, &ch.recv_waiters) == 1,
-				    SPT_SOON_MS);
+	int parked = SPT_WAIT_UNTIL(
+		spt_task_idle(rt, id) && wl_check(&ch.lock, &ch.recv_waiters) == 1, SPT_SOON_MS);
 	sp_mpsc_try_send(&ch, &(int){1});
 	int parked_again = SPT_WAIT_UNTIL(sp_mpsc_len(&ch) == 0 && spt_task_idle(rt, id) &&
 						  wl_check(&ch.lock, &ch.recv_waiters) == 1,
@@ -818,7 +816,7 @@ static void mpsc__aborted_blocked_senders_lose_nothing(void **state)
 	assert_int_equal(free_rc, 0);
 }
 
-/* ---- notify ---------------------------------------------------------------------------------- */
+/* ---- notify ------------------------------------------------------------------ */
 
 static void notify__one_stores_a_single_permit(void **state)
 {
@@ -1055,7 +1053,7 @@ static void notify__runtime_one_then_waiters(void **state)
 	assert_int_equal(free_rc, 0);
 }
 
-/* ---- mutex ------------------------------------------------------------------------------------- */
+/* ---- mutex ------------------------------------------------------------------- */
 
 struct mutex_shared {
 	sp_mutex m;
@@ -1110,9 +1108,8 @@ static void mutex__mutual_exclusion_across_workers(void **state)
 
 	/* act */
 	for (int i = 0; i < NT; i++) {
-		struct locker l = {.base = {.poll = locker_poll, .name = "locker"},
-				   .sh = &sh,
-				   .iters = iters};
+		struct locker l = {
+			.base = {.poll = locker_poll, .name = "locker"}, .sh = &sh, .iters = iters};
 		spawn_errors += SP_RUNTIME_SPAWN(rt, "locker", &jh[i], l) != 0;
 	}
 	int finished = finish_or_abort(rt, jh, NT);
@@ -1232,8 +1229,9 @@ static void mutex__tasks_acquire_in_queue_order(void **state)
 	sp_join_handle jh[N];
 	int spawn_errors = 0, queued_in_turn = 1;
 	for (int i = 0; i < N; i++) {
-		struct fifo_locker t = {
-			.base = {.poll = fifo_locker_poll, .name = "fifo_locker"}, .sh = &sh, .id = i};
+		struct fifo_locker t = {.base = {.poll = fifo_locker_poll, .name = "fifo_locker"},
+					.sh = &sh,
+					.id = i};
 		spawn_errors += SP_RUNTIME_SPAWN(rt, "fifo_locker", &jh[i], t) != 0;
 		queued_in_turn &=
 			SPT_WAIT_UNTIL(wl_check(&sh.m.lock, &sh.m.waiters) == i + 1, SPT_SOON_MS);
@@ -1293,8 +1291,8 @@ static void mutex__dropped_waiters_queued_and_granted(void **state)
 	spt_manual_cx_init(&cx);
 	sp_mutex_lock_init(&x, &m);
 	sp_poll px = sp_future_poll(&x.base, &cx.cx); /* l2 still holds it */
-	sp_mutex_unlock(&m);                            /* l2's unlock: granted to x */
-	sp_future_drop(&x.base);                        /* x never looked */
+	sp_mutex_unlock(&m);			      /* l2's unlock: granted to x */
+	sp_future_drop(&x.base);		      /* x never looked */
 	int locked = mutex_locked(&m);
 	int relock = sp_mutex_try_lock(&m);
 	sp_mutex_unlock(&m);
@@ -1363,8 +1361,7 @@ static void mutex__aborted_waiters_never_leak_the_lock(void **state)
 	 * every third of the others while the handoffs race with the aborts */
 	for (int i = 0; i < N; i += 3)
 		sp_join_handle_abort(&jh[i]);
-	int q_after_abort =
-		SPT_WAIT_UNTIL(wl_check(&m.lock, &m.waiters) == N - N / 3, SPT_SOON_MS);
+	int q_after_abort = SPT_WAIT_UNTIL(wl_check(&m.lock, &m.waiters) == N - N / 3, SPT_SOON_MS);
 	sp_mutex_unlock(&m);
 	for (int i = 1; i < N; i += 3)
 		sp_join_handle_abort(&jh[i]);
@@ -1398,7 +1395,7 @@ static void mutex__aborted_waiters_never_leak_the_lock(void **state)
 	assert_int_equal(free_rc, 0);
 }
 
-/* ---- semaphore -------------------------------------------------------------------------------- */
+/* ---- semaphore --------------------------------------------------------------- */
 
 #define SEM_PERMITS 3
 
@@ -1432,7 +1429,8 @@ static sp_poll sem_user_poll(sp_future *f, sp_context *cx)
 			if (now > SEM_PERMITS)
 				atomic_fetch_add(&sh->violations, 1);
 			int mx = atomic_load(&sh->max_in_use);
-			while (now > mx && !atomic_compare_exchange_weak(&sh->max_in_use, &mx, now)) {
+			while (now > mx &&
+			       !atomic_compare_exchange_weak(&sh->max_in_use, &mx, now)) {
 			}
 		}
 		SP_YIELD();
@@ -1506,11 +1504,17 @@ static void semaphore__fifo_no_overtaking_and_drop_of_head(void **state)
 	sp_semaphore_release(&s, 1); /* 1 free: c fits but must not overtake b */
 	int wb = wakes(&c[1]), wc = wakes(&c[2]);
 	int try1 = sp_semaphore_try_acquire(&s, 1);
+	struct spt_manual_cx cl;
+	spt_manual_cx_init(&cl);
+	sp_semaphore_acquire late;
+	sp_semaphore_acquire_init(&late, &s, 1);
+	sp_poll plate = sp_future_poll(&late.base, &cl.cx); /* nor may a new one */
+	sp_future_drop(&late.base);
 	sp_semaphore_release(&s, 1); /* 2 free: b */
 	int wb2 = wakes(&c[1]), wc2 = wakes(&c[2]);
 	sp_poll pb2 = sp_future_poll(&a[1].base, &c[1].cx);
 	sp_poll pd = sp_future_poll(&a[3].base, &c[3].cx); /* d(3) queues behind c */
-	sp_semaphore_release(&s, 2);                        /* c gets 1, d needs 3 */
+	sp_semaphore_release(&s, 2);			   /* c gets 1, d needs 3 */
 	int wc3 = wakes(&c[2]), wd = wakes(&c[3]);
 	sp_poll pc2 = sp_future_poll(&a[2].base, &c[2].cx);
 	size_t avail_mid = sp_semaphore_available(&s);
@@ -1530,6 +1534,8 @@ static void semaphore__fifo_no_overtaking_and_drop_of_head(void **state)
 	assert_int_equal(wb, 0);
 	assert_int_equal(wc, 0);
 	assert_int_equal(try1, SP_EAGAIN); /* others wait: no overtaking */
+	assert_int_equal(plate, SP_PENDING);
+	assert_int_equal(live_wakers(&cl), 0);
 	assert_int_equal(wb2, 1);
 	assert_int_equal(wc2, 0);
 	assert_int_equal(pb2, SP_READY);
@@ -1670,7 +1676,7 @@ static void semaphore__aborted_acquirers_never_leak_permits(void **state)
 	assert_int_equal(free_rc, 0);
 }
 
-/* ---- cooperative budget ------------------------------------------------------------------------- */
+/* ---- cooperative budget ------------------------------------------------------ */
 
 struct flag_task {
 	sp_future base;

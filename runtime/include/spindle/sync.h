@@ -55,18 +55,18 @@ enum {
 	SP_WAITER_NOTIFIED, /* unlinked and woken; holds nothing */
 	SP_WAITER_GRANTED,  /* unlinked and woken; holds a resource (the lock,
 			     * permits, a channel slot, a notify_one) */
-	SP_WAITER_DONE,     /* the future returned SP_READY */
+	SP_WAITER_DONE,	    /* the future returned SP_READY */
 };
 
 /* One waiting future's node, embedded in the future. */
 typedef struct sp_waiter {
 	struct sp_waiter *next; /* list link, under the primitive's lock */
 	struct sp_waiter *prev; /* list link, under the primitive's lock */
-	sp_waker waker;         /* under the lock; moved out by whoever wakes it */
-	size_t want;            /* sp_semaphore: permits requested (constant) */
-	uint64_t gen;           /* sp_notify: notify_waiters calls at enqueue */
-	int state;              /* SP_WAITER_*, under the lock */
-	int armed;              /* owner only: the node was ever queued and the
+	sp_waker waker;		/* under the lock; moved out by whoever wakes it */
+	size_t want;		/* sp_semaphore: permits requested (constant) */
+	uint64_t gen;		/* sp_notify: notify_waiters calls at enqueue */
+	int state;		/* SP_WAITER_*, under the lock */
+	int armed;		/* owner only: the node was ever queued and the
 				 * future is not done, so drop takes the lock */
 } sp_waiter;
 
@@ -76,7 +76,7 @@ typedef struct sp_waitlist {
 	sp_waiter *tail; /* newest waiter, NULL when empty */
 } sp_waitlist;
 
-/* ---- bounded mpsc channel ------------------------------------------------------ */
+/* ---- bounded mpsc channel ---------------------------------------------------- */
 
 /*
  * A bounded channel of fixed-size items (copied in and out with memcpy).
@@ -92,21 +92,21 @@ typedef struct sp_waitlist {
  * though the intended use is a single consumer.
  */
 typedef struct sp_mpsc {
-	pthread_mutex_t lock;      /* guards every field below */
-	unsigned char *buf;        /* capacity * item_size bytes (constant) */
-	size_t item_size;          /* bytes per item (constant) */
-	size_t capacity;           /* slots (constant) */
-	size_t head;               /* slot of the oldest buffered item */
-	size_t len;                /* items buffered */
-	size_t reserved;           /* slots granted to waiting senders that have
-				    * not filled them yet: len + reserved <= capacity */
-	size_t senders;            /* live sender handles; 0 closes */
-	int closed;                /* no more sends; recv drains, then SP_EPIPE */
-	int rx_gone;               /* the receiver was released */
-	sp_waitlist send_waiters;  /* waiting senders, FIFO; non-empty only while
-				    * len + reserved == capacity */
-	sp_waitlist recv_waiters;  /* waiting receivers; non-empty only while len
-				    * == 0 or a woken receiver has yet to poll */
+	pthread_mutex_t lock;	  /* guards every field below */
+	unsigned char *buf;	  /* capacity * item_size bytes (constant) */
+	size_t item_size;	  /* bytes per item (constant) */
+	size_t capacity;	  /* slots (constant) */
+	size_t head;		  /* slot of the oldest buffered item */
+	size_t len;		  /* items buffered */
+	size_t reserved;	  /* slots granted to waiting senders that have
+				   * not filled them yet: len + reserved <= capacity */
+	size_t senders;		  /* live sender handles; 0 closes */
+	int closed;		  /* no more sends; recv drains, then SP_EPIPE */
+	int rx_gone;		  /* the receiver was released */
+	sp_waitlist send_waiters; /* waiting senders, FIFO; non-empty only while
+				   * len + reserved == capacity */
+	sp_waitlist recv_waiters; /* waiting receivers; non-empty only while len
+				   * == 0 or a woken receiver has yet to poll */
 } sp_mpsc;
 
 /* 0, SP_EINVAL (item_size or capacity 0, or too large), SP_ENOMEM, or the
@@ -139,10 +139,10 @@ size_t sp_mpsc_len(sp_mpsc *ch);
  * dropped; it is copied at the poll that completes. */
 typedef struct sp_mpsc_send {
 	sp_future base;
-	int out;          /* 0 or SP_EPIPE */
-	sp_mpsc *ch;      /* private */
+	int out;	  /* 0 or SP_EPIPE */
+	sp_mpsc *ch;	  /* private */
 	const void *item; /* private: the caller's item */
-	sp_waiter w;      /* private */
+	sp_waiter w;	  /* private */
 } sp_mpsc_send;
 void sp_mpsc_send_init(sp_mpsc_send *s, sp_mpsc *ch, const void *item);
 
@@ -157,7 +157,7 @@ typedef struct sp_mpsc_recv {
 } sp_mpsc_recv;
 void sp_mpsc_recv_init(sp_mpsc_recv *r, sp_mpsc *ch, void *dst);
 
-/* ---- notify ----------------------------------------------------------------------- */
+/* ---- notify ------------------------------------------------------------------ */
 
 /*
  * Like tokio::sync::Notify. sp_notify_one wakes the oldest waiting
@@ -168,10 +168,10 @@ void sp_mpsc_recv_init(sp_mpsc_recv *r, sp_mpsc *ch, void *dst);
  * before observing it passes to the next waiter (or becomes the permit).
  */
 typedef struct sp_notify {
-	pthread_mutex_t lock;  /* guards permit and waiters */
-	int permit;            /* a notify_one found nobody waiting */
-	_Atomic uint64_t gen;  /* sp_notify_waiters calls; written under lock */
-	sp_waitlist waiters;   /* waiting sp_notified futures, FIFO */
+	pthread_mutex_t lock; /* guards permit and waiters */
+	int permit;	      /* a notify_one found nobody waiting */
+	_Atomic uint64_t gen; /* sp_notify_waiters calls; written under lock */
+	sp_waitlist waiters;  /* waiting sp_notified futures, FIFO */
 } sp_notify;
 
 int sp_notify_init(sp_notify *n);
@@ -187,7 +187,7 @@ typedef struct sp_notified {
 } sp_notified;
 void sp_notified_init(sp_notified *f, sp_notify *n);
 
-/* ---- mutex -------------------------------------------------------------------------- */
+/* ---- mutex ------------------------------------------------------------------- */
 
 /*
  * An async mutex (a lock held across awaits, unlike a pthread mutex). Lock
@@ -197,7 +197,7 @@ void sp_notified_init(sp_notified *f, sp_notify *n);
  */
 typedef struct sp_mutex {
 	pthread_mutex_t lock; /* guards locked and waiters */
-	int locked;           /* held (or granted to a waiter); waiters
+	int locked;	      /* held (or granted to a waiter); waiters
 			       * non-empty implies locked */
 	sp_waitlist waiters;  /* waiting sp_mutex_lock futures, FIFO */
 } sp_mutex;
@@ -217,7 +217,7 @@ typedef struct sp_mutex_lock {
 } sp_mutex_lock;
 void sp_mutex_lock_init(sp_mutex_lock *l, sp_mutex *m);
 
-/* ---- semaphore ------------------------------------------------------------------------ */
+/* ---- semaphore --------------------------------------------------------------- */
 
 /*
  * A counting semaphore. Acquires are served in FIFO order: a waiter that asks
@@ -227,7 +227,7 @@ void sp_mutex_lock_init(sp_mutex_lock *l, sp_mutex *m);
  */
 typedef struct sp_semaphore {
 	pthread_mutex_t lock; /* guards permits and waiters */
-	size_t permits;       /* free permits; when waiters is non-empty, fewer
+	size_t permits;	      /* free permits; when waiters is non-empty, fewer
 			       * than the head waiter wants */
 	sp_waitlist waiters;  /* waiting sp_semaphore_acquire futures, FIFO */
 } sp_semaphore;
@@ -246,11 +246,11 @@ size_t sp_semaphore_available(sp_semaphore *s);
 typedef struct sp_semaphore_acquire {
 	sp_future base;
 	sp_semaphore *s; /* private */
-	sp_waiter w;     /* private: w.want is n */
+	sp_waiter w;	 /* private: w.want is n */
 } sp_semaphore_acquire;
 void sp_semaphore_acquire_init(sp_semaphore_acquire *a, sp_semaphore *s, size_t n);
 
-/* ---- combinators ------------------------------------------------------------------------ */
+/* ---- combinators ------------------------------------------------------------- */
 
 /*
  * Await n futures concurrently (tokio::join!): every poll of the join polls
@@ -265,9 +265,9 @@ void sp_semaphore_acquire_init(sp_semaphore_acquire *a, sp_semaphore *s, size_t 
 typedef struct sp_join {
 	sp_future base;
 	sp_future **futs; /* private: children; NULL once completed */
-	size_t n;         /* private: entries in futs */
-	size_t pending;   /* read-only: children not ready yet */
-	size_t start;     /* private: index polled first at the next poll */
+	size_t n;	  /* private: entries in futs */
+	size_t pending;	  /* read-only: children not ready yet */
+	size_t start;	  /* private: index polled first at the next poll */
 } sp_join;
 void sp_join_init(sp_join *j, sp_future **futs, size_t n);
 
@@ -281,10 +281,10 @@ void sp_join_init(sp_join *j, sp_future **futs, size_t n);
  */
 typedef struct sp_select {
 	sp_future base;
-	int out;          /* index of the winner, or SP_EINVAL */
+	int out;	  /* index of the winner, or SP_EINVAL */
 	sp_future **futs; /* private: children */
-	size_t n;         /* private: entries in futs (at most INT_MAX) */
-	int done;         /* private: the children have been dropped */
+	size_t n;	  /* private: entries in futs (at most INT_MAX) */
+	int done;	  /* private: the children have been dropped */
 } sp_select;
 void sp_select_init(sp_select *s, sp_future **futs, size_t n);
 
