@@ -29,6 +29,8 @@ demo: build
 	$(BUILD)/bin/delay
 	$(BUILD)/bin/fanout
 	$(BUILD)/bin/lostwake
+	$(BUILD)/bin/blocking --seconds 3
+	$(BUILD)/bin/blocking --fixed --seconds 3
 	$(BUILD)/bin/demo --seconds $(DEMO_SECONDS)
 
 test: build
