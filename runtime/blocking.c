@@ -301,6 +301,8 @@ static uint32_t submit_locked(sp_blocking *b)
 		err = SP_ESHUTDOWN;
 	} else {
 		q_push(b);
+		/* ordering: relaxed; under the lock, which the pool threads
+		 * take before they look at the queue. */
 		atomic_store_explicit(&b->state, JOB_QUEUED, memory_order_relaxed);
 		if (claim_idle_locked() || pool.nthreads >= pool.max)
 			return JOB_QUEUED; /* a claimed thread or a busy one takes it */
@@ -327,6 +329,7 @@ static sp_poll blocking_poll(sp_future *f, sp_context *cx)
 		return SP_PENDING;
 	pool_init();
 	pthread_mutex_lock(&pool.lock);
+	/* ordering: relaxed; every store of the state is made under the lock. */
 	uint32_t s = atomic_load_explicit(&b->state, memory_order_relaxed);
 	if (s == JOB_INIT)
 		s = submit_locked(b);
@@ -345,9 +348,11 @@ static void blocking_drop(sp_future *f)
 		return;
 	pthread_mutex_lock(&pool.lock);
 	for (;;) {
+		/* ordering: relaxed, under the lock (as every store). */
 		s = atomic_load_explicit(&b->state, memory_order_relaxed);
 		if (s == JOB_QUEUED) {
 			q_unlink(b); /* not started: it never will */
+			/* ordering: relaxed; no pool thread can reach b now. */
 			atomic_store_explicit(&b->state, JOB_DONE, memory_order_relaxed);
 			break;
 		}

@@ -248,7 +248,8 @@ static sp_poll connect_poll(sp_future *f, sp_context *cx)
 		}
 		if (!sp_coop_proceed(cx))
 			return SP_PENDING;
-		if (connect(c->fd, (struct sockaddr *)&c->addr, c->addr_len) == 0 || errno == EISCONN)
+		if (connect(c->fd, (struct sockaddr *)&c->addr, c->addr_len) == 0 ||
+		    errno == EISCONN)
 			break;
 		if (errno == EINTR)
 			continue;

@@ -509,7 +509,7 @@ static void blocking__idle_threads_exit_after_keep_alive(void **state)
 	spt_manual_cx_init(&m);
 
 	/* act */
-	sp_blocking_set_keep_alive(SP_MS(50));
+	sp_blocking_set_keep_alive(SP_MS(200));
 	int rc = sp_spawn_blocking(&b, flag_fn, &ran);
 	int done = SPT_WAIT_UNTIL(sp_future_poll(&b.base, &m.cx) == SP_READY, SPT_SOON_MS);
 	sp_future_drop(&b.base);

@@ -19,7 +19,7 @@
 
 #include "unit/sp_test.h"
 
-#define BOUND_NS SP_MS((uint64_t)SPT_SOON_MS * SPT_TIME_MULT)
+#define BOUND_NS (SP_MS(SPT_SOON_MS) * SPT_TIME_MULT)
 
 /* A private directory for socket files, removed by tmpdir_remove. */
 static char tmpdir[64];
@@ -369,15 +369,12 @@ struct udp_errs {
 	sp_future base;
 	int out;
 	int bind_bad_host;
-	ssize_t send_unconnected, send_to_bad_host, send_too_big, send_to_null;
-	ssize_t refused_send, refused_recv, recv_null;
-	uint16_t closed_port;
-	sp_async_fd *a, *c;
+	ssize_t send_unconnected, send_to_bad_host, send_too_big, send_to_null, recv_null;
+	sp_async_fd *a;
 	char *big;
 	char buf[16];
 	sp_udp_send tx;
 	sp_udp_recv rx;
-	sp_timeout to;
 };
 
 static sp_poll udp_errs_poll(sp_future *f, sp_context *cx)
@@ -406,32 +403,9 @@ static sp_poll udp_errs_poll(sp_future *f, sp_context *cx)
 	sp_udp_recv_init(&self->rx, NULL, self->buf, sizeof(self->buf));
 	SP_AWAIT(&self->rx);
 	self->recv_null = self->rx.out;
-	/* a connected socket learns of the closed port from the ICMP error */
-	if (sp_udp_bind(&self->c, "127.0.0.1", 0) ||
-	    sp_udp_connect(self->c, "127.0.0.1", self->closed_port))
-		SP_RETURN(-2);
-	sp_udp_send_init(&self->tx, self->c, "ping", 4);
-	SP_AWAIT(&self->tx);
-	self->refused_send = self->tx.out;
-	sp_udp_recv_init(&self->rx, self->c, self->buf, sizeof(self->buf));
-	sp_timeout_init(&self->to, &self->rx.base, BOUND_NS);
-	SP_AWAIT(&self->to);
-	self->refused_recv = self->to.out ? self->to.out : self->rx.out;
 	sp_tcp_close(self->a);
-	sp_tcp_close(self->c);
 	SP_RETURN(0);
 	SP_ASYNC_END();
-}
-
-static uint16_t closed_udp_port(void)
-{
-	int fd = socket(AF_INET, SOCK_DGRAM, 0);
-	struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-	socklen_t al = sizeof(a);
-	assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
-	assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &al), 0);
-	close(fd);
-	return ntohs(a.sin_port);
 }
 
 static void udp__errors_are_negative_errno(void **state)
@@ -440,7 +414,6 @@ static void udp__errors_are_negative_errno(void **state)
 	/* arrange */
 	sp_runtime *rt = spt_runtime(SP_MULTI_THREAD, 2);
 	struct udp_errs u = {.base = {.poll = udp_errs_poll, .name = "udp_errs"},
-			     .closed_port = closed_udp_port(),
 			     .big = calloc(1, 70000)};
 
 	/* act */
@@ -457,8 +430,162 @@ static void udp__errors_are_negative_errno(void **state)
 	assert_int_equal(u.send_to_null, SP_EINVAL);
 	assert_int_equal(u.send_too_big, -EMSGSIZE);
 	assert_int_equal(u.recv_null, SP_EINVAL);
-	assert_int_equal(u.refused_send, 4);
-	assert_int_equal(u.refused_recv, SP_ECONNREFUSED);
+}
+
+/* Counts the polls of the future it wraps. */
+struct counted {
+	sp_future base;
+	int out;
+	sp_future *inner;
+	int polls;
+};
+
+static sp_poll counted_poll(sp_future *f, sp_context *cx)
+{
+	struct counted *self = (struct counted *)f;
+	self->polls++;
+	return sp_future_poll(self->inner, cx);
+}
+
+static void counted_drop(sp_future *f)
+{
+	struct counted *self = (struct counted *)f;
+	sp_future_drop(self->inner);
+}
+
+static void counted_init(struct counted *c, sp_future *inner)
+{
+	*c = (struct counted){
+		.base = {.poll = counted_poll, .drop = counted_drop, .name = "counted"},
+		.inner = inner};
+}
+
+/*
+ * A connected socket learns of a closed peer port from the ICMP error: one
+ * receive reports SP_ECONNREFUSED, and the socket goes on working. Run in a
+ * spawned task, whose budget turns a receive that spins on the consumed
+ * error into many polls rather than a hang.
+ */
+struct udp_icmp {
+	sp_future base;
+	int out;
+	uint16_t closed_port;
+	sp_async_fd *c, *p;
+	ssize_t sent, refused, idle, echoed, reply;
+	int idle_polls, reply_polls;
+	struct udp_icmp *report;
+	char buf[16];
+	sp_udp_send tx;
+	sp_udp_recv_from rx;
+	struct counted cnt;
+	sp_timeout to;
+};
+
+static sp_poll udp_icmp_poll(sp_future *f, sp_context *cx)
+{
+	struct udp_icmp *self = (struct udp_icmp *)f;
+	SP_ASYNC_BEGIN(f, cx);
+	if (sp_udp_bind(&self->c, "127.0.0.1", 0) || sp_udp_bind(&self->p, "127.0.0.1", 0) ||
+	    sp_udp_connect(self->c, "127.0.0.1", self->closed_port))
+		SP_RETURN(-1);
+	sp_udp_send_init(&self->tx, self->c, "ping", 4);
+	SP_AWAIT(&self->tx);
+	self->sent = self->tx.out;
+	sp_udp_recv_init(&self->rx, self->c, self->buf, sizeof(self->buf));
+	sp_timeout_init(&self->to, &self->rx.base, BOUND_NS);
+	SP_AWAIT(&self->to);
+	self->refused = self->to.out ? self->to.out : self->rx.out;
+	/* nothing comes: the receive waits (without spinning) */
+	sp_udp_recv_init(&self->rx, self->c, self->buf, sizeof(self->buf));
+	counted_init(&self->cnt, &self->rx.base);
+	sp_timeout_init(&self->to, &self->cnt.base, SP_MS(50));
+	SP_AWAIT(&self->to);
+	self->idle = self->to.out ? self->to.out : self->rx.out;
+	self->idle_polls = self->cnt.polls;
+	/* a new peer: datagrams flow again */
+	if (sp_udp_connect(self->c, "127.0.0.1", (uint16_t)sp_udp_local_port(self->p)))
+		SP_RETURN(-2);
+	sp_udp_send_init(&self->tx, self->c, "again", 5);
+	SP_AWAIT(&self->tx);
+	sp_udp_recv_from_init(&self->rx, self->p, self->buf, sizeof(self->buf));
+	sp_timeout_init(&self->to, &self->rx.base, BOUND_NS);
+	SP_AWAIT(&self->to);
+	self->echoed = self->to.out ? self->to.out : self->rx.out;
+	if (self->echoed != 5)
+		SP_RETURN(-3);
+	sp_udp_send_to_addr_init(&self->tx, self->p, self->buf, 5, &self->rx.from);
+	SP_AWAIT(&self->tx);
+	memset(self->buf, 0, sizeof(self->buf));
+	sp_udp_recv_init(&self->rx, self->c, self->buf, sizeof(self->buf));
+	counted_init(&self->cnt, &self->rx.base);
+	sp_timeout_init(&self->to, &self->cnt.base, BOUND_NS);
+	SP_AWAIT(&self->to);
+	self->reply = self->to.out ? self->to.out : self->rx.out;
+	self->reply_polls = self->cnt.polls;
+	sp_tcp_close(self->c);
+	sp_tcp_close(self->p);
+	memcpy(self->report, self, sizeof(*self)); /* the results, for the main thread */
+	SP_RETURN(0);
+	SP_ASYNC_END();
+}
+
+struct spawn_one {
+	sp_future base;
+	int out;
+	int task_out;
+	struct udp_icmp *task;
+	sp_join_handle jh;
+};
+
+static sp_poll spawn_one_poll(sp_future *f, sp_context *cx)
+{
+	struct spawn_one *self = (struct spawn_one *)f;
+	SP_ASYNC_BEGIN(f, cx);
+	if (SP_SPAWN_OUT("udp_icmp", &self->jh, *self->task))
+		SP_RETURN(-1);
+	self->jh.dst = &self->task_out;
+	SP_AWAIT(&self->jh);
+	SP_RETURN(self->jh.status);
+	SP_ASYNC_END();
+}
+
+static uint16_t closed_udp_port(void)
+{
+	int fd = socket(AF_INET, SOCK_DGRAM, 0);
+	struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	socklen_t al = sizeof(a);
+	assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+	assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &al), 0);
+	close(fd);
+	return ntohs(a.sin_port);
+}
+
+static void udp__connected_socket_works_on_after_icmp_error(void **state)
+{
+	(void)state;
+	/* arrange */
+	sp_runtime *rt = spt_runtime(SP_MULTI_THREAD, 2);
+	struct udp_icmp t = {.base = {.poll = udp_icmp_poll, .name = "udp_icmp"},
+			     .closed_port = closed_udp_port(),
+			     .report = &t};
+	struct spawn_one root = {
+		.base = {.poll = spawn_one_poll, .name = "root"}, .task_out = -1, .task = &t};
+
+	/* act */
+	int rc = sp_block_on(rt, &root.base);
+	sp_runtime_free(rt);
+
+	/* assert */
+	assert_int_equal(rc, 0);
+	assert_int_equal(root.out, 0);
+	assert_int_equal(root.task_out, 0);
+	assert_int_equal(t.sent, 4);
+	assert_int_equal(t.refused, SP_ECONNREFUSED);
+	assert_int_equal(t.idle, SP_ETIMEDOUT);
+	assert_true(t.idle_polls < 50); /* a spin would be thousands */
+	assert_int_equal(t.echoed, 5);
+	assert_int_equal(t.reply, 5);
+	assert_memory_equal(t.buf, "again", 5);
 }
 
 /* ---- futures whose socket is freed, or which are aborted, while they wait ---------- */
@@ -686,7 +813,8 @@ static sp_poll echo_client_poll(sp_future *f, sp_context *cx)
 		SP_AWAIT(&self->wr);
 		sp_io_read_exact_init(&self->rd, self->conn.stream, self->back, MSG);
 		SP_AWAIT(&self->rd);
-		if (self->wr.out != MSG || self->rd.out != MSG || memcmp(self->msg, self->back, MSG)) {
+		if (self->wr.out != MSG || self->rd.out != MSG ||
+		    memcmp(self->msg, self->back, MSG)) {
 			atomic_fetch_add(&echo_errors, 1);
 			break;
 		}
@@ -1169,6 +1297,7 @@ int main(void)
 		cmocka_unit_test(udp__recv_from_reports_the_sender),
 		cmocka_unit_test(udp__short_buffer_truncates_one_datagram),
 		cmocka_unit_test(udp__errors_are_negative_errno),
+		cmocka_unit_test(udp__connected_socket_works_on_after_icmp_error),
 		cmocka_unit_test(sockets__free_while_pending_gives_ebadf),
 		cmocka_unit_test(sockets__abort_while_pending_releases_the_socket),
 		cmocka_unit_test(unix__echo_with_many_concurrent_connections),

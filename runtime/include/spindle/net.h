@@ -47,6 +47,13 @@ int sp_udp_connect(sp_async_fd *sock, const char *host, uint16_t port);
 /* The port the socket is bound to, or a negative errno. */
 int sp_udp_local_port(sp_async_fd *sock);
 
+/* private: udp.c's timed retry while readiness cannot be cleared */
+typedef struct sp__dgram_wait {
+	int sleeping;
+	unsigned backoff_ms;
+	sp_sleep sleep;
+} sp__dgram_wait;
+
 /*
  * Send one datagram: out = len, or a negative errno; never a part of it
  * (-EMSGSIZE if it is too long for one datagram). sp_udp_send needs a
@@ -61,10 +68,11 @@ typedef struct sp_udp_send {
 	sp_async_fd *sock;
 	const void *buf;
 	size_t len;
-	int err;            /* from init: reported at the first poll */
+	int err; /* from init: reported at the first poll */
 	int held;
 	socklen_t dest_len; /* 0: the connected peer */
 	struct sockaddr_storage dest;
+	sp__dgram_wait wait;
 } sp_udp_send;
 typedef sp_udp_send sp_udp_send_to;
 
@@ -86,15 +94,16 @@ void sp_udp_send_to_addr_init(sp_udp_send_to *op, sp_async_fd *sock, const void 
 typedef struct sp_udp_recv {
 	sp_future base;
 	ssize_t out;
-	int truncated;                 /* read-only after SP_READY */
-	socklen_t from_len;            /* read-only after SP_READY (recv_from) */
-	struct sockaddr_storage from;  /* read-only after SP_READY (recv_from) */
+	int truncated;		      /* read-only after SP_READY */
+	socklen_t from_len;	      /* read-only after SP_READY (recv_from) */
+	struct sockaddr_storage from; /* read-only after SP_READY (recv_from) */
 	/* private */
 	sp_async_fd *sock;
 	void *buf;
 	size_t len;
 	int want_from;
 	int held;
+	sp__dgram_wait wait;
 } sp_udp_recv;
 typedef sp_udp_recv sp_udp_recv_from;
 
@@ -111,7 +120,8 @@ void sp_udp_recv_from_init(sp_udp_recv_from *op, sp_async_fd *sock, void *buf, s
  *
  * Listen on path. If a file is already there and it is a socket nobody
  * listens on any more (a connect to it is refused), it is removed first; any
- * other file, or a live socket, gives -EADDRINUSE. backlog <= 0: 1024.
+ * other file, or a live socket, gives -EADDRINUSE (a live listener sees that
+ * probe as a connection that closes at once). backlog <= 0: 1024.
  */
 int sp_unix_listen(sp_async_fd **out, const char *path, int backlog);
 
@@ -123,7 +133,7 @@ typedef struct sp_unix_accept {
 	int out;
 	sp_async_fd *stream;
 	sp_async_fd *listener; /* private */
-	int held;              /* private */
+	int held;	       /* private */
 } sp_unix_accept;
 void sp_unix_accept_init(sp_unix_accept *a, sp_async_fd *listener);
 
