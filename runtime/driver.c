@@ -62,6 +62,7 @@ int sp__driver_init(sp_runtime *rt)
 		return err;
 	}
 	atomic_init(&d->owner, false);
+	atomic_init(&d->needed, false);
 	atomic_init(&d->sleep_until_ms, 0); /* nobody sleeps in the driver */
 	atomic_init(&d->release, NULL);
 	atomic_init(&d->tlock, false);
@@ -89,6 +90,27 @@ bool sp__driver_try_lock(sp_runtime *rt)
 void sp__driver_unlock(sp_runtime *rt)
 {
 	atomic_store_explicit(&rt->driver.owner, false, memory_order_release);
+}
+
+/*
+ * A runtime that never used a timer or an fd has nothing for the driver to
+ * watch: its idle workers park on their futexes, which is cheaper to wake
+ * than epoll_wait plus an eventfd write (chained_spawn and the spawn
+ * benchmarks pay one wake-up per burst), and busy workers skip the periodic
+ * non-blocking turn. The first timer or fd flips `needed` for good and
+ * unparks every worker, so that an idle one comes back to park in the driver
+ * (the parker's token covers a worker that was just about to sleep).
+ */
+void sp__driver_need(sp_runtime *rt)
+{
+	sp__driver *d = &rt->driver;
+	/* ordering: seq_cst, against park()'s load: a worker that saw false
+	 * and parked on its futex gets the unpark below. */
+	if (atomic_load_explicit(&d->needed, memory_order_seq_cst) ||
+	    atomic_exchange_explicit(&d->needed, true, memory_order_seq_cst))
+		return;
+	for (uint32_t i = 0; i < rt->nworkers; i++)
+		sp__unpark(&rt->workers[i].parker);
 }
 
 void sp__driver_unpark(sp_runtime *rt)
@@ -165,6 +187,7 @@ static size_t fire_timers(sp_runtime *rt)
 bool sp__timer_arm(sp_runtime *rt, sp__timer *tm, uint64_t deadline_ms, sp_context *cx)
 {
 	sp__driver *d = &rt->driver;
+	sp__driver_need(rt);
 	sp__spin_lock(&d->tlock);
 	if (atomic_load_explicit(&tm->fired, memory_order_relaxed)) {
 		sp__spin_unlock(&d->tlock);

@@ -343,6 +343,7 @@ typedef struct sp__timer {
 } sp__timer;
 
 typedef struct sp__driver {
+	_Atomic bool needed;              /* set once a timer or fd is used: park in it */
 	_Atomic bool owner;               /* try-lock: who turns the driver */
 	int epfd, evfd;
 	_Atomic uint64_t sleep_until_ms;  /* owner's wake-up (wheel ms); 0: nobody sleeps */
@@ -360,6 +361,8 @@ bool sp__driver_try_lock(sp_runtime *rt);
 void sp__driver_unlock(sp_runtime *rt);
 void sp__driver_turn(sp_runtime *rt, int64_t timeout_ns);
 void sp__driver_unpark(sp_runtime *rt);
+/* The runtime uses timers or fds from now on: workers park in the driver. */
+void sp__driver_need(sp_runtime *rt);
 uint64_t sp__driver_now_ms(sp_runtime *rt);
 uint64_t sp__driver_deadline_ms(sp_runtime *rt, uint64_t deadline_ns);
 bool sp__timer_arm(sp_runtime *rt, sp__timer *tm, uint64_t deadline_ms, sp_context *cx);

@@ -68,6 +68,7 @@ int sp_async_fd_new(sp_async_fd **out, int fd)
 	sp_async_fd *a = calloc(1, sizeof(*a));
 	if (!a)
 		return SP_ENOMEM;
+	sp__driver_need(rt);
 	a->fd = fd;
 	a->rt = rt;
 	atomic_init(&a->refs, 1);

@@ -425,7 +425,15 @@ int sp__spawn(sp_runtime *rt, sp_join_handle *jh, const sp_future *fut, size_t s
 	sp__task *t = sp__task_alloc(cls, size);
 	if (!t)
 		return SP_ENOMEM;
-	memset(t, 0, sizeof(*t));
+	/* Field by field: a memset of the header compiled to `rep stos`, half
+	 * the cost of a spawn (its startup cost dwarfs 128 bytes). */
+	t->owned_shard = t->owned_index = 0;
+	t->done_next = NULL;
+	atomic_init(&t->waker_clones, 0);
+	atomic_init(&t->waker_drops, 0);
+	t->join_waker = (sp_waker){0};
+	t->polls = t->busy_ticks = t->sched_ticks = t->idle_ticks = 0;
+	t->self_wakes = t->budget_yields = 0;
 	memcpy(sp__task_future(t), fut, size);
 	t->rt = rt;
 	t->site = site;

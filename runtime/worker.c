@@ -250,6 +250,8 @@ static bool any_work_pending(sp_runtime *rt)
 static void maintenance_turn(sp__worker *w)
 {
 	w->driver_turned = w->now;
+	if (!atomic_load_explicit(&w->rt->driver.needed, memory_order_relaxed))
+		return; /* no timer or fd yet: nothing to look at */
 	if (sp__driver_try_lock(w->rt)) {
 		sp__driver_turn(w->rt, 0);
 		sp__driver_unlock(w->rt);
@@ -272,8 +274,12 @@ static bool stealable_work(sp__worker *w)
 	sp_runtime *rt = w->rt;
 	if (!sp__inject_is_empty(&rt->inject))
 		return true;
+	/* A queue holding a single task is left to its owner, which is awake
+	 * and about to pop it: stealing it would only move a chain of tasks
+	 * back and forth between workers (chained_spawn ran a third of its
+	 * links on the wrong worker, with the cache misses that go with it). */
 	for (uint32_t i = 0; i < rt->nworkers; i++)
-		if (&rt->workers[i] != w && q_len(&rt->workers[i]) > 0)
+		if (&rt->workers[i] != w && q_len(&rt->workers[i]) > 1)
 			return true;
 	return false;
 }
@@ -368,8 +374,10 @@ static bool park(sp__worker *w, _Atomic uint32_t *root_woken)
 			leave_park(w);
 			return false;
 		}
-		/* One parked worker waits in the driver for I/O and timers. */
-		if (sp__driver_try_lock(rt)) {
+		/* One parked worker waits in the driver for I/O and timers,
+		 * once the runtime has any (sp__driver_need). */
+		if (atomic_load_explicit(&rt->driver.needed, memory_order_seq_cst) &&
+		    sp__driver_try_lock(rt)) {
 			sp__park_driver(&w->parker, rt, -1);
 			sp__driver_unlock(rt);
 			w->driver_turned = sp__ticks();
