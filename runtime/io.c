@@ -212,10 +212,13 @@ static uint32_t poll_ready(sp_async_fd *a, int dir, sp_context *cx, uint64_t *ti
 	return (uint32_t)(r & mask);
 }
 
-/* After EAGAIN: forget readiness unless a newer event came. */
+/* After EAGAIN: forget readiness unless a newer event came. The error bit
+ * goes too: EAGAIN means no error is pending any more (a UDP socket's ICMP
+ * error is consumed by one receive), and a sticky bit would make every later
+ * poll look ready and spin instead of storing its waker. */
 static void clear_ready(sp_async_fd *a, int dir, uint64_t tick)
 {
-	uint32_t clear = dir == SP_IO_READ ? R_READ : R_WRITE;
+	uint32_t clear = (dir == SP_IO_READ ? R_READ : R_WRITE) | R_ERR;
 	uint64_t cur = atomic_load_explicit(&a->readiness, memory_order_relaxed);
 	while ((cur >> TICK_SHIFT) == tick && (cur & clear)) {
 		if (atomic_compare_exchange_weak_explicit(&a->readiness, &cur, cur & ~(uint64_t)clear,
