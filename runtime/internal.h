@@ -376,6 +376,11 @@ void sp__io_clear_ready(sp_async_fd *a, int dir, uint64_t tick);
 /* References on a registration (io.c): a future holds one while in flight. */
 void sp__io_hold(sp_async_fd *a);
 void sp__io_put(sp_async_fd *a);
+/* The same, idempotent per future: *held records whether it holds one. */
+void sp__io_op_hold(sp_async_fd *a, int *held);
+void sp__io_op_put(sp_async_fd *a, int *held);
+/* net.c: one accept(2) against the listener's readiness (TCP and Unix). */
+sp_poll sp__accept_step(sp_async_fd *listener, sp_context *cx, int *fd);
 
 /* Owned-task shards (owned.c): every live task is on one. */
 typedef struct sp__owned_shard {

@@ -245,7 +245,7 @@ void sp__io_clear_ready(sp_async_fd *a, int dir, uint64_t tick)
 static sp_poll rw_step(sp_io_rw *op, sp_context *cx);
 
 /* A future's reference on its fd: from its first poll to its end. */
-static void op_hold(sp_async_fd *a, int *held)
+void sp__io_op_hold(sp_async_fd *a, int *held)
 {
 	if (!*held) {
 		sp__io_hold(a);
@@ -253,7 +253,7 @@ static void op_hold(sp_async_fd *a, int *held)
 	}
 }
 
-static void op_put(sp_async_fd *a, int *held)
+void sp__io_op_put(sp_async_fd *a, int *held)
 {
 	if (*held) {
 		*held = 0;
@@ -265,24 +265,24 @@ static sp_poll ready_poll(sp_future *f, sp_context *cx)
 {
 	sp_io_ready *r = (sp_io_ready *)f;
 	uint64_t tick;
-	op_hold(r->afd, &r->held);
+	sp__io_op_hold(r->afd, &r->held);
 	if (atomic_load_explicit(&r->afd->closed, memory_order_acquire)) {
 		r->out = SP_EBADF;
-		op_put(r->afd, &r->held);
+		sp__io_op_put(r->afd, &r->held);
 		return SP_READY;
 	}
 	uint32_t bits = poll_ready(r->afd, r->dir, cx, &tick);
 	if (!bits)
 		return SP_PENDING;
 	r->out = (int)bits;
-	op_put(r->afd, &r->held);
+	sp__io_op_put(r->afd, &r->held);
 	return SP_READY;
 }
 
 static void ready_drop(sp_future *f)
 {
 	sp_io_ready *r = (sp_io_ready *)f;
-	op_put(r->afd, &r->held);
+	sp__io_op_put(r->afd, &r->held);
 }
 
 void sp_io_ready_init(sp_io_ready *r, sp_async_fd *afd, int dir)
@@ -343,17 +343,17 @@ static sp_poll io_step(sp_async_fd *a, int dir, void *buf, size_t len, sp_contex
 static sp_poll rw_poll(sp_future *f, sp_context *cx)
 {
 	sp_io_rw *op = (sp_io_rw *)f;
-	op_hold(op->afd, &op->held);
+	sp__io_op_hold(op->afd, &op->held);
 	sp_poll r = rw_step(op, cx);
 	if (r == SP_READY)
-		op_put(op->afd, &op->held);
+		sp__io_op_put(op->afd, &op->held);
 	return r;
 }
 
 static void rw_drop(sp_future *f)
 {
 	sp_io_rw *op = (sp_io_rw *)f;
-	op_put(op->afd, &op->held);
+	sp__io_op_put(op->afd, &op->held);
 }
 
 static sp_poll rw_step(sp_io_rw *op, sp_context *cx)

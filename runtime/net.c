@@ -86,60 +86,59 @@ static void set_nodelay(int fd)
 
 /* ---- accept ---------------------------------------------------------------------- */
 
-static sp_poll accept_step(sp_tcp_accept *a, sp_context *cx);
+/*
+ * One accept against the listener's edge-triggered readiness: try while it
+ * looks ready, clear with the tick seen on EAGAIN, wait. SP_READY with *fd
+ * the new non-blocking socket or a negative errno; SP_PENDING. Shared by the
+ * TCP and Unix accept futures.
+ */
+sp_poll sp__accept_step(sp_async_fd *listener, sp_context *cx, int *fd)
+{
+	for (;;) {
+		uint64_t tick;
+		int ready = sp__io_poll_ready(listener, SP_IO_READ, cx, &tick);
+		if (ready == 0)
+			return SP_PENDING;
+		if (ready < 0) {
+			*fd = ready;
+			return SP_READY;
+		}
+		if (!sp_coop_proceed(cx))
+			return SP_PENDING;
+		*fd = accept4(sp_async_fd_fd(listener), NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		if (*fd >= 0)
+			return SP_READY;
+		if (errno == EINTR || errno == ECONNABORTED)
+			continue;
+		if (errno != EAGAIN && errno != EWOULDBLOCK) {
+			*fd = -errno;
+			return SP_READY;
+		}
+		sp__io_clear_ready(listener, SP_IO_READ, tick);
+	}
+}
 
 static sp_poll accept_poll(sp_future *f, sp_context *cx)
 {
 	sp_tcp_accept *a = (sp_tcp_accept *)f;
-	if (!a->held) {
-		sp__io_hold(a->listener);
-		a->held = 1;
+	int fd;
+	sp__io_op_hold(a->listener, &a->held);
+	if (sp__accept_step(a->listener, cx, &fd) == SP_PENDING)
+		return SP_PENDING;
+	sp__io_op_put(a->listener, &a->held);
+	if (fd < 0) {
+		a->out = fd;
+		return SP_READY;
 	}
-	sp_poll r = accept_step(a, cx);
-	if (r == SP_READY) {
-		a->held = 0;
-		sp__io_put(a->listener);
-	}
-	return r;
+	set_nodelay(fd);
+	a->out = wrap(fd, &a->stream);
+	return SP_READY;
 }
 
 static void accept_drop(sp_future *f)
 {
 	sp_tcp_accept *a = (sp_tcp_accept *)f;
-	if (a->held) {
-		a->held = 0;
-		sp__io_put(a->listener);
-	}
-}
-
-static sp_poll accept_step(sp_tcp_accept *a, sp_context *cx)
-{
-	for (;;) {
-		uint64_t tick;
-		int ready = sp__io_poll_ready(a->listener, SP_IO_READ, cx, &tick);
-		if (ready == 0)
-			return SP_PENDING;
-		if (ready < 0) {
-			a->out = ready;
-			return SP_READY;
-		}
-		if (!sp_coop_proceed(cx))
-			return SP_PENDING;
-		int fd = accept4(sp_async_fd_fd(a->listener), NULL, NULL,
-				 SOCK_NONBLOCK | SOCK_CLOEXEC);
-		if (fd >= 0) {
-			set_nodelay(fd);
-			a->out = wrap(fd, &a->stream);
-			return SP_READY;
-		}
-		if (errno == EINTR || errno == ECONNABORTED)
-			continue;
-		if (errno != EAGAIN && errno != EWOULDBLOCK) {
-			a->out = -errno;
-			return SP_READY;
-		}
-		sp__io_clear_ready(a->listener, SP_IO_READ, tick);
-	}
+	sp__io_op_put(a->listener, &a->held);
 }
 
 void sp_tcp_accept_init(sp_tcp_accept *a, sp_async_fd *listener)

@@ -152,65 +152,35 @@ void sp_unix_close(sp_async_fd *sock)
 
 /* ---- accept ---------------------------------------------------------------------- */
 
-static sp_poll accept_step(sp_unix_accept *a, sp_context *cx)
-{
-	for (;;) {
-		uint64_t tick;
-		int ready = sp__io_poll_ready(a->listener, SP_IO_READ, cx, &tick);
-		if (ready == 0)
-			return SP_PENDING;
-		if (ready < 0) {
-			a->out = ready;
-			return SP_READY;
-		}
-		if (!sp_coop_proceed(cx))
-			return SP_PENDING;
-		int fd = accept4(sp_async_fd_fd(a->listener), NULL, NULL,
-				 SOCK_NONBLOCK | SOCK_CLOEXEC);
-		if (fd >= 0) {
-			a->out = sp_async_fd_new(&a->stream, fd);
-			if (a->out) {
-				a->stream = NULL;
-				close(fd);
-			}
-			return SP_READY;
-		}
-		if (errno == EINTR || errno == ECONNABORTED)
-			continue;
-		if (errno != EAGAIN && errno != EWOULDBLOCK) {
-			a->out = -errno;
-			return SP_READY;
-		}
-		sp__io_clear_ready(a->listener, SP_IO_READ, tick);
-	}
-}
-
 static sp_poll accept_poll(sp_future *f, sp_context *cx)
 {
 	sp_unix_accept *a = (sp_unix_accept *)f;
+	int fd;
 	if (!a->listener) {
 		a->out = SP_EINVAL;
 		return SP_READY;
 	}
-	if (!a->held) {
-		sp__io_hold(a->listener);
-		a->held = 1;
+	sp__io_op_hold(a->listener, &a->held);
+	if (sp__accept_step(a->listener, cx, &fd) == SP_PENDING)
+		return SP_PENDING;
+	sp__io_op_put(a->listener, &a->held);
+	if (fd < 0) {
+		a->out = fd;
+		return SP_READY;
 	}
-	sp_poll r = accept_step(a, cx);
-	if (r == SP_READY) {
-		a->held = 0;
-		sp__io_put(a->listener);
+	a->out = sp_async_fd_new(&a->stream, fd);
+	if (a->out) {
+		a->stream = NULL;
+		close(fd);
 	}
-	return r;
+	return SP_READY;
 }
 
 static void accept_drop(sp_future *f)
 {
 	sp_unix_accept *a = (sp_unix_accept *)f;
-	if (a->held) {
-		a->held = 0;
-		sp__io_put(a->listener);
-	}
+	if (a->listener)
+		sp__io_op_put(a->listener, &a->held);
 }
 
 void sp_unix_accept_init(sp_unix_accept *a, sp_async_fd *listener)
