@@ -15,27 +15,13 @@
 
 #include "internal.h"
 
+/* sp_sockaddr_parse (udp.c) plus the address length bind/connect want. */
 static int parse_addr(const char *host, uint16_t port, struct sockaddr_storage *ss,
 		      socklen_t *len)
 {
-	memset(ss, 0, sizeof(*ss));
-	struct sockaddr_in *in4 = (struct sockaddr_in *)ss;
-	struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)ss;
-	if (!host)
-		host = "127.0.0.1";
-	if (inet_pton(AF_INET, host, &in4->sin_addr) == 1) {
-		in4->sin_family = AF_INET;
-		in4->sin_port = htons(port);
-		*len = sizeof(*in4);
-		return 0;
-	}
-	if (inet_pton(AF_INET6, host, &in6->sin6_addr) == 1) {
-		in6->sin6_family = AF_INET6;
-		in6->sin6_port = htons(port);
-		*len = sizeof(*in6);
-		return 0;
-	}
-	return SP_EINVAL; /* numeric addresses only: resolving would block */
+	int err = sp_sockaddr_parse(ss, host, port);
+	*len = ss->ss_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
+	return err;
 }
 
 /* Register fd, or close it on failure. */
