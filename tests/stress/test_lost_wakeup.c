@@ -270,14 +270,44 @@ static void *watchdog_main(void *arg)
 /* ---- one run ---------------------------------------------------------------------------- */
 
 struct run_result {
-	int spawn_errors, statuses, fired, stuck, free_rc;
+	int spawn_errors, statuses, fired, stuck, free_rc, driver_spawn_rc;
 	int concurrent_polls, poll_after_done, producer_concurrent;
 	int incomplete, under_polled, over_produced;
 	uint64_t wakes, expected_wakes, wakes_in_poll;
 	uint64_t min_polls_minus_rounds;
 };
 
+/* A task that sleeps an hour: it makes the runtime use its driver, so idle
+ * workers park in epoll_wait (woken through the eventfd) instead of on their
+ * futexes: the other parking path, stressed the same way. */
+struct long_nap {
+	sp_future base;
+	sp_sleep s;
+};
+
+static sp_poll long_nap_poll(sp_future *f, sp_context *cx)
+{
+	struct long_nap *self = (struct long_nap *)f;
+	if (!self->s.base.poll)
+		sp_sleep_init(&self->s, SP_MS(3600ull * 1000));
+	return sp_future_poll(&self->s.base, cx);
+}
+
+static void long_nap_drop(sp_future *f)
+{
+	struct long_nap *self = (struct long_nap *)f;
+	if (self->s.base.poll)
+		sp_future_drop(&self->s.base);
+}
+
+static struct run_result run_with(unsigned workers, uint64_t total_wakes, int driver);
+
 static struct run_result run(unsigned workers, uint64_t total_wakes)
+{
+	return run_with(workers, total_wakes, 0);
+}
+
+static struct run_result run_with(unsigned workers, uint64_t total_wakes, int driver)
 {
 	struct run_result r;
 	memset(&r, 0, sizeof r);
@@ -302,6 +332,11 @@ static struct run_result run(unsigned workers, uint64_t total_wakes)
 	pthread_t wdt = spt_thread(watchdog_main, &wd);
 
 	sp_runtime *rt = spt_runtime(SP_MULTI_THREAD, workers);
+	if (driver) {
+		struct long_nap nap = {.base = {.poll = long_nap_poll, .drop = long_nap_drop,
+						.name = "long_nap"}};
+		r.driver_spawn_rc = SP_RUNTIME_SPAWN(rt, "long_nap", NULL, nap);
+	}
 	sp_join_handle *jh = calloc(N_TICKETS, sizeof *jh);
 	assert_non_null(jh);
 	for (int i = 0; i < N_TICKETS; i++) {
@@ -424,10 +459,25 @@ static void lost_wakeup__four_workers_every_wake_polls(void **state)
 	check(r);
 }
 
+static void lost_wakeup__two_workers_parking_in_the_driver(void **state)
+{
+	(void)state;
+	/* arrange */
+	uint64_t n = wakes_per_run();
+
+	/* act */
+	struct run_result r = run_with(2, n, 1);
+
+	/* assert */
+	assert_int_equal(r.driver_spawn_rc, 0);
+	check(r);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(lost_wakeup__two_workers_every_wake_polls),
+		cmocka_unit_test(lost_wakeup__two_workers_parking_in_the_driver),
 		cmocka_unit_test(lost_wakeup__four_workers_every_wake_polls),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
