@@ -70,6 +70,8 @@ static sp_poll timeout_poll(sp_future *f, sp_context *cx)
 {
 	sp_timeout *t = (sp_timeout *)f;
 	if (sp_future_poll(t->inner, cx) == SP_READY) {
+		/* As SP_AWAIT would: drop it once ready (its out stays). */
+		sp_future_drop(t->inner);
 		t->inner_done = 1;
 		t->out = 0;
 		return SP_READY;
