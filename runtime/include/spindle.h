@@ -369,7 +369,10 @@ int sp__spawn(sp_runtime *rt, sp_join_handle *jh, const sp_future *fut, size_t s
 		&sp__site;                                                     \
 	})
 
-/* Spawn `fut` (an lvalue future struct) on the current runtime. */
+/* Spawn `fut` (an lvalue future struct) on the current runtime. `name` must
+ * be a string literal: the spawn site (name, file, line) is a static of the
+ * call site. For a name chosen at run time, define your own static
+ * sp_spawn_site and call sp__spawn. */
 #define SP_SPAWN(name, jh, fut)                                                \
 	sp__spawn(NULL, (jh), &(fut).base, sizeof(fut), SP__SITE(name, 0, 0))
 
