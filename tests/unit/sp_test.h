@@ -359,4 +359,59 @@ static inline pthread_t spt_thread(void *(*fn)(void *), void *arg)
 	return t;
 }
 
+/* ---- an echo connection (the network tests' server side) -------------------- */
+
+/*
+ * Reads what comes and writes it all back until end of file, then closes
+ * its socket; a read error counts in *errors. Dropped unfinished (the
+ * runtime freed while the peer was still closing) it closes the socket too,
+ * so nothing leaks.
+ */
+struct spt_echo_conn {
+	sp_future base;
+	int out;
+	sp_async_fd *s;
+	atomic_int *errors;
+	char buf[4096];
+	sp_io_rw rd, wr;
+};
+
+static inline sp_poll spt_echo_conn_poll(sp_future *f, sp_context *cx)
+{
+	struct spt_echo_conn *self = (struct spt_echo_conn *)f;
+	SP_ASYNC_BEGIN(f, cx);
+	for (;;) {
+		sp_io_read_init(&self->rd, self->s, self->buf, sizeof(self->buf));
+		SP_AWAIT(&self->rd);
+		if (self->rd.out <= 0)
+			break;
+		sp_io_write_all_init(&self->wr, self->s, self->buf, (size_t)self->rd.out);
+		SP_AWAIT(&self->wr);
+		if (self->wr.out < 0)
+			break;
+	}
+	if (self->rd.out < 0)
+		atomic_fetch_add(self->errors, 1);
+	sp_tcp_close(self->s);
+	self->s = NULL;
+	SP_ASYNC_END();
+}
+
+static inline void spt_echo_conn_drop(sp_future *f)
+{
+	struct spt_echo_conn *self = (struct spt_echo_conn *)f;
+	if (self->s)
+		sp_tcp_close(self->s);
+}
+
+/* Spawn an echo connection task for stream s (detached). */
+static inline int spt_spawn_echo_conn(sp_async_fd *s, atomic_int *errors)
+{
+	struct spt_echo_conn c = {
+		.base = {.poll = spt_echo_conn_poll, .drop = spt_echo_conn_drop, .name = "echo"},
+		.s = s,
+		.errors = errors};
+	return SP_SPAWN("echo", NULL, c);
+}
+
 #endif /* SP_TEST_H */

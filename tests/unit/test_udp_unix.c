@@ -732,34 +732,6 @@ static void sockets__abort_while_pending_releases_the_socket(void **state)
 
 static atomic_int echo_errors, echoed_ok;
 
-struct echo_conn {
-	sp_future base;
-	int out;
-	sp_async_fd *s;
-	char buf[4096];
-	sp_io_rw rd, wr;
-};
-
-static sp_poll echo_conn_poll(sp_future *f, sp_context *cx)
-{
-	struct echo_conn *self = (struct echo_conn *)f;
-	SP_ASYNC_BEGIN(f, cx);
-	for (;;) {
-		sp_io_read_init(&self->rd, self->s, self->buf, sizeof(self->buf));
-		SP_AWAIT(&self->rd);
-		if (self->rd.out <= 0)
-			break;
-		sp_io_write_all_init(&self->wr, self->s, self->buf, (size_t)self->rd.out);
-		SP_AWAIT(&self->wr);
-		if (self->wr.out < 0)
-			break;
-	}
-	if (self->rd.out < 0)
-		atomic_fetch_add(&echo_errors, 1);
-	sp_tcp_close(self->s);
-	SP_ASYNC_END();
-}
-
 struct echo_server {
 	sp_future base;
 	int out;
@@ -779,9 +751,7 @@ static sp_poll echo_server_poll(sp_future *f, sp_context *cx)
 			atomic_fetch_add(&echo_errors, 1);
 			continue;
 		}
-		struct echo_conn c = {.base = {.poll = echo_conn_poll, .name = "echo"},
-				      .s = self->acc.stream};
-		if (SP_SPAWN("echo", NULL, c))
+		if (spt_spawn_echo_conn(self->acc.stream, &echo_errors))
 			atomic_fetch_add(&echo_errors, 1);
 	}
 	SP_ASYNC_END();
