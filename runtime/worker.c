@@ -8,15 +8,19 @@
  *   2. its local queue;
  *   3. the injection queue (a batch of it moves to the local queue);
  *   4. steal half of a random victim's local queue (as a searcher);
- *   5. park.
+ *   5. keep searching for SEARCH_SPIN_NS (stealing, and turning the driver);
+ *   6. park: in the driver's epoll_wait if no other worker is there and the
+ *      runtime uses timers or fds, else on the worker's futex.
+ * A busy worker also turns the driver without blocking every DRIVER_MAX_NS.
  * After each poll the LIFO slot runs: the task that the running task just
  * woke or spawned, hot in cache. At most MAX_LIFO_POLLS_PER_TICK run in a row;
  * then the LIFO task goes to the back of the local queue, so that two tasks
  * waking each other cannot starve the rest (Tokio 1.24 lacked this cap: its
  * spawn_many_remote_busy2 livelocks).
  *
- * NOTIFYING. Work made stealable (a push to the local queue, a displaced LIFO
- * task) or pushed to the injection queue calls sp__runtime_notify_parked(),
+ * NOTIFYING. Work made stealable (a push that makes the local queue
+ * non-empty, a displaced LIFO task) or pushed to the injection queue calls
+ * sp__runtime_notify_parked(),
  * which wakes at most one parked worker and none while one is searching
  * (idle.c has the argument for why no wakeup is lost). A searcher that finds
  * work stops searching and, if it was the last one, wakes another worker to
