@@ -6,7 +6,7 @@ ifeq ($(CI),true)
 CMAKE_FLAGS += -DSP_WERROR=ON
 endif
 
-.PHONY: all deps configure build demo test sanitize sanitize-address sanitize-thread bench install format clean
+.PHONY: all deps configure build demo test sanitize sanitize-address sanitize-thread fuzz bench install format clean
 
 all: build
 
@@ -51,6 +51,18 @@ sanitize-thread:
 	cmake --build $(BUILD)-tsan -j $(JOBS)
 	cd $(BUILD)-tsan && TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 ctest --output-on-failure -j $(JOBS)
 
+# libFuzzer targets (clang) over every reader of outside input, a fixed number
+# of runs each (FUZZ_RUNS); CI runs this too.
+FUZZ_RUNS ?= 500000
+FUZZ_SRCS = runtime/trace_segment.c runtime/trace_ring.c runtime/clock.c
+fuzz:
+	@scripts/deps.sh
+	mkdir -p $(BUILD)-fuzz
+	clang -std=c11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined \
+		-Iruntime -Iruntime/include tests/fuzz/fuzz_segment.c $(FUZZ_SRCS) \
+		-o $(BUILD)-fuzz/fuzz_segment -lpthread
+	$(BUILD)-fuzz/fuzz_segment -runs=$(FUZZ_RUNS) -max_len=8192
+
 # spindle-bench beside Tokio 1.24 and Go 1.19 (../shared/anchors), one run.
 ANCHORS ?= $(firstword $(wildcard ../shared/anchors $(CURDIR)/../shared/anchors))
 bench: build
@@ -68,4 +80,4 @@ format:
 	clang-format -i $$(git ls-files '*.c' '*.h')
 
 clean:
-	rm -rf $(BUILD) $(BUILD)-asan $(BUILD)-tsan
+	rm -rf $(BUILD) $(BUILD)-asan $(BUILD)-tsan $(BUILD)-fuzz

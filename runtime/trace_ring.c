@@ -68,11 +68,16 @@ size_t sp__ring_read(sp__ring *r, uint64_t *cursor, sp__ring_event *out, size_t 
 	 * every slot.seq = m for m <= head is visible below. */
 	uint64_t head = atomic_load_explicit(&r->head, memory_order_acquire);
 
-	while (got < max) {
+	/* A ring from another process may be hostile: a head of UINT64_MAX
+	 * would wrap the cursor to 0 and loop forever (found by fuzzing), and
+	 * no call does more than max + capacity steps whatever the slots say. */
+	if (head == UINT64_MAX)
+		return 0;
+	for (uint64_t steps = 0; got < max && steps <= max + cap; steps++) {
 		if (n > head) {
 			/* ordering: acquire, as above. */
 			head = atomic_load_explicit(&r->head, memory_order_acquire);
-			if (n > head)
+			if (n > head || head == UINT64_MAX)
 				break;
 		}
 		if (head - n >= cap) {
@@ -114,6 +119,8 @@ size_t sp__ring_read(sp__ring *r, uint64_t *cursor, sp__ring_event *out, size_t 
 		n++;
 		/* ordering: acquire, as above; may allow a longer jump. */
 		head = atomic_load_explicit(&r->head, memory_order_acquire);
+		if (head == UINT64_MAX)
+			break;
 	}
 	*cursor = n;
 	*lost += skipped;
