@@ -321,6 +321,8 @@ struct sp__worker {
 	pthread_t thread;
 	uint32_t tid;             /* written once per thread start (relaxed) */
 	_Atomic bool thread_active; /* current-thread flavour: a block_on drives it */
+	struct sp__ring *ring;    /* this worker's event ring, NULL: tracing off */
+	int ring_idx;             /* its index in the segment, -1: none */
 	/* shared */
 	sp__parker parker __attribute__((aligned(SP__CACHELINE)));
 	_Atomic uint64_t stolen_from;
@@ -404,6 +406,7 @@ struct sp_runtime {
 	sp__worker *workers;        /* nworkers entries */
 	sp__inject inject;
 	sp__idle idle;
+	bool trace;                 /* workers write events (trace.c) */
 	_Atomic bool shutdown;      /* spawns refused once set */
 	_Atomic bool stop_workers;
 	sp__driver driver;          /* epoll + timers (driver.c) */
@@ -451,6 +454,20 @@ void sp__owned_cancel_all(sp_runtime *rt);
 void sp__owned_destroy(sp_runtime *rt);
 void sp__spin_lock(_Atomic bool *l);
 void sp__spin_unlock(_Atomic bool *l);
+
+/* trace.c. SP__EMIT needs trace_ring.h and trace_events.h, which need this
+ * header: the .c files with event points include them after it. */
+struct sp__segment *sp__trace_segment(void);
+bool sp__trace_wanted(const sp_runtime_opts *o);
+void sp__trace_worker_start(sp__worker *w);
+void sp__trace_worker_stop(sp__worker *w);
+/* An event point: one branch when tracing is off. ts is a tick the caller
+ * already has (no clock read here). */
+#define SP__EMIT(w, ts, type, a, b)                                            \
+	do {                                                                   \
+		if (SP__UNLIKELY((w)->ring != NULL))                           \
+			sp__ring_emit_at((w)->ring, (ts), (type), (a), (b));   \
+	} while (0)
 
 /* registry.c */
 sp_worker_slot *sp__slot_claim(void);

@@ -97,6 +97,7 @@ int sp_runtime_new(sp_runtime **out, const sp_runtime_opts *opts)
 		return SP_ENOMEM;
 	rt->flavor = o.flavor;
 	rt->nworkers = n;
+	rt->trace = sp__trace_wanted(&o);
 	rt->id = atomic_fetch_add(&next_runtime_id, 1);
 	snprintf(rt->name, sizeof(rt->name), "%s", o.name ? o.name : "spindle-w");
 	/* aligned_alloc: workers hold cache-aligned fields. */
@@ -306,6 +307,7 @@ static int block_on_current(sp_runtime *rt, thread_waker *tw, sp_future *fut)
 		w->slot->worker_idx = 0;
 		w->slot->runtime_id = rt->id;
 	}
+	sp__trace_worker_start(w);
 	atomic_store_explicit(&tw->target, &w->parker, memory_order_release);
 	sp_waker waker = {&tw_vtable, tw};
 	sp_context cx = {.waker = &waker, .task = NULL, .budget = 0};
@@ -318,6 +320,7 @@ static int block_on_current(sp_runtime *rt, thread_waker *tw, sp_future *fut)
 	}
 	atomic_store_explicit(&tw->target, NULL, memory_order_release);
 	sp__worker_publish(w);
+	sp__trace_worker_stop(w);
 	sp__slot_release(w->slot);
 	w->slot = NULL;
 	sp__tls.worker = NULL;

@@ -36,6 +36,8 @@
 #include <string.h>
 
 #include "internal.h"
+#include "trace_events.h"
+#include "trace_ring.h"
 
 #define REFS(s) SP__REFS(s)
 
@@ -161,6 +163,8 @@ static uint64_t wake_ticks(void)
 static void submit_wake(sp__task *t, bool remote)
 {
 	uint64_t now = wake_ticks();
+	if (sp__tls.worker)
+		SP__EMIT(sp__tls.worker, now, SP_EV_WAKE, 0, t->id);
 	if (now > t->last_ticks) {
 		SP__BUMP(t->idle_ticks, now - t->last_ticks);
 		t->last_ticks = now;
@@ -243,6 +247,7 @@ static void waker_wake_by_ref(const void *data)
 		 * the poll notifies it (transition_to_idle). */
 		SP__BUMP(t->self_wakes, 1);
 		sp__tls.self_notified++;
+		SP__EMIT(sp__tls.worker, sp__tls.worker->now, SP_EV_WAKE, 1, t->id);
 		return;
 	}
 	bool remote = sp__is_remote(t);
@@ -370,10 +375,12 @@ void sp__task_run(sp__task *t)
 	}
 	sp__tls.current = t;
 	sp__tls.self_notified = 0;
+	SP__EMIT(w, start, SP_EV_POLL_START, w->index, t->id);
 
 	sp_poll r = f->poll(f, &cx);
 
 	uint64_t end = sp__ticks(); /* the one clock read of this poll */
+	SP__EMIT(w, end, SP_EV_POLL_END, r == SP_READY, t->id);
 	if (slot)
 		slot->task_id = 0;
 	SP__BUMP(t->polls, 1);
@@ -456,6 +463,9 @@ int sp__spawn(sp_runtime *rt, sp_join_handle *jh, const sp_future *fut, size_t s
 		memset(jh, 0, sizeof(*jh));
 		sp__join_handle_init(jh, t);
 	}
+	if (!remote)
+		SP__EMIT(sp__tls.worker, sp__tls.worker->now, SP_EV_SPAWN, sp__tls.worker->index,
+			 t->id);
 	if (remote)
 		sp__schedule_remote(t);
 	else

@@ -40,6 +40,8 @@
 #include <unistd.h>
 
 #include "internal.h"
+#include "trace_events.h"
+#include "trace_ring.h"
 #include "queue.h"
 
 /* Ticks between checks of the injection queue when local work is there. 61
@@ -81,6 +83,8 @@ void sp__worker_init(sp__worker *w, sp_runtime *rt, uint32_t index, uint32_t cap
 #undef SP__X
 	atomic_init(&w->pub_depth, 0);
 	atomic_init(&w->thread_active, false);
+	w->ring = NULL;
+	w->ring_idx = -1;
 }
 
 static uint32_t next_rand(sp__worker *w, uint32_t n)
@@ -224,6 +228,7 @@ static sp__task *steal_work(sp__worker *w)
 		uint32_t count;
 		sp__task *t = q_steal_into(victim, w, &count);
 		if (t) {
+			SP__EMIT(w, w->now, SP_EV_STEAL, victim->index, count);
 			w->batch.steals_in += count;
 			w->batch.steal_ops++;
 			atomic_fetch_add_explicit(&victim->stolen_from, count,
@@ -366,6 +371,7 @@ static bool park(sp__worker *w, _Atomic uint32_t *root_woken)
 {
 	sp_runtime *rt = w->rt;
 	w->batch.parks++;
+	SP__EMIT(w, w->now, SP_EV_PARK, w->index, 0);
 	sp__owned_drain(w);
 	sp__worker_publish(w);
 	bool last = sp__idle_transition_worker_to_parked(&rt->idle, w->index, w->searching);
@@ -399,6 +405,7 @@ static bool park(sp__worker *w, _Atomic uint32_t *root_woken)
 		}
 	}
 	w->now = sp__ticks();
+	SP__EMIT(w, w->now, SP_EV_UNPARK, w->index, 0);
 	return true;
 }
 
@@ -459,8 +466,10 @@ void *sp__worker_main(void *arg)
 		w->slot->worker_idx = w->index;
 		w->slot->runtime_id = w->rt->id;
 	}
+	sp__trace_worker_start(w);
 	sp__worker_run(w, NULL);
 	sp__worker_publish(w);
+	sp__trace_worker_stop(w);
 	sp__slot_release(w->slot);
 	w->slot = NULL;
 	sp__tls.worker = NULL;

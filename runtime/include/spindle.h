@@ -308,6 +308,7 @@ typedef struct sp_runtime_opts {
 	sp_flavor flavor;
 	unsigned workers;           /* 0: SPINDLE_WORKERS or the CPU count */
 	const char *name;           /* thread name prefix, default "spindle-w" */
+	int trace;                  /* event rings: 1 on, -1 off, 0 SPINDLE_TRACE=1 */
 } sp_runtime_opts;
 
 /* Create a runtime; opts may be NULL for the defaults. Workers start now. */
