@@ -23,7 +23,14 @@ int sp__inject_init(sp__inject *q)
 	q->head = q->len = 0;
 	q->closed = false;
 	atomic_init(&q->nlen, 0);
-	pthread_mutex_init(&q->lock, NULL);
+	/* Adaptive: spin briefly before sleeping. The spawner holds this lock
+	 * for every remote spawn; a default mutex turned brief contention into
+	 * futex sleeps and wake-ups (a lock convoy). */
+	pthread_mutexattr_t attr;
+	pthread_mutexattr_init(&attr);
+	pthread_mutexattr_settype(&attr, PTHREAD_MUTEX_ADAPTIVE_NP);
+	pthread_mutex_init(&q->lock, &attr);
+	pthread_mutexattr_destroy(&attr);
 	return 0;
 }
 

@@ -448,7 +448,7 @@ int sp__owned_insert(sp_runtime *rt, sp__task *t);
 /* Remove a completed task; drops the owned reference and extra_refs more. */
 void sp__owned_remove(sp__task *t, unsigned extra_refs);
 int sp__owned_init(sp_runtime *rt);
-void sp__owned_drain(sp__worker *w);
+void sp__owned_drain(sp__worker *w, bool foreign_too);
 void sp__owned_close(sp_runtime *rt);
 void sp__owned_cancel_all(sp_runtime *rt);
 void sp__owned_destroy(sp_runtime *rt);

@@ -372,7 +372,7 @@ static bool park(sp__worker *w, _Atomic uint32_t *root_woken)
 	sp_runtime *rt = w->rt;
 	w->batch.parks++;
 	SP__EMIT(w, w->now, SP_EV_PARK, w->index, 0);
-	sp__owned_drain(w);
+	sp__owned_drain(w, true);
 	sp__worker_publish(w);
 	bool last = sp__idle_transition_worker_to_parked(&rt->idle, w->index, w->searching);
 	w->searching = false;
@@ -427,7 +427,7 @@ void sp__worker_run(sp__worker *w, _Atomic uint32_t *root_woken)
 		if (w->now - w->driver_turned > w->driver_every)
 			maintenance_turn(w);
 		if (w->tick % EVENT_INTERVAL == 0) {
-			sp__owned_drain(w);
+			sp__owned_drain(w, false);
 			sp__worker_publish(w);
 			if (atomic_load_explicit(&rt->stop_workers, memory_order_acquire))
 				return;
