@@ -16,17 +16,10 @@
  * again (storing its waker). Every attempt spends one unit of the cooperative
  * budget.
  *
- * STICKY ERRORS. The registration's ready bits for a direction include
- * error and hang-up bits that sp__io_clear_ready leaves set (they are final
- * for a stream). On a datagram socket an error is not final: an ICMP "port
+ * ERRORS. On a datagram socket an error is not final: an ICMP "port
  * unreachable" for a connected peer raises EPOLLERR once, the next receive
- * consumes it (SP_ECONNREFUSED), and the socket goes on working. The bit
- * stays, though, so every later EAGAIN would find the direction still
- * "ready": a poll loop that spins (forever for a root future without a
- * budget). The step below notices that state (still ready after clearing,
- * with the same tick: no event came) and retries on a timer instead, 1 ms
- * doubling to 16 ms, until io.c can clear the error bit on EAGAIN too (after
- * EAGAIN no error is pending: the syscall would have returned it).
+ * consumes it (SP_ECONNREFUSED), and the socket goes on working. io.c clears
+ * the error bit with the ready bit on EAGAIN, so later polls wait again.
  *
  * LIFETIME. A future holds a reference on the registration (sp__io_hold) from
  * its first poll until it completes or is dropped, so that a concurrent
@@ -139,17 +132,6 @@ int sp_udp_local_port(sp_async_fd *sock)
 	return sp_sockaddr_port(&ss);
 }
 
-/* Wait on a timer instead of readiness: 1 ms, doubling up to this. */
-#define STALE_BACKOFF_MAX_MS 16u
-
-static void wait_drop(sp__dgram_wait *w)
-{
-	if (w->sleeping) {
-		sp_future_drop(&w->sleep.base);
-		w->sleeping = 0;
-	}
-}
-
 /*
  * Run one datagram syscall against the edge-triggered readiness of dir: try
  * it while the direction looks ready, clear on EAGAIN, wait. The syscall is
@@ -157,16 +139,9 @@ static void wait_drop(sp__dgram_wait *w)
  * (the syscall's result or a negative errno), or SP_PENDING.
  */
 static sp_poll dgram_step(sp_async_fd *sock, int dir, ssize_t (*op)(void *), void *arg,
-			  sp__dgram_wait *w, sp_context *cx, ssize_t *res)
+			  sp_context *cx, ssize_t *res)
 {
-	int cleared = 0;
-	uint64_t cleared_tick = 0;
 	for (;;) {
-		if (w->sleeping) {
-			if (sp_future_poll(&w->sleep.base, cx) == SP_PENDING)
-				return SP_PENDING;
-			wait_drop(w);
-		}
 		uint64_t tick;
 		int ready = sp__io_poll_ready(sock, dir, cx, &tick);
 		if (ready == 0)
@@ -174,18 +149,6 @@ static sp_poll dgram_step(sp_async_fd *sock, int dir, ssize_t (*op)(void *), voi
 		if (ready < 0) {
 			*res = ready;
 			return SP_READY;
-		}
-		if (cleared && tick == cleared_tick) {
-			/* Still "ready" with no event since the EAGAIN: only
-			 * bits that clearing leaves are set (see STICKY ERRORS
-			 * above), and no waker was stored. Try again later. */
-			cleared = 0;
-			w->backoff_ms = w->backoff_ms ? w->backoff_ms * 2 : 1;
-			if (w->backoff_ms > STALE_BACKOFF_MAX_MS)
-				w->backoff_ms = STALE_BACKOFF_MAX_MS;
-			sp_sleep_init(&w->sleep, SP_MS(w->backoff_ms));
-			w->sleeping = 1;
-			continue;
 		}
 		if (!sp_coop_proceed(cx))
 			return SP_PENDING;
@@ -201,25 +164,6 @@ static sp_poll dgram_step(sp_async_fd *sock, int dir, ssize_t (*op)(void *), voi
 			return SP_READY;
 		}
 		sp__io_clear_ready(sock, dir, tick);
-		cleared = 1;
-		cleared_tick = tick;
-	}
-}
-
-/* A future's reference on its socket: from its first poll to its end. */
-static void hold(sp_async_fd *sock, int *held)
-{
-	if (!*held) {
-		sp__io_hold(sock);
-		*held = 1;
-	}
-}
-
-static void put(sp_async_fd *sock, int *held)
-{
-	if (*held) {
-		*held = 0;
-		sp__io_put(sock);
 	}
 }
 
@@ -239,19 +183,17 @@ static sp_poll send_poll(sp_future *f, sp_context *cx)
 		op->out = op->err;
 		return SP_READY;
 	}
-	hold(op->sock, &op->held);
-	if (dgram_step(op->sock, SP_IO_WRITE, send_once, op, &op->wait, cx, &op->out) == SP_PENDING)
+	sp__io_op_hold(op->sock, &op->held);
+	if (dgram_step(op->sock, SP_IO_WRITE, send_once, op, cx, &op->out) == SP_PENDING)
 		return SP_PENDING;
-	wait_drop(&op->wait);
-	put(op->sock, &op->held);
+	sp__io_op_put(op->sock, &op->held);
 	return SP_READY;
 }
 
 static void send_drop(sp_future *f)
 {
 	sp_udp_send *op = (sp_udp_send *)f;
-	wait_drop(&op->wait);
-	put(op->sock, &op->held);
+	sp__io_op_put(op->sock, &op->held);
 }
 
 static void send_init(sp_udp_send *op, sp_async_fd *sock, const void *buf, size_t len,
@@ -264,8 +206,6 @@ static void send_init(sp_udp_send *op, sp_async_fd *sock, const void *buf, size_
 	op->len = len;
 	op->err = sock ? 0 : SP_EINVAL;
 	op->held = 0;
-	op->wait.sleeping = 0;
-	op->wait.backoff_ms = 0;
 	op->dest_len = 0;
 	memset(&op->dest, 0, sizeof(op->dest));
 }
@@ -323,19 +263,17 @@ static sp_poll recv_poll(sp_future *f, sp_context *cx)
 		op->out = SP_EINVAL;
 		return SP_READY;
 	}
-	hold(op->sock, &op->held);
-	if (dgram_step(op->sock, SP_IO_READ, recv_once, op, &op->wait, cx, &op->out) == SP_PENDING)
+	sp__io_op_hold(op->sock, &op->held);
+	if (dgram_step(op->sock, SP_IO_READ, recv_once, op, cx, &op->out) == SP_PENDING)
 		return SP_PENDING;
-	wait_drop(&op->wait);
-	put(op->sock, &op->held);
+	sp__io_op_put(op->sock, &op->held);
 	return SP_READY;
 }
 
 static void recv_drop(sp_future *f)
 {
 	sp_udp_recv *op = (sp_udp_recv *)f;
-	wait_drop(&op->wait);
-	put(op->sock, &op->held);
+	sp__io_op_put(op->sock, &op->held);
 }
 
 static void recv_init(sp_udp_recv *op, sp_async_fd *sock, void *buf, size_t len, int want_from,
@@ -351,8 +289,6 @@ static void recv_init(sp_udp_recv *op, sp_async_fd *sock, void *buf, size_t len,
 	op->len = len;
 	op->want_from = want_from;
 	op->held = 0;
-	op->wait.sleeping = 0;
-	op->wait.backoff_ms = 0;
 }
 
 void sp_udp_recv_init(sp_udp_recv *op, sp_async_fd *sock, void *buf, size_t len)

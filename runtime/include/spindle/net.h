@@ -47,13 +47,6 @@ int sp_udp_connect(sp_async_fd *sock, const char *host, uint16_t port);
 /* The port the socket is bound to, or a negative errno. */
 int sp_udp_local_port(sp_async_fd *sock);
 
-/* private: udp.c's timed retry while readiness cannot be cleared */
-typedef struct sp__dgram_wait {
-	int sleeping;
-	unsigned backoff_ms;
-	sp_sleep sleep;
-} sp__dgram_wait;
-
 /*
  * Send one datagram: out = len, or a negative errno; never a part of it
  * (-EMSGSIZE if it is too long for one datagram). sp_udp_send needs a
@@ -72,7 +65,6 @@ typedef struct sp_udp_send {
 	int held;
 	socklen_t dest_len; /* 0: the connected peer */
 	struct sockaddr_storage dest;
-	sp__dgram_wait wait;
 } sp_udp_send;
 typedef sp_udp_send sp_udp_send_to;
 
@@ -103,7 +95,6 @@ typedef struct sp_udp_recv {
 	size_t len;
 	int want_from;
 	int held;
-	sp__dgram_wait wait;
 } sp_udp_recv;
 typedef sp_udp_recv sp_udp_recv_from;
 
