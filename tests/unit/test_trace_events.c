@@ -38,11 +38,10 @@ static sp_poll yielder_poll(sp_future *f, sp_context *cx)
 		SP_AWAIT(&self->y);
 	}
 	{
-		sp_future c = {.poll = child_poll, .name = "child"};
-		struct {
+		struct child {
 			sp_future base;
-		} cf = {c};
-		SP_SPAWN("child", NULL, cf);
+		} c = {.base = {.poll = child_poll, .name = "child"}};
+		SP_SPAWN("child", NULL, c);
 	}
 	SP_ASYNC_END();
 }
