@@ -1,0 +1,20 @@
+/*
+ * commands.h - the subcommands of the `spindle` program. Each takes the
+ * arguments after its own name (argv[0] is the subcommand name) and returns
+ * the process exit status: 0 success, 1 "something was found" where a
+ * subcommand defines it (report), 2 bad input or environment.
+ */
+#ifndef SPINDLE_CONSOLE_COMMANDS_H
+#define SPINDLE_CONSOLE_COMMANDS_H
+
+int sp_cmd_ps(int argc, char **argv);
+int sp_cmd_top(int argc, char **argv);
+int sp_cmd_record(int argc, char **argv);
+int sp_cmd_report(int argc, char **argv);
+int sp_cmd_export(int argc, char **argv);
+int sp_cmd_trace(int argc, char **argv);
+
+/* One-line error on stderr, "spindle <cmd>: <message>". */
+void sp_cli_err(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+#endif
