@@ -148,20 +148,40 @@ int sp__seg_create_at(sp__segment *out, const char *path, unsigned nrings, uint3
 	uint64_t stride = align64(ring_bytes);
 	uint64_t ring_off = align64(owner_off + (uint64_t)nrings * 4);
 	uint64_t task_off = ring_off + (uint64_t)nrings * stride;
-	uint64_t total = task_off + (uint64_t)task_slots * SP__SEG_TASK_SLOT_SIZE;
+	uint64_t site_off = task_off + (uint64_t)task_slots * SP__SEG_TASK_SLOT_SIZE;
+	uint32_t site_slots = SP__SEG_SITE_SLOTS;
+	uint64_t total = site_off + (uint64_t)site_slots * SP__SEG_SITE_SLOT_SIZE;
+
+	/* Writer-side tables in our own memory: the task slot free list and
+	 * the site hash (twice the site slots, a power of two). */
+	out->task_next = calloc(task_slots ? task_slots : 1, sizeof *out->task_next);
+	out->site_mask = 2 * site_slots - 1;
+	out->site_keys = calloc((size_t)out->site_mask + 1, sizeof *out->site_keys);
+	if (!out->task_next || !out->site_keys) {
+		free(out->task_next);
+		free(out->site_keys);
+		memset(out, 0, sizeof *out);
+		return -ENOMEM;
+	}
 
 	int fd = -1;
 	for (int tries = 0; tries < 4; tries++) {
 		fd = open(path, O_CREAT | O_EXCL | O_RDWR | O_CLOEXEC | O_NOFOLLOW, 0600);
 		if (fd >= 0 || errno != EEXIST)
 			break;
-		if (!existing_is_stale(path))
-			return -EEXIST;
-		if (unlink(path) != 0 && errno != ENOENT)
-			return -errno;
+		if (!existing_is_stale(path)) {
+			rc = -EEXIST;
+			goto fail_tables;
+		}
+		if (unlink(path) != 0 && errno != ENOENT) {
+			rc = -errno;
+			goto fail_tables;
+		}
 	}
-	if (fd < 0)
-		return errno == EEXIST ? -EEXIST : -errno;
+	if (fd < 0) {
+		rc = errno == EEXIST ? -EEXIST : -errno;
+		goto fail_tables;
+	}
 	/* The umask may have taken bits off; the mode is part of the contract. */
 	if (fchmod(fd, 0600) != 0 || ftruncate(fd, (off_t)total) != 0) {
 		rc = -errno;
@@ -198,6 +218,9 @@ int sp__seg_create_at(sp__segment *out, const char *path, unsigned nrings, uint3
 	h->task_slot_size = SP__SEG_TASK_SLOT_SIZE;
 	h->task_slots = task_slots;
 	h->total_size = total;
+	h->site_off = site_off;
+	h->site_slot_size = SP__SEG_SITE_SLOT_SIZE;
+	h->site_slots = site_slots;
 
 	out->base = base;
 	out->size = total;
@@ -216,6 +239,10 @@ int sp__seg_create_at(sp__segment *out, const char *path, unsigned nrings, uint3
 fail:
 	close(fd);
 	unlink(path);
+fail_tables:
+	free(out->task_next);
+	free(out->site_keys);
+	memset(out, 0, sizeof *out);
 	return rc;
 }
 
@@ -233,6 +260,8 @@ void sp__seg_destroy(sp__segment *seg)
 		return;
 	munmap(seg->base, seg->size);
 	unlink(seg->path);
+	free(seg->task_next);
+	free(seg->site_keys);
 	memset(seg, 0, sizeof *seg);
 }
 
@@ -261,18 +290,105 @@ void sp__seg_release_ring(sp__segment *seg, unsigned idx)
 	atomic_store_explicit(seg_owner(seg, idx), 0, memory_order_release);
 }
 
+/*
+ * Task slot allocation: a Treiber stack of free slot indices in this
+ * process's memory. The head packs a tag that every pop and push increments
+ * with the index + 1 (0: empty), so a pop whose head was popped and pushed
+ * back meanwhile (ABA) fails its CAS. Links are atomics because a stale
+ * popper may read a link while its slot's new holder rewrites it.
+ * Invariant: a slot index is on the list, or held by exactly one writer, or
+ * at or above task_hwm.
+ */
 int sp__seg_task_alloc(sp__segment *seg)
 {
-	for (unsigned i = 0; i < seg->hdr->task_slots; i++) {
-		uint32_t expect = 0;
-		/* ordering: acquire pairs with the release in task_free: the
-		 * previous holder's writes precede ours; relaxed on failure. */
-		if (atomic_compare_exchange_strong_explicit(&seg_slot(seg, i)->claim, &expect, 1,
-							    memory_order_acquire,
-							    memory_order_relaxed))
+	/* ordering: acquire pairs with the release CAS in task_free, so the
+	 * link we read (and the freed slot's last writes) are visible. */
+	uint64_t h = atomic_load_explicit(&seg->task_free, memory_order_acquire);
+	while ((uint32_t)h) {
+		uint32_t idx = (uint32_t)h - 1;
+		/* ordering: relaxed; a stale link only makes the CAS fail. */
+		uint32_t next = atomic_load_explicit(&seg->task_next[idx], memory_order_relaxed);
+		uint64_t nh = ((h >> 32) + 1) << 32 | next;
+		if (atomic_compare_exchange_weak_explicit(&seg->task_free, &h, nh,
+							  memory_order_acquire,
+							  memory_order_acquire)) {
+			atomic_store_explicit(&seg_slot(seg, idx)->claim, 1, memory_order_relaxed);
+			return (int)idx;
+		}
+	}
+	/* ordering: relaxed: the counter hands out each index once; readers
+	 * load it to bound their scan and validate every slot anyway. */
+	uint32_t i = atomic_load_explicit(&seg->hdr->task_hwm, memory_order_relaxed);
+	while (i < seg->hdr->task_slots) {
+		if (atomic_compare_exchange_weak_explicit(&seg->hdr->task_hwm, &i, i + 1,
+							  memory_order_relaxed,
+							  memory_order_relaxed)) {
+			atomic_store_explicit(&seg_slot(seg, i)->claim, 1, memory_order_relaxed);
 			return (int)i;
+		}
 	}
 	return -ENOSPC;
+}
+
+uint32_t sp__seg_site(sp__segment *seg, const void *key, const char *name, const char *file,
+		      uint32_t line)
+{
+	uintptr_t k = (uintptr_t)key;
+	uint32_t pos = (uint32_t)((k >> 4) * 0x9e3779b97f4a7c15ull >> 40) & seg->site_mask;
+
+	for (uint32_t probe = 0; probe <= seg->site_mask; probe++) {
+		sp__seg_site_key *e = &seg->site_keys[(pos + probe) & seg->site_mask];
+		/* ordering: relaxed; idx1 (acquire) carries the publication. */
+		const void *cur = atomic_load_explicit(&e->key, memory_order_relaxed);
+		if (cur == NULL) {
+			if (!atomic_compare_exchange_strong_explicit(&e->key, &cur, key,
+								     memory_order_relaxed,
+								     memory_order_relaxed) &&
+			    cur != key)
+				continue; /* another site took this entry */
+			if (cur == NULL) {
+				/* We registered it: take a slot, fill it, publish. */
+				uint32_t idx = atomic_fetch_add_explicit(&seg->site_next, 1,
+									 memory_order_relaxed);
+				if (idx >= seg->hdr->site_slots) {
+					atomic_store_explicit(&e->idx1, SP__SEG_SITE_NONE,
+							      memory_order_release);
+					return SP__SEG_SITE_NONE;
+				}
+				sp__seg_site_slot *ss =
+					(sp__seg_site_slot *)((char *)seg->base + seg->hdr->site_off +
+							      (size_t)idx * seg->hdr->site_slot_size);
+				ss->line = line;
+				if (name)
+					memcpy(ss->name, name, strnlen(name, sizeof ss->name));
+				if (file) {
+					/* keep the tail of a long path: it names the file */
+					size_t n = strlen(file);
+					const char *f = n > sizeof ss->file ? file + n - sizeof ss->file
+									   : file;
+					memcpy(ss->file, f, strnlen(f, sizeof ss->file));
+				}
+				/* ordering: release: readers (acquire) see the fields. */
+				atomic_store_explicit(&ss->ready, 1, memory_order_release);
+				atomic_store_explicit(&e->idx1, idx + 1, memory_order_release);
+				return idx;
+			}
+		}
+		if (cur != key)
+			continue;
+		/* Found: wait (boundedly) for the registering thread to publish. */
+		for (int spin = 0; spin < 1000; spin++) {
+			/* ordering: acquire pairs with the registrar's release. */
+			uint32_t v = atomic_load_explicit(&e->idx1, memory_order_acquire);
+			if (v == SP__SEG_SITE_NONE)
+				return SP__SEG_SITE_NONE;
+			if (v)
+				return v - 1;
+			sp__cpu_relax();
+		}
+		return SP__SEG_SITE_NONE;
+	}
+	return SP__SEG_SITE_NONE;
 }
 
 /* Slot protocol step 1; returns s + 2 for step 3. */
@@ -322,6 +438,11 @@ void sp__seg_task_write(sp__segment *seg, unsigned slot, const sp__seg_task *t)
 	atomic_store_explicit(&s->busy_ns, t->busy_ns, memory_order_release);
 	atomic_store_explicit(&s->wakes, t->wakes, memory_order_release);
 	atomic_store_explicit(&s->spawn_ts, t->spawn_ts, memory_order_release);
+	atomic_store_explicit(&s->site, t->site, memory_order_release);
+	atomic_store_explicit(&s->self_wakes, t->self_wakes, memory_order_release);
+	atomic_store_explicit(&s->waker_clones, t->waker_clones, memory_order_release);
+	atomic_store_explicit(&s->waker_drops, t->waker_drops, memory_order_release);
+	atomic_store_explicit(&s->last_ts, t->last_ts, memory_order_release);
 	store_text(s->name, SP__SEG_NAME_LEN / 8, t->name);
 	store_text(s->file, SP__SEG_FILE_LEN / 8, t->file);
 	atomic_store_explicit(&s->id, t->id, memory_order_release);
@@ -343,6 +464,24 @@ void sp__seg_task_update(sp__segment *seg, unsigned slot, uint32_t state, uint64
 	slot_end(s, v);
 }
 
+void sp__seg_task_counters(sp__segment *seg, unsigned slot, const sp__seg_task *t)
+{
+	if (slot >= seg->hdr->task_slots)
+		return;
+	sp__seg_slot *s = seg_slot(seg, slot);
+	uint64_t v = slot_begin(s);
+	/* ordering: release on every payload store (SLOT PROTOCOL step 2). */
+	atomic_store_explicit(&s->state, t->state, memory_order_release);
+	atomic_store_explicit(&s->polls, t->polls, memory_order_release);
+	atomic_store_explicit(&s->busy_ns, t->busy_ns, memory_order_release);
+	atomic_store_explicit(&s->wakes, t->wakes, memory_order_release);
+	atomic_store_explicit(&s->self_wakes, t->self_wakes, memory_order_release);
+	atomic_store_explicit(&s->waker_clones, t->waker_clones, memory_order_release);
+	atomic_store_explicit(&s->waker_drops, t->waker_drops, memory_order_release);
+	atomic_store_explicit(&s->last_ts, t->last_ts, memory_order_release);
+	slot_end(s, v);
+}
+
 void sp__seg_task_free(sp__segment *seg, unsigned slot)
 {
 	if (slot >= seg->hdr->task_slots)
@@ -352,8 +491,16 @@ void sp__seg_task_free(sp__segment *seg, unsigned slot)
 	/* ordering: release (SLOT PROTOCOL step 2). */
 	atomic_store_explicit(&s->id, 0, memory_order_release);
 	slot_end(s, v);
-	/* ordering: release pairs with the acquire CAS in task_alloc. */
-	atomic_store_explicit(&s->claim, 0, memory_order_release);
+	atomic_store_explicit(&s->claim, 0, memory_order_relaxed);
+	/* Push on the free list. ordering: release: the slot's writes (and
+	 * the link) happen before a popper's acquire. */
+	uint64_t h = atomic_load_explicit(&seg->task_free, memory_order_relaxed);
+	do {
+		atomic_store_explicit(&seg->task_next[slot], (uint32_t)h, memory_order_relaxed);
+	} while (!atomic_compare_exchange_weak_explicit(&seg->task_free, &h,
+							((h >> 32) + 1) << 32 | (slot + 1),
+							memory_order_release,
+							memory_order_relaxed));
 }
 
 /* ---- reader: validation ------------------------------------------------------ */
@@ -411,7 +558,7 @@ int sp__seg_attach_mem(sp__seg_reader *r, const void *mem, size_t size)
 	r->found_minor = c->abi_minor;
 	if (c->abi_major != SP__SEG_ABI_MAJOR)
 		return fail(r, -EPROTONOSUPPORT,
-			    "unsupported segment ABI major version (this reader reads 1.x)");
+			    "unsupported segment ABI major version (this reader reads 2.x)");
 	if (c->total_size > size)
 		return fail(r, -EMSGSIZE, "truncated segment: file smaller than its total_size");
 	uint64_t total = c->total_size;
@@ -433,6 +580,18 @@ int sp__seg_attach_mem(sp__seg_reader *r, const void *mem, size_t size)
 	if (region(c->task_off, c->task_slots, c->task_slot_size, c->header_size, total, &task_end))
 		return fail(r, -EINVAL, "task table out of bounds");
 
+	if (c->site_slots > SP__SEG_MAX_SITE_SLOTS)
+		return fail(r, -EINVAL, "bad site slot count");
+	if (c->site_slot_size < SP__SEG_SITE_SLOT_SIZE || c->site_slot_size % SEG_ALIGN ||
+	    c->site_off % SEG_ALIGN)
+		return fail(r, -EINVAL, "bad site slot size or alignment");
+	uint64_t site_end;
+	if (region(c->site_off, c->site_slots, c->site_slot_size, c->header_size, total,
+		   &site_end))
+		return fail(r, -EINVAL, "site table out of bounds");
+	if (overlap(c->site_off, site_end, c->task_off, task_end))
+		return fail(r, -EINVAL, "segment regions overlap");
+
 	uint64_t own_end = 0, ring_end = 0;
 	if (c->nrings) {
 		size_t rb = sp__ring_bytes(c->ring_capacity);
@@ -450,7 +609,9 @@ int sp__seg_attach_mem(sp__seg_reader *r, const void *mem, size_t size)
 			return fail(r, -EINVAL, "rings out of bounds");
 		if (overlap(c->ring_owner_off, own_end, c->ring_off, ring_end) ||
 		    overlap(c->ring_owner_off, own_end, c->task_off, task_end) ||
-		    overlap(c->ring_off, ring_end, c->task_off, task_end))
+		    overlap(c->ring_off, ring_end, c->task_off, task_end) ||
+		    overlap(c->ring_owner_off, own_end, c->site_off, site_end) ||
+		    overlap(c->ring_off, ring_end, c->site_off, site_end))
 			return fail(r, -EINVAL, "segment regions overlap");
 		r->rings = calloc(c->nrings, sizeof *r->rings);
 		if (!r->rings)
@@ -611,6 +772,11 @@ static int slot_copy(const sp__seg_slot *cs, sp__seg_task *t)
 		t->busy_ns = atomic_load_explicit(&s->busy_ns, memory_order_acquire);
 		t->wakes = atomic_load_explicit(&s->wakes, memory_order_acquire);
 		t->spawn_ts = atomic_load_explicit(&s->spawn_ts, memory_order_acquire);
+		t->site = atomic_load_explicit(&s->site, memory_order_acquire);
+		t->self_wakes = atomic_load_explicit(&s->self_wakes, memory_order_acquire);
+		t->waker_clones = atomic_load_explicit(&s->waker_clones, memory_order_acquire);
+		t->waker_drops = atomic_load_explicit(&s->waker_drops, memory_order_acquire);
+		t->last_ts = atomic_load_explicit(&s->last_ts, memory_order_acquire);
 		load_text(t->name, s->name, SP__SEG_NAME_LEN / 8);
 		load_text(t->file, s->file, SP__SEG_FILE_LEN / 8);
 		/* ordering: relaxed: the acquire loads above order it. */
@@ -632,7 +798,13 @@ size_t sp__seg_read_tasks(const sp__seg_reader *r,
 		*busy = 0;
 	if (!r->base)
 		return 0;
-	for (unsigned i = 0; i < r->hdr.task_slots; i++) {
+	/* ordering: relaxed; the scan bound only (each slot is validated by
+	 * its own protocol). */
+	uint32_t hwm = atomic_load_explicit(&((sp__seg_header *)r->base)->task_hwm,
+					    memory_order_relaxed);
+	if (hwm > r->hdr.task_slots)
+		hwm = r->hdr.task_slots;
+	for (unsigned i = 0; i < hwm; i++) {
 		const sp__seg_slot *s =
 			(const sp__seg_slot *)((const char *)r->base + r->hdr.task_off +
 					       (size_t)i * r->hdr.task_slot_size);
@@ -735,5 +907,22 @@ int sp__seg_remove_stale(int pid)
 		return -EBUSY;
 	if (unlink(path) != 0)
 		return -errno;
+	return 0;
+}
+
+int sp__seg_read_site(const sp__seg_reader *r, uint32_t idx, sp__seg_site_info *out)
+{
+	if (!r->base || idx >= r->hdr.site_slots)
+		return -1;
+	sp__seg_site_slot *ss = (sp__seg_site_slot *)((const char *)r->base + r->hdr.site_off +
+						      (size_t)idx * r->hdr.site_slot_size);
+	/* ordering: acquire pairs with the writer's release of ready. */
+	if (atomic_load_explicit(&ss->ready, memory_order_acquire) != 1)
+		return -1;
+	out->line = ss->line;
+	memcpy(out->name, ss->name, SP__SEG_NAME_LEN);
+	out->name[SP__SEG_NAME_LEN] = 0;
+	memcpy(out->file, ss->file, SP__SEG_SITE_FILE_LEN);
+	out->file[SP__SEG_SITE_FILE_LEN] = 0;
 	return 0;
 }

@@ -18,14 +18,15 @@
  * stale segments and remove them (sp__seg_remove_stale); a creator that finds
  * a stale segment at its own path removes it and creates a new one.
  *
- *   Header (128 bytes; written once by the creator before magic is stored)
+ *   Header (192 bytes; written once by the creator before magic is stored,
+ *   except task_hwm)
  *   offset size  field
  *        0    8  magic (atomic)   the bytes "SPNDLSEG" (0x4745534c444e5053 as
  *                                 a u64); 0 while the creator is filling the
  *                                 file in, stored last, with release
- *        8    2  abi_major        1 (SP__SEG_ABI_MAJOR)
+ *        8    2  abi_major        2 (SP__SEG_ABI_MAJOR)
  *       10    2  abi_minor        0 (SP__SEG_ABI_MINOR)
- *       12    4  header_size      128 in 1.0; readers accept >= 128
+ *       12    4  header_size      192 in 2.0; readers accept >= 192
  *       16    4  pid              the creating process
  *       20    4  reserved         0
  *       24    8  start_time       process start time, field 22 of
@@ -43,10 +44,18 @@
  *       96    8  ring_stride      bytes between rings: sp__ring_bytes(
  *                                 ring_capacity) rounded up to 64
  *      104    8  task_off         offset of task slot 0
- *      112    4  task_slot_size   bytes between task slots: 192 in 1.0;
+ *      112    4  task_slot_size   bytes between task slots: 192 in 2.0;
  *                                 readers accept a larger multiple of 64
  *      116    4  task_slots       number of task slots, 0 .. 2^20
  *      120    8  total_size       bytes of the file the writer sized
+ *      128    8  site_off         offset of site slot 0 (ABI 2)
+ *      136    4  site_slot_size   bytes between site slots: 128 in 2.0;
+ *                                 readers accept a larger multiple of 64
+ *      140    4  site_slots       number of site slots, 0 .. 2^16
+ *      144    4  task_hwm (atomic) 1 + the highest task slot index ever
+ *                                 allocated: readers scan slots below it
+ *                                 (clamped to task_slots) and no further
+ *      148   44  reserved         0
  *
  *   Ring owner table at ring_owner_off: nrings x u32 (atomic), the thread id
  *   that owns ring i, 0 when the ring is free; padded to 64 bytes.
@@ -67,23 +76,43 @@
  *       32    8  polls (atomic)   polls so far
  *       40    8  busy_ns (atomic) nanoseconds spent in poll
  *       48    8  wakes (atomic)   wakes received
- *       56    4  claim (atomic)   writers' allocation word: 0 free, 1 taken;
+ *       56    4  claim (atomic)   writers' allocation word: 1 while held;
  *                                 readers ignore it
  *       60    4  reserved         0
  *       64   32  name (atomic)    NUL-padded task name, 4 x u64
  *       96   48  file (atomic)    NUL-padded spawn file name, 6 x u64
  *      144    8  spawn_ts (atomic) raw ticks at spawn
- *      152   40  reserved         0
+ *      152    4  site (atomic)    spawn site index (site table), or
+ *                                 0xffffffff
+ *      156    4  self_wakes (atomic) wakes the task gave itself
+ *      160    4  waker_clones (atomic) task wakers created, cumulative
+ *      164    4  waker_drops (atomic)  task wakers dropped or consumed
+ *      168    8  last_ts (atomic) raw ticks of the last poll end
+ *      176   16  reserved         0
  *   Text fields may fill their whole width without a NUL; readers terminate
- *   them.
+ *   them. The counters are as of the task's last poll end.
+ *
+ *   Site slots at site_off + i * site_slot_size, i < site_slots: one per
+ *   spawn site (name, file, line) the process has used, in order of first
+ *   use, written once and never changed:
+ *   offset size  field
+ *        0    4  ready (atomic)   0 free or being written, 1 published
+ *                                 (release, after the fields below)
+ *        4    4  line
+ *        8   32  name             NUL-padded
+ *       40   88  file             NUL-padded
+ *   SPAWN events name a site by index. A site can be published a moment after
+ *   the first SPAWN that names it (when two threads first use it at once):
+ *   readers that find it not ready ask again later.
  *
  * RING CLAIM. A thread takes a free ring by compare-and-swap of its owner
  * word from 0 to its tid (acquire-release), becomes the ring's only producer,
  * and gives the ring back with a release store of 0. The release/acquire pair
  * orders one producer's last record before the next producer's first.
  *
- * TASK SLOT PROTOCOL (one writer per slot at a time). A writer allocates a
- * slot by compare-and-swap of claim from 0 to 1; from then on only the holder
+ * TASK SLOT PROTOCOL (one writer per slot at a time). The writing process
+ * hands out free slots from its own lock-free free list (below the high-water
+ * mark first, task_hwm grows only when the list is empty); from then on only the holder
  * writes the slot, until it frees it (claim = 0, release). The holder may
  * hand the slot to another thread (a task polled on another worker) provided
  * the hand-off itself orders the two (the runtime's queues do). To write,
@@ -125,10 +154,14 @@
 #include "trace_ring.h"
 
 #define SP__SEG_MAGIC 0x4745534c444e5053ull /* "SPNDLSEG" */
-#define SP__SEG_ABI_MAJOR 1
+#define SP__SEG_ABI_MAJOR 2
 #define SP__SEG_ABI_MINOR 0
-#define SP__SEG_HEADER_SIZE 128
+#define SP__SEG_HEADER_SIZE 192
 #define SP__SEG_TASK_SLOT_SIZE 192
+#define SP__SEG_SITE_SLOT_SIZE 128
+#define SP__SEG_SITE_FILE_LEN 88
+#define SP__SEG_MAX_SITE_SLOTS (1u << 16)
+#define SP__SEG_SITE_SLOTS 2048 /* what sp__seg_create makes */
 #define SP__SEG_MAX_RINGS 4096u
 #define SP__SEG_MAX_TASK_SLOTS (1u << 20)
 #define SP__SEG_NAME_LEN 32
@@ -158,6 +191,11 @@ typedef struct sp__seg_header {
 	uint32_t task_slot_size;
 	uint32_t task_slots;
 	uint64_t total_size;
+	uint64_t site_off;
+	uint32_t site_slot_size;
+	uint32_t site_slots;
+	_Atomic uint32_t task_hwm;
+	uint32_t reserved1[11];
 } sp__seg_header;
 
 typedef struct sp__seg_slot {
@@ -174,10 +212,27 @@ typedef struct sp__seg_slot {
 	_Atomic uint64_t name[SP__SEG_NAME_LEN / 8];
 	_Atomic uint64_t file[SP__SEG_FILE_LEN / 8];
 	_Atomic uint64_t spawn_ts;
-	uint64_t reserved1[5];
+	_Atomic uint32_t site;
+	_Atomic uint32_t self_wakes;
+	_Atomic uint32_t waker_clones;
+	_Atomic uint32_t waker_drops;
+	_Atomic uint64_t last_ts;
+	uint64_t reserved1[2];
 } sp__seg_slot;
 
-_Static_assert(sizeof(sp__seg_header) == SP__SEG_HEADER_SIZE, "segment header is 128 bytes");
+typedef struct sp__seg_site_slot {
+	_Atomic uint32_t ready;
+	uint32_t line;
+	char name[SP__SEG_NAME_LEN];
+	char file[SP__SEG_SITE_FILE_LEN];
+} sp__seg_site_slot;
+
+_Static_assert(sizeof(sp__seg_header) == SP__SEG_HEADER_SIZE, "segment header is 192 bytes");
+_Static_assert(offsetof(sp__seg_header, site_off) == 128, "site_off at 128");
+_Static_assert(offsetof(sp__seg_header, task_hwm) == 144, "task_hwm at 144");
+_Static_assert(sizeof(sp__seg_site_slot) == SP__SEG_SITE_SLOT_SIZE, "site slot is 128 bytes");
+_Static_assert(offsetof(sp__seg_slot, site) == 152, "site at 152");
+_Static_assert(offsetof(sp__seg_slot, last_ts) == 168, "last_ts at 168");
 _Static_assert(offsetof(sp__seg_header, pid) == 16, "pid at 16");
 _Static_assert(offsetof(sp__seg_header, clock_tick0) == 40, "clock_tick0 at 40");
 _Static_assert(offsetof(sp__seg_header, nrings) == 72, "nrings at 72");
@@ -199,17 +254,33 @@ typedef struct sp__seg_task {
 	uint64_t busy_ns;
 	uint64_t wakes;
 	uint64_t spawn_ts;
+	uint32_t site;
+	uint32_t self_wakes;
+	uint32_t waker_clones;
+	uint32_t waker_drops;
+	uint64_t last_ts;
 	char name[SP__SEG_NAME_LEN + 1]; /* always NUL-terminated */
 	char file[SP__SEG_FILE_LEN + 1];
 } sp__seg_task;
 
 /* ---- writer side (the process that owns the segment) ----------------------- */
 
+typedef struct sp__seg_site_key {
+	_Atomic(const void *) key;
+	_Atomic uint32_t idx1; /* site index + 1; 0 while being registered */
+} sp__seg_site_key;
+
 typedef struct sp__segment {
 	void *base;
 	size_t size;
 	sp__seg_header *hdr;
 	char path[64];
+	/* writer-side state, in this process's memory */
+	_Atomic uint32_t *task_next;   /* free list links, task_slots entries */
+	_Atomic uint64_t task_free;    /* free list head: tag << 32 | (index + 1) */
+	sp__seg_site_key *site_keys;   /* open addressing, site_mask + 1 entries */
+	uint32_t site_mask;
+	_Atomic uint32_t site_next;    /* next site slot to hand out */
 } sp__segment;
 
 /*
@@ -236,8 +307,17 @@ void sp__seg_release_ring(sp__segment *seg, unsigned idx);
 sp__ring *sp__seg_ring(sp__segment *seg, unsigned idx);
 
 /* Allocate a task slot (the caller becomes its writer): its index, or
- * -ENOSPC. */
+ * -ENOSPC. Lock-free (a tagged free list, then the high-water mark). */
 int sp__seg_task_alloc(sp__segment *seg);
+/* The index of spawn site `key` (any address unique to the site, e.g. its
+ * static sp_spawn_site), registering name, file and line on first use;
+ * SP__SEG_SITE_NONE when the table is full. Lock-free; no allocation. */
+#define SP__SEG_SITE_NONE 0xffffffffu
+uint32_t sp__seg_site(sp__segment *seg, const void *key, const char *name, const char *file,
+		      uint32_t line);
+/* Poll-end update of the counters (the slot protocol; t's text, id, parent,
+ * spawn_ts and site are not rewritten). */
+void sp__seg_task_counters(sp__segment *seg, unsigned slot, const sp__seg_task *t);
 /* Write the whole slot (the slot protocol; id last). */
 void sp__seg_task_write(sp__segment *seg, unsigned slot, const sp__seg_task *t);
 /* Update the counters and state only (the poll path). */
@@ -298,6 +378,15 @@ size_t sp__seg_reader_ring_read(const sp__seg_reader *r, unsigned i, uint64_t *c
 size_t sp__seg_read_tasks(const sp__seg_reader *r,
 			  void (*cb)(unsigned slot, const sp__seg_task *t, void *arg), void *arg,
 			  size_t *busy);
+
+/* Copy site slot idx into *out (name and file NUL-terminated): 0, or -1
+ * when idx is out of range or the site is not published (yet). */
+typedef struct sp__seg_site_info {
+	uint32_t line;
+	char name[SP__SEG_NAME_LEN + 1];
+	char file[SP__SEG_SITE_FILE_LEN + 1];
+} sp__seg_site_info;
+int sp__seg_read_site(const sp__seg_reader *r, uint32_t idx, sp__seg_site_info *out);
 
 /* Ticks of this segment's clock to CLOCK_MONOTONIC ns. */
 uint64_t sp__seg_ticks_to_ns(const sp__seg_reader *r, uint64_t ticks);

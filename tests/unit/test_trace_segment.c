@@ -468,8 +468,8 @@ static void seg__damage_gives_the_documented_error(void **state)
 	expect_error(c, n, -EAGAIN, "not initialised");
 
 	FRESH();
-	H->abi_major = 2;
-	expect_error(c, n, -EPROTONOSUPPORT, "reads 1.x");
+	H->abi_major = 3;
+	expect_error(c, n, -EPROTONOSUPPORT, "reads 2.x");
 	FRESH();
 	H->abi_major = 0;
 	expect_error(c, n, -EPROTONOSUPPORT, "ABI major");
@@ -504,6 +504,18 @@ static void seg__damage_gives_the_documented_error(void **state)
 	FRESH();
 	H->task_off += 8;
 	expect_error(c, n, -EINVAL, "not 64-byte aligned");
+	FRESH();
+	H->site_slots = 0xffffffffu;
+	expect_error(c, n, -EINVAL, "bad site slot count");
+	FRESH();
+	H->site_off = (uint64_t)1 << 62;
+	expect_error(c, n, -EINVAL, "site table out of bounds");
+	FRESH();
+	H->site_off = H->task_off;
+	expect_error(c, n, -EINVAL, "overlap");
+	FRESH();
+	H->site_slot_size = 72;
+	expect_error(c, n, -EINVAL, "bad site slot size");
 	FRESH();
 	H->nrings = 0x7fffffffu;
 	expect_error(c, n, -EINVAL, "bad ring count");
@@ -781,6 +793,45 @@ static void seg__task_slot_reads_are_never_torn(void **state)
 	sp__seg_destroy(&seg);
 }
 
+
+/* Sites: one index per key, readable by a reader; task slots: freed ones are
+ * reused before the high-water mark grows, and the reader scans below it. */
+static void seg__sites_and_slot_reuse(void **state)
+{
+	(void)state;
+	sp__segment seg;
+	assert_int_equal(sp__seg_create(&seg, 1, 8, 3), 0);
+	static const int k1, k2;
+	uint32_t a = sp__seg_site(&seg, &k1, "alpha", "dir/a.c", 11);
+	uint32_t b = sp__seg_site(&seg, &k2, "beta-with-a-name-longer-than-32-bytes", "b.c", 22);
+	assert_int_equal(a, 0);
+	assert_int_equal(b, 1);
+	assert_int_equal(sp__seg_site(&seg, &k1, "ignored", "x", 1), a);
+	sp__seg_reader r;
+	assert_int_equal(sp__seg_open(&r, getpid()), 0);
+	sp__seg_site_info si;
+	assert_int_equal(sp__seg_read_site(&r, a, &si), 0);
+	assert_string_equal(si.name, "alpha");
+	assert_string_equal(si.file, "dir/a.c");
+	assert_int_equal(si.line, 11);
+	assert_int_equal(sp__seg_read_site(&r, b, &si), 0);
+	assert_int_equal(strlen(si.name), SP__SEG_NAME_LEN); /* cut, terminated */
+	assert_int_equal(sp__seg_read_site(&r, 2, &si), -1); /* not published */
+	assert_int_equal(sp__seg_read_site(&r, 1u << 20, &si), -1);
+
+	int s0 = sp__seg_task_alloc(&seg), s1 = sp__seg_task_alloc(&seg);
+	assert_int_equal(s0, 0);
+	assert_int_equal(s1, 1);
+	assert_int_equal(atomic_load(&seg.hdr->task_hwm), 2);
+	sp__seg_task_free(&seg, 0);
+	assert_int_equal(sp__seg_task_alloc(&seg), 0); /* reused, hwm unchanged */
+	assert_int_equal(atomic_load(&seg.hdr->task_hwm), 2);
+	assert_int_equal(sp__seg_task_alloc(&seg), 2);
+	assert_int_equal(sp__seg_task_alloc(&seg), -ENOSPC);
+	sp__seg_close(&r);
+	sp__seg_destroy(&seg);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -791,6 +842,7 @@ int main(void)
 		cmocka_unit_test(seg__dead_owner_is_stale_and_cleaned),
 		cmocka_unit_test(seg__pid_reuse_is_stale_and_replaced),
 		cmocka_unit_test(seg__damage_gives_the_documented_error),
+		cmocka_unit_test(seg__sites_and_slot_reuse),
 		cmocka_unit_test(seg__corruption_sweep_never_crashes),
 		cmocka_unit_test(seg__task_slot_reads_are_never_torn),
 	};
