@@ -17,6 +17,8 @@
 #include <time.h>
 #include <unistd.h>
 
+uint32_t sp__seg_site_slots = SP__SEG_SITE_SLOTS;
+
 /* A reader retries a slot this many times before reporting it busy. */
 #define SEG_SLOT_RETRIES 256
 #define SEG_ALIGN 64u
@@ -149,7 +151,9 @@ int sp__seg_create_at(sp__segment *out, const char *path, unsigned nrings, uint3
 	uint64_t ring_off = align64(owner_off + (uint64_t)nrings * 4);
 	uint64_t task_off = ring_off + (uint64_t)nrings * stride;
 	uint64_t site_off = task_off + (uint64_t)task_slots * SP__SEG_TASK_SLOT_SIZE;
-	uint32_t site_slots = SP__SEG_SITE_SLOTS;
+	uint32_t site_slots = sp__seg_site_slots;
+	if (site_slots == 0 || site_slots > SP__SEG_MAX_SITE_SLOTS || (site_slots & (site_slots - 1)))
+		return -EINVAL;
 	uint64_t total = site_off + (uint64_t)site_slots * SP__SEG_SITE_SLOT_SIZE;
 
 	/* Writer-side tables in our own memory: the task slot free list and

@@ -164,7 +164,9 @@
 #define SP__SEG_SITE_SLOT_SIZE 128
 #define SP__SEG_SITE_FILE_LEN 88
 #define SP__SEG_MAX_SITE_SLOTS (1u << 16)
-#define SP__SEG_SITE_SLOTS 2048 /* what sp__seg_create makes */
+#define SP__SEG_SITE_SLOTS 2048 /* what sp__seg_create makes by default */
+/* Site slots a new segment gets (tests and the fuzz seed make small ones). */
+extern uint32_t sp__seg_site_slots;
 #define SP__SEG_MAX_RINGS 4096u
 #define SP__SEG_MAX_TASK_SLOTS (1u << 20)
 #define SP__SEG_NAME_LEN 32
