@@ -511,7 +511,7 @@ void sp__seg_task_counters(sp__segment *seg, unsigned slot, const sp__seg_task *
 	slot_end(s, v);
 }
 
-void sp__seg_task_free(sp__segment *seg, unsigned slot)
+void sp__seg_task_clear(sp__segment *seg, unsigned slot)
 {
 	if (slot >= seg->hdr->task_slots)
 		return;
@@ -520,7 +520,13 @@ void sp__seg_task_free(sp__segment *seg, unsigned slot)
 	/* ordering: release (SLOT PROTOCOL step 2). */
 	atomic_store_explicit(&s->id, 0, memory_order_release);
 	slot_end(s, v);
-	atomic_store_explicit(&s->claim, 0, memory_order_relaxed);
+}
+
+void sp__seg_task_release(sp__segment *seg, unsigned slot)
+{
+	if (slot >= seg->hdr->task_slots)
+		return;
+	atomic_store_explicit(&seg_slot(seg, slot)->claim, 0, memory_order_relaxed);
 	/* Push on the free list. ordering: release: the slot's writes (and
 	 * the link) happen before a popper's acquire. */
 	uint64_t h = atomic_load_explicit(&seg->task_free, memory_order_relaxed);
@@ -530,6 +536,12 @@ void sp__seg_task_free(sp__segment *seg, unsigned slot)
 							((h >> 32) + 1) << 32 | (slot + 1),
 							memory_order_release,
 							memory_order_relaxed));
+}
+
+void sp__seg_task_free(sp__segment *seg, unsigned slot)
+{
+	sp__seg_task_clear(seg, slot);
+	sp__seg_task_release(seg, slot);
 }
 
 /* ---- reader: validation ------------------------------------------------------ */

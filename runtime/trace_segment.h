@@ -331,8 +331,12 @@ void sp__seg_task_write(sp__segment *seg, unsigned slot, const sp__seg_task *t);
 /* Update the counters and state only (the poll path). */
 void sp__seg_task_update(sp__segment *seg, unsigned slot, uint32_t state, uint64_t polls,
 			 uint64_t busy_ns, uint64_t wakes);
-/* Mark the slot free (id = 0) and give it back. */
+/* Mark the slot free (id = 0) and give it back: clear, then release. A
+ * writer may keep cleared slots in a cache of its own and reuse them
+ * (sp__seg_task_spawn) before releasing them to the free list. */
 void sp__seg_task_free(sp__segment *seg, unsigned slot);
+void sp__seg_task_clear(sp__segment *seg, unsigned slot);
+void sp__seg_task_release(sp__segment *seg, unsigned slot);
 
 /* ---- reader side ------------------------------------------------------------ */
 
