@@ -167,10 +167,14 @@ static void submit_wake(sp__task *t, bool remote)
 		SP__BUMP(t->idle_ticks, now - t->last_ticks);
 		t->last_ticks = now;
 	}
+	/* The LIFO slot is for a task woken by the task running here (it runs
+	 * next, on warm caches). A wake from outside any poll (the reactor,
+	 * timers, block_on's root future) queues at the back: first woken,
+	 * first run, so timers run in deadline order. */
 	if (remote)
 		sp__schedule_remote(t);
 	else
-		sp__schedule(t, false);
+		sp__schedule(t, sp__tls.current == NULL);
 }
 
 /* What a submitting wake adds to the state: remote ones count a schedule and
