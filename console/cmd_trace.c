@@ -170,9 +170,10 @@ static void frame_str(const struct sp_starve_frame *f, char *buf, size_t n)
 		k = snprintf(buf, n, "%s+0x%llx", f->func, (unsigned long long)f->func_off);
 	else if (f->func[0])
 		k = snprintf(buf, n, "%s", f->func);
+	else if (f->module[0] && f->module_off)
+		k = snprintf(buf, n, "%s+0x%llx", f->module, (unsigned long long)f->module_off);
 	else
-		k = snprintf(buf, n, "0x%llx%s%s", (unsigned long long)f->addr,
-			     f->module[0] ? " in " : "", f->module);
+		k = snprintf(buf, n, "0x%llx", (unsigned long long)f->addr);
 	if (f->file[0] && k >= 0 && (size_t)k < n)
 		k += snprintf(buf + k, n - (size_t)k, " (%s:%d)", f->file, f->line);
 	if (f->inlined_in[0] && k >= 0 && (size_t)k < n)
@@ -241,7 +242,7 @@ static void json_frame(const struct sp_starve_frame *f)
 	json_str(f->inlined_in);
 	printf(",\"module\":");
 	json_str(f->module);
-	putchar('}');
+	printf(",\"module_off\":\"0x%llx\"}", (unsigned long long)f->module_off);
 }
 
 static void print_json(const struct sp_starve_finding *f)
@@ -287,6 +288,12 @@ static void on_finding(const struct sp_starve_finding *f, void *arg)
 		print_json(f);
 	else
 		print_human(f);
+}
+
+static void on_warning(const char *msg, void *arg)
+{
+	(void)arg;
+	fprintf(stderr, "spindle trace: warning: %s\n", msg);
 }
 
 static void on_note(const char *msg, void *arg)
@@ -356,6 +363,7 @@ static int run(struct trace_args *a)
 		.verbose = a->verbose,
 		.on_finding = on_finding,
 		.on_note = on_note,
+		.on_warning = on_warning,
 		.arg = a,
 	};
 	struct sp_starve *t;

@@ -304,7 +304,8 @@ static int attach_registry(struct sp_starve *t, char *why, size_t n)
 {
 	uint64_t addr;
 	struct sp__registry r;
-	int err = sp__target_find_registry(t->o.pid, &addr, why, n);
+	bool stripped = false;
+	int err = sp__target_find_registry(t->o.pid, &addr, &stripped, why, n);
 
 	if (err)
 		return err;
@@ -326,6 +327,11 @@ static int attach_registry(struct sp_starve *t, char *why, size_t n)
 	t->syms = sp__syms_new(t->o.pid);
 	note(t, "pid %d: registry at 0x%llx, %u slots%s", t->o.pid, (unsigned long long)addr,
 	     r.max_slots, t->syms ? "" : " (no symbols: libdw could not read the process)");
+	if (stripped && t->o.on_warning)
+		t->o.on_warning("the target's executable is stripped: no symbol table, so poll "
+				"functions and stack frames show as addresses and the culprit "
+				"cannot be named (found the registry by its magic)",
+				t->o.arg);
 	return 0;
 }
 

@@ -110,6 +110,9 @@ void sp__syms_frame(struct sp__syms *s, uint64_t addr, bool is_return, struct sp
 		return;
 	const char *mod = dwfl_module_info(m, NULL, NULL, NULL, NULL, NULL, NULL, NULL);
 	copy(f->module, sizeof(f->module), base_name(mod));
+	Dwarf_Addr bias = 0;
+	if (dwfl_module_getelf(m, &bias))
+		f->module_off = addr - bias;
 	const char *fn = dwfl_module_addrinfo(m, pc, &off, &sym, NULL, NULL, NULL);
 	const char *in = inlined_name(m, pc);
 	copy(f->func, sizeof(f->func), in ? in : fn);

@@ -13,7 +13,6 @@
 #include <fcntl.h>
 #include <gelf.h>
 #include <libelf.h>
-#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -88,6 +87,38 @@ static bool elf_lookup(Elf *elf, const char *name, uint64_t *value, bool *stripp
 	return found;
 }
 
+/*
+ * Without a symbol table (a stripped binary) the registry is still in the
+ * initialised data: scan the writable PROGBITS sections for its magic and
+ * version-1 header. Eight aligned magic bytes followed by the expected
+ * version and slot size do not occur by chance.
+ */
+static bool elf_scan_magic(Elf *elf, uint64_t *value)
+{
+	Elf_Scn *scn = NULL;
+
+	while ((scn = elf_nextscn(elf, scn)) != NULL) {
+		GElf_Shdr sh;
+		if (!gelf_getshdr(scn, &sh) || sh.sh_type != SHT_PROGBITS ||
+		    (sh.sh_flags & (SHF_ALLOC | SHF_WRITE)) != (SHF_ALLOC | SHF_WRITE))
+			continue;
+		Elf_Data *d = elf_getdata(scn, NULL);
+		if (!d || !d->d_buf)
+			continue;
+		const uint8_t *b = d->d_buf;
+		for (size_t off = 0; off + sizeof(struct sp__registry) <= d->d_size; off += 8) {
+			struct sp__registry r;
+			memcpy(&r, b + off, sizeof(r));
+			if (r.magic == SP__REGISTRY_MAGIC && r.version == SP__REGISTRY_VERSION &&
+			    r.slot_size == 64) {
+				*value = sh.sh_addr + off;
+				return true;
+			}
+		}
+	}
+	return false;
+}
+
 /* vaddr - offset of the first PT_LOAD: what the offset-0 mapping maps. */
 static bool first_load(Elf *elf, uint64_t *base)
 {
@@ -121,7 +152,10 @@ static int try_module(int pid, const char *path, uint64_t map_start, uint64_t *a
 	if (fd < 0)
 		return 0;
 	Elf *elf = elf_begin(fd, ELF_C_READ, NULL);
-	if (elf && elf_lookup(elf, SP__REGISTRY_SYMBOL, &value, stripped) && first_load(elf, &base)) {
+	bool have = elf && elf_lookup(elf, SP__REGISTRY_SYMBOL, &value, stripped);
+	if (elf && !have && *stripped)
+		have = elf_scan_magic(elf, &value);
+	if (have && first_load(elf, &base)) {
 		*addr = map_start - base + value;
 		found = 1;
 	}
@@ -131,7 +165,8 @@ static int try_module(int pid, const char *path, uint64_t map_start, uint64_t *a
 	return found;
 }
 
-int sp__target_find_registry(int pid, uint64_t *addr, char *why, size_t whylen)
+int sp__target_find_registry(int pid, uint64_t *addr, bool *stripped_exe, char *why,
+			     size_t whylen)
 {
 	char path[64], line[4096 + 256], exe[4096];
 	bool exe_stripped = false, seen_exe = false;
@@ -175,17 +210,13 @@ int sp__target_find_registry(int pid, uint64_t *addr, char *why, size_t whylen)
 		}
 	}
 	fclose(f);
+	*stripped_exe = exe_stripped;
 	if (found)
 		return 0;
-	if (exe_stripped)
-		snprintf(why, whylen,
-			 "%s is stripped: no symbol table to find %s in (rebuild without -s/strip, "
-			 "or export the symbol with -rdynamic)",
-			 exe, SP__REGISTRY_SYMBOL);
-	else
-		snprintf(why, whylen,
-			 "process %d (%s) is not a spindle process: no %s symbol in it or in a "
-			 "libspindle library",
-			 pid, exe, SP__REGISTRY_SYMBOL);
+	snprintf(why, whylen,
+		 "process %d (%s) is not a spindle process: no %s in it or in a libspindle "
+		 "library%s",
+		 pid, exe, SP__REGISTRY_SYMBOL,
+		 exe_stripped ? " (it is stripped; its data has no registry either)" : "");
 	return -ENOENT;
 }

@@ -5,6 +5,7 @@
 #ifndef SPINDLE_PROBES_TARGET_H
 #define SPINDLE_PROBES_TARGET_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -25,10 +26,13 @@ struct sp__registry {
 
 /*
  * Find `sp_trace_registry` in the executable of pid or in a mapped
- * libspindle*.so: its address in the target. Returns 0, -ENOENT (not a
- * spindle process, or stripped: why says which), or another negative errno.
+ * libspindle*.so: its address in the target. A stripped executable is
+ * searched for the registry's magic instead (*stripped_exe is then true:
+ * the tracer has no function names). Returns 0, -ENOENT (not a spindle
+ * process: why says so), or another negative errno.
  */
-int sp__target_find_registry(int pid, uint64_t *addr, char *why, size_t whylen);
+int sp__target_find_registry(int pid, uint64_t *addr, bool *stripped_exe, char *why,
+			     size_t whylen);
 
 /* Read len bytes at addr of pid: 0 or a negative errno (-ESRCH: gone). */
 int sp__target_read(int pid, uint64_t addr, void *buf, size_t len);

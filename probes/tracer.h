@@ -47,6 +47,7 @@ struct sp_starve_frame {
 	char file[128];	   /* source file (base name), "" if no line info */
 	int line;	   /* 0 if no line info */
 	char module[64];   /* base name of the ELF file */
+	uint64_t module_off; /* the ELF address (addr2line -e MODULE takes it), 0 if unknown */
 };
 
 struct sp_starve_sys {
@@ -92,7 +93,8 @@ struct sp_starve_opts {
 	bool verbose;		/* let libbpf print */
 	bool wait_registry;	/* the target is about to exec: retry finding the registry */
 	sp_starve_cb on_finding;
-	sp_starve_note_cb on_note;
+	sp_starve_note_cb on_note;     /* progress, for --verbose */
+	sp_starve_note_cb on_warning;  /* degraded tracing (e.g. stripped target): always shown */
 	void *arg;
 };
 
