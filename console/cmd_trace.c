@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -420,6 +421,17 @@ static int run(struct trace_args *a)
 			"ring buffer drops\n",
 			(unsigned long long)s.workers_seen, (unsigned long long)s.findings,
 			(unsigned long long)s.samples, (unsigned long long)s.ringbuf_drops);
+		struct rusage ru;
+		getrusage(RUSAGE_SELF, &ru);
+		fprintf(stderr,
+			"spindle trace: bpf sched_switch %llu runs %.3f ms, sampler %llu runs %.3f ms "
+			"(times need kernel.bpf_stats_enabled=1); tracer cpu %.3f s user %.3f s sys "
+			"in %.3f s\n",
+			(unsigned long long)s.switch_runs, (double)s.switch_ns / 1e6,
+			(unsigned long long)s.sample_runs, (double)s.sample_ns / 1e6,
+			(double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6,
+			(double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6,
+			(double)(mono_ns() - t0_ns) / 1e9);
 	}
 	sp_starve_close(t);
 	if (child > 0) {

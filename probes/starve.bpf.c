@@ -81,7 +81,7 @@ static __always_inline void switch_out(void *ctx, struct task_struct *prev,
 				       struct task_struct *next, unsigned int prev_state,
 				       __u64 now)
 {
-	__u32 tid = BPF_CORE_READ(prev, pid);
+	__u32 tid = prev->pid;
 	struct starve_worker *w = bpf_map_lookup_elem(&starve_workers, &tid);
 	struct starve_slot s;
 
@@ -100,8 +100,8 @@ static __always_inline void switch_out(void *ctx, struct task_struct *prev,
 		w->cur.longest_block_sys = STARVE_SYS_NONE;
 	}
 	w->out_ts = now;
-	w->out_next_pid = BPF_CORE_READ(next, pid);
-	BPF_CORE_READ_STR_INTO(&w->out_next_comm, next, comm);
+	w->out_next_pid = next->pid;
+	bpf_probe_read_kernel_str(w->out_next_comm, sizeof(w->out_next_comm), next->comm);
 	if (prev_state == 0) {
 		w->out_kind = STARVE_OFF_PREEMPTED;
 		w->out_sys = STARVE_SYS_NONE;
@@ -110,9 +110,9 @@ static __always_inline void switch_out(void *ctx, struct task_struct *prev,
 	w->out_kind = STARVE_OFF_BLOCKED;
 	/* Which syscall: orig_ax, valid while ax still holds the -ENOSYS preset. */
 	struct pt_regs *regs = (struct pt_regs *)bpf_task_pt_regs(prev);
-	long ax = BPF_CORE_READ(regs, ax);
-	__u64 sp = BPF_CORE_READ(regs, sp);
-	w->out_sys = ax == -STARVE_ENOSYS ? (__s32)BPF_CORE_READ(regs, orig_ax) : STARVE_SYS_NONE;
+	long ax = regs->ax;
+	__u64 sp = regs->sp;
+	w->out_sys = ax == -STARVE_ENOSYS ? (__s32)regs->orig_ax : STARVE_SYS_NONE;
 	long n = bpf_get_stack(ctx, w->out_stack, sizeof(w->out_stack), BPF_F_USER_STACK);
 	w->out_nframes = n > 0 ? (__u32)n / 8 : 0;
 	if (bpf_probe_read_user(w->out_words, sizeof(w->out_words), (const void *)sp))
@@ -121,7 +121,7 @@ static __always_inline void switch_out(void *ctx, struct task_struct *prev,
 
 static __always_inline void switch_in(struct task_struct *next, __u64 now)
 {
-	__u32 tid = BPF_CORE_READ(next, pid);
+	__u32 tid = next->pid;
 	struct starve_worker *w = bpf_map_lookup_elem(&starve_workers, &tid);
 
 	if (!w || !w->out_ts)
@@ -156,13 +156,16 @@ SEC("tp_btf/sched_switch")
 int BPF_PROG(starve_switch, bool preempt, struct task_struct *prev, struct task_struct *next,
 	     unsigned int prev_state)
 {
-	__u64 now = bpf_ktime_get_ns();
-
-	/* current == prev here, so prev's user memory and registers are readable. */
-	if (BPF_CORE_READ(prev, tgid) == targ_tgid)
-		switch_out(ctx, prev, next, prev_state, now);
-	if (BPF_CORE_READ(next, tgid) == targ_tgid)
-		switch_in(next, now);
+	/*
+	 * Runs on every context switch of the machine: the common case is two
+	 * direct loads (tp_btf arguments are trusted BTF pointers, CO-RE
+	 * relocated) and two compares. current == prev here, so prev's user
+	 * memory and registers are readable.
+	 */
+	if (prev->tgid == targ_tgid)
+		switch_out(ctx, prev, next, prev_state, bpf_ktime_get_ns());
+	if (next->tgid == targ_tgid)
+		switch_in(next, bpf_ktime_get_ns());
 	return 0;
 }
 

@@ -56,6 +56,8 @@
 #define TICK_FLAGGED_MS 1     /* ... while a flagged poll waits for its report */
 #define WANT_SAMPLES 16	      /* stacks asked per flagged poll (at 1 kHz: its first 16 ms) */
 #define KEEP_SAMPLES 16
+#define FULL_SCAN_NS 100000000ull /* read every slot this often; else only the used prefix */
+#define HOT_MARGIN 8		   /* free slots read past the last used one */
 #define REGISTRY_WAIT_NS (3000000000ull) /* -- CMD: time for exec and the registry to show */
 #define CAP_PERFMON_BIT 38
 #define CAP_BPF_BIT 39
@@ -90,6 +92,8 @@ struct sp_starve {
 	struct wd *wd;		/* reg.max_slots */
 	struct sp__syms *syms;
 	uint64_t last_tick;
+	uint64_t last_full_ns;	/* last read of all max_slots slots */
+	uint32_t hot_slots;	/* slots read on the other ticks: the used ones + margin */
 	bool any_flagged;
 	struct sp_starve_stats st;
 	struct sp_starve_finding fbuf; /* the finding being built */
@@ -702,7 +706,15 @@ static void watch_slot(struct sp_starve *t, struct wd *w, const struct starve_sl
 static int watchdog(struct sp_starve *t, char *why, size_t n)
 {
 	struct sp__registry r;
-	size_t len = (size_t)t->reg.max_slots * t->reg.slot_size;
+	uint64_t mono = mono_ns();
+	/*
+	 * Workers claim the lowest free slot, so the used slots are a prefix:
+	 * read that prefix (plus a margin, which catches new workers) every
+	 * tick and all slots every FULL_SCAN_NS.
+	 */
+	bool full = mono - t->last_full_ns >= FULL_SCAN_NS;
+	uint32_t nslots = full ? t->reg.max_slots : t->hot_slots;
+	size_t len = (size_t)nslots * t->reg.slot_size;
 
 	/*
 	 * The header first, every tick: right after exec its `slots` pointer may
@@ -727,9 +739,14 @@ static int watchdog(struct sp_starve *t, char *why, size_t n)
 	}
 	t->reg.mult = r.mult;
 	t->reg.slots = r.slots;
+	if (full)
+		t->last_full_ns = mono;
+	uint32_t used = 0;
 	t->any_flagged = false;
-	for (uint32_t i = 0; i < t->reg.max_slots; i++) {
+	for (uint32_t i = 0; i < nslots; i++) {
 		const struct starve_slot *s = (const void *)(t->slotbuf + (size_t)i * t->reg.slot_size);
+		if (s->tid)
+			used = i + 1;
 		struct wd *w = &t->wd[i];
 		if (s->tid != w->tid) {
 			if (w->tid)
@@ -740,6 +757,9 @@ static int watchdog(struct sp_starve *t, char *why, size_t n)
 		if (w->tid && t->reg.mult)
 			watch_slot(t, w, s, now);
 	}
+	if (full || used + HOT_MARGIN > t->hot_slots)
+		t->hot_slots = used + HOT_MARGIN < t->reg.max_slots ? used + HOT_MARGIN
+								    : t->reg.max_slots;
 	return 0;
 }
 
@@ -818,11 +838,26 @@ int sp_starve_poll(struct sp_starve *t, int timeout_ms, char *why, size_t whylen
 	}
 }
 
+static void prog_stats(struct bpf_program *p, uint64_t *runs, uint64_t *ns)
+{
+	struct bpf_prog_info info = {0};
+	uint32_t len = sizeof(info);
+
+	if (!bpf_obj_get_info_by_fd(bpf_program__fd(p), &info, &len)) {
+		*runs = info.run_cnt;
+		*ns = info.run_time_ns;
+	}
+}
+
 void sp_starve_stats(struct sp_starve *t, struct sp_starve_stats *s)
 {
 	*s = t->st;
-	if (t->skel && t->skel->bss)
+	if (!t->skel)
+		return;
+	if (t->skel->bss)
 		s->ringbuf_drops = t->skel->bss->starve_stats[0];
+	prog_stats(t->skel->progs.starve_switch, &s->switch_runs, &s->switch_ns);
+	prog_stats(t->skel->progs.starve_sample, &s->sample_runs, &s->sample_ns);
 }
 
 void sp_starve_close(struct sp_starve *t)
