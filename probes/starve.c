@@ -597,9 +597,15 @@ static void report(struct sp_starve *t, struct wd *w, bool running, uint64_t tot
 	f->total_ns = total_ns;
 	f->start_ns = now - total_ns; /* exact when running; an upper bound otherwise */
 	f->oncpu_ns = total_ns - f->blocked_ns - f->preempted_ns;
-	if (f->blocked_ns >= f->oncpu_ns && f->blocked_ns >= f->preempted_ns)
+	/*
+	 * The verdict names what the poll itself did: the larger of blocked and
+	 * on-CPU, as long as it is a quarter of the time. Preemption stretches a
+	 * long computation but does not cause it; only a poll that barely ran
+	 * for itself is called preempted.
+	 */
+	if (f->blocked_ns >= f->oncpu_ns && f->blocked_ns * 4 >= total_ns)
 		f->verdict = SP_STARVE_BLOCKED;
-	else if (f->oncpu_ns >= f->preempted_ns)
+	else if (f->oncpu_ns > f->blocked_ns && f->oncpu_ns * 4 >= total_ns)
 		f->verdict = SP_STARVE_ONCPU;
 	else
 		f->verdict = SP_STARVE_PREEMPTED;

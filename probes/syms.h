@@ -23,7 +23,8 @@ void sp__syms_free(struct sp__syms *s);
  * at addr - 1, inside the call instruction, so that the line is the call's.
  */
 void sp__syms_frame(struct sp__syms *s, uint64_t addr, bool is_return, struct sp_starve_frame *f);
-/* True for frames of the C library, the dynamic loader and the vDSO. */
+/* True for frames of the C library, the dynamic loader, the vDSO and the
+ * sanitizer runtimes (their interceptors wrap the libc calls). */
 bool sp__syms_is_system(const struct sp_starve_frame *f);
 
 #endif

@@ -7,7 +7,8 @@
  * either when it ended or `SP_STARVE_GRACE_MS` after it crossed the threshold
  * if it still runs then (`running` is true and the times are the times so
  * far). Its time splits into on-CPU, blocked (per syscall) and preempted;
- * `verdict` names the dominant part and `fix` what to consider.
+ * `verdict` names the larger of blocked and on-CPU when it is at least a
+ * quarter of the total, else preempted; `fix` says what to consider.
  *
  * Typical use:
  *
