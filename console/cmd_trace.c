@@ -424,8 +424,10 @@ static int run(struct trace_args *a)
 		struct rusage ru;
 		getrusage(RUSAGE_SELF, &ru);
 		fprintf(stderr,
-			"spindle trace: bpf sched_switch %llu runs %.3f ms, sampler %llu runs %.3f ms "
-			"(times need kernel.bpf_stats_enabled=1); tracer cpu %.3f s user %.3f s sys "
+			"spindle trace: bpf sched_switch %llu runs %.3f ms, sampler %llu runs %.3f "
+			"ms "
+			"(times need kernel.bpf_stats_enabled=1); tracer cpu %.3f s user %.3f s "
+			"sys "
 			"in %.3f s\n",
 			(unsigned long long)s.switch_runs, (double)s.switch_ns / 1e6,
 			(unsigned long long)s.sample_runs, (double)s.sample_ns / 1e6,

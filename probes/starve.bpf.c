@@ -78,8 +78,7 @@ static __always_inline void add_sys(struct starve_poll *p, __s64 nr, __u64 d)
 }
 
 static __always_inline void switch_out(void *ctx, struct task_struct *prev,
-				       struct task_struct *next, unsigned int prev_state,
-				       __u64 now)
+				       struct task_struct *next, unsigned int prev_state, __u64 now)
 {
 	__u32 tid = prev->pid;
 	struct starve_worker *w = bpf_map_lookup_elem(&starve_workers, &tid);
@@ -147,7 +146,8 @@ static __always_inline void switch_in(struct task_struct *next, __u64 now)
 		if (d > p->longest_preempt_ns) {
 			p->longest_preempt_ns = d;
 			p->preempt_pid = w->out_next_pid;
-			__builtin_memcpy(p->preempt_comm, w->out_next_comm, sizeof(p->preempt_comm));
+			__builtin_memcpy(p->preempt_comm, w->out_next_comm,
+					 sizeof(p->preempt_comm));
 		}
 	}
 }

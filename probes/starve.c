@@ -52,12 +52,12 @@
 #include "target.h"
 #include "tracer.h"
 
-#define TICK_MS 5	      /* watchdog period */
-#define TICK_FLAGGED_MS 1     /* ... while a flagged poll waits for its report */
-#define WANT_SAMPLES 16	      /* stacks asked per flagged poll (at 1 kHz: its first 16 ms) */
+#define TICK_MS 5	  /* watchdog period */
+#define TICK_FLAGGED_MS 1 /* ... while a flagged poll waits for its report */
+#define WANT_SAMPLES 16	  /* stacks asked per flagged poll (at 1 kHz: its first 16 ms) */
 #define KEEP_SAMPLES 16
-#define FULL_SCAN_NS 100000000ull /* read every slot this often; else only the used prefix */
-#define HOT_MARGIN 8		   /* free slots read past the last used one */
+#define FULL_SCAN_NS 100000000ull	 /* read every slot this often; else only the used prefix */
+#define HOT_MARGIN 8			 /* free slots read past the last used one */
 #define REGISTRY_WAIT_NS (3000000000ull) /* -- CMD: time for exec and the registry to show */
 #define CAP_PERFMON_BIT 38
 #define CAP_BPF_BIT 39
@@ -68,7 +68,7 @@ struct wd {
 	uint32_t worker_idx;
 	uint64_t seq; /* the poll being watched (slot poll_seq), 0: none */
 	uint64_t task_id, poll_fn, start;
-	uint64_t seen;	 /* clock value (slot units) when last seen running */
+	uint64_t seen;	   /* clock value (slot units) when last seen running */
 	uint64_t cross_ns; /* CLOCK_MONOTONIC when flagged */
 	bool flagged, reported;
 	int nsamples;
@@ -85,15 +85,15 @@ struct sp_starve {
 	int *pfds;
 	int npfds;
 	/* the target */
-	uint64_t reg_addr;	/* 0: not found yet (wait_registry) */
-	uint64_t reg_deadline;	/* CLOCK_MONOTONIC: give up finding it */
+	uint64_t reg_addr;     /* 0: not found yet (wait_registry) */
+	uint64_t reg_deadline; /* CLOCK_MONOTONIC: give up finding it */
 	struct sp__registry reg;
-	uint8_t *slotbuf;	/* reg.max_slots * reg.slot_size */
-	struct wd *wd;		/* reg.max_slots */
+	uint8_t *slotbuf; /* reg.max_slots * reg.slot_size */
+	struct wd *wd;	  /* reg.max_slots */
 	struct sp__syms *syms;
 	uint64_t last_tick;
-	uint64_t last_full_ns;	/* last read of all max_slots slots */
-	uint32_t hot_slots;	/* slots read on the other ticks: the used ones + margin */
+	uint64_t last_full_ns; /* last read of all max_slots slots */
+	uint32_t hot_slots;    /* slots read on the other ticks: the used ones + margin */
 	bool any_flagged;
 	struct sp_starve_stats st;
 	struct sp_starve_finding fbuf; /* the finding being built */
@@ -250,7 +250,8 @@ static int open_sampler(struct sp_starve *t, char *why, size_t n)
 			return -e;
 		}
 		t->pfds[t->npfds++] = fd;
-		struct bpf_link *l = bpf_program__attach_perf_event(t->skel->progs.starve_sample, fd);
+		struct bpf_link *l =
+			bpf_program__attach_perf_event(t->skel->progs.starve_sample, fd);
 		if (!l) {
 			int e = errno;
 			snprintf(why, n, "attaching the sampler on cpu %d: %s", cpu, strerror(e));
@@ -279,8 +280,9 @@ static int load(struct sp_starve *t, char *why, size_t n)
 	err = starve_bpf__load(t->skel);
 	if (err) {
 		snprintf(why, n, "loading the eBPF programs: %s%s", strerror(-err),
-			 err == -EPERM ? " (needs CAP_BPF+CAP_PERFMON in the initial user namespace)"
-				       : (t->o.verbose ? "" : " (--verbose shows libbpf's log)"));
+			 err == -EPERM
+				 ? " (needs CAP_BPF+CAP_PERFMON in the initial user namespace)"
+				 : (t->o.verbose ? "" : " (--verbose shows libbpf's log)"));
 		return err;
 	}
 	struct bpf_link *l = bpf_program__attach(t->skel->progs.starve_switch);
@@ -316,7 +318,8 @@ static int attach_registry(struct sp_starve *t, char *why, size_t n)
 	err = sp__target_read(t->o.pid, addr, &r, sizeof(r));
 	if (err) {
 		snprintf(why, n, "reading the registry of pid %d: %s%s", t->o.pid, strerror(-err),
-			 err == -EPERM ? " (needs ptrace access: same user or CAP_SYS_PTRACE)" : "");
+			 err == -EPERM ? " (needs ptrace access: same user or CAP_SYS_PTRACE)"
+				       : "");
 		return err;
 	}
 	err = sp__registry_check(&r, why, n);
@@ -358,7 +361,8 @@ static int on_sample(void *ctx, void *data, size_t len)
 		return 0;
 	t->st.samples++;
 	struct wd *w = wd_of_tid(t, e->tid);
-	if (!w || !w->flagged || w->reported || w->seq != e->poll_seq || w->nsamples >= KEEP_SAMPLES)
+	if (!w || !w->flagged || w->reported || w->seq != e->poll_seq ||
+	    w->nsamples >= KEEP_SAMPLES)
 		return 0;
 	w->nframes[w->nsamples] = e->nframes < STARVE_STACK_DEPTH ? e->nframes : STARVE_STACK_DEPTH;
 	memcpy(w->stacks[w->nsamples], e->stack, sizeof(e->stack));
@@ -433,7 +437,7 @@ static void pick_culprit(struct sp_starve_finding *f)
 	for (int i = 0; i < f->nframes; i++) {
 		const struct sp_starve_frame *fr = &f->frames[i];
 		bool is_poll_fn = f->poll_fn.func[0] && (!strcmp(fr->func, f->poll_fn.func) ||
-							!strcmp(fr->inlined_in, f->poll_fn.func));
+							 !strcmp(fr->inlined_in, f->poll_fn.func));
 		if (!strncmp(fr->func, "sp__", 4)) {
 			if (f->culprit >= 0 || f->nframes >= SP_STARVE_MAX_FRAMES)
 				return;
@@ -522,8 +526,8 @@ static int by_ns_desc(const void *a, const void *b)
  * worker is off CPU right now) is counted up to now.
  */
 static void add_offcpu(struct sp_starve *t, struct wd *w, struct sp_starve_finding *f,
-		       uint64_t now_ns, const __u64 **stack, uint32_t *nframes,
-		       const __u64 **words, struct starve_worker *sw)
+		       uint64_t now_ns, const __u64 **stack, uint32_t *nframes, const __u64 **words,
+		       struct starve_worker *sw)
 {
 	uint32_t tid = w->tid;
 
@@ -750,7 +754,8 @@ static int watchdog(struct sp_starve *t, char *why, size_t n)
 	uint32_t used = 0;
 	t->any_flagged = false;
 	for (uint32_t i = 0; i < nslots; i++) {
-		const struct starve_slot *s = (const void *)(t->slotbuf + (size_t)i * t->reg.slot_size);
+		const struct starve_slot *s =
+			(const void *)(t->slotbuf + (size_t)i * t->reg.slot_size);
 		if (s->tid)
 			used = i + 1;
 		struct wd *w = &t->wd[i];
@@ -764,8 +769,8 @@ static int watchdog(struct sp_starve *t, char *why, size_t n)
 			watch_slot(t, w, s, now);
 	}
 	if (full || used + HOT_MARGIN > t->hot_slots)
-		t->hot_slots = used + HOT_MARGIN < t->reg.max_slots ? used + HOT_MARGIN
-								    : t->reg.max_slots;
+		t->hot_slots =
+			used + HOT_MARGIN < t->reg.max_slots ? used + HOT_MARGIN : t->reg.max_slots;
 	return 0;
 }
 
@@ -781,8 +786,7 @@ static void flush(struct sp_starve *t)
 
 /* ---- API ---------------------------------------------------------------------------------- */
 
-int sp_starve_open(struct sp_starve **out, const struct sp_starve_opts *o, char *why,
-		   size_t whylen)
+int sp_starve_open(struct sp_starve **out, const struct sp_starve_opts *o, char *why, size_t whylen)
 {
 	struct sp_starve *t = calloc(1, sizeof(*t));
 	int err;

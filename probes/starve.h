@@ -20,14 +20,14 @@
 #define STARVE_MAX_WORKERS 512 /* tids traced at once (registry: 256 slots per process) */
 #define STARVE_STACK_DEPTH 32  /* user frames kept per stack */
 #define STARVE_COMM_LEN 16     /* TASK_COMM_LEN */
-#define STARVE_NSYS 4          /* distinct blocking syscalls kept per poll */
+#define STARVE_NSYS 4	       /* distinct blocking syscalls kept per poll */
 #define STARVE_SCAN_WORDS 48   /* user stack words kept at a blocked switch-out (see starve.c) */
 
 #define STARVE_OFF_NONE 0      /* on CPU, or off CPU outside a poll */
 #define STARVE_OFF_BLOCKED 1   /* switched out with prev_state != 0: it waits for something */
 #define STARVE_OFF_PREEMPTED 2 /* switched out runnable: another thread took the CPU */
 
-#define STARVE_SYS_NONE (-1)   /* blocked, but not inside a system call (page fault...) */
+#define STARVE_SYS_NONE (-1) /* blocked, but not inside a system call (page fault...) */
 
 /*
  * The first 40 bytes of a registry slot (runtime/internal.h sp_worker_slot,
@@ -55,20 +55,20 @@ struct starve_sys {
  * scheduler does not switch a task in before its switch-out completed).
  */
 struct starve_poll {
-	__u64 poll_seq;	    /* identity: the slot's poll_seq; 0: empty */
+	__u64 poll_seq; /* identity: the slot's poll_seq; 0: empty */
 	__u64 task_id;
 	__u64 blocked_ns;   /* sum of the blocked intervals */
 	__u64 preempted_ns; /* sum of the preempted intervals */
 	__u32 nblocked, npreempted;
 	struct starve_sys sys[STARVE_NSYS]; /* blocked time per syscall, first come */
-	__u64 longest_block_ns;	  /* the interval whose stack is in `stack` */
-	__s64 longest_block_sys;  /* its syscall, STARVE_SYS_NONE if none */
-	__u64 longest_preempt_ns; /* the interval whose thief is named below */
+	__u64 longest_block_ns;		    /* the interval whose stack is in `stack` */
+	__s64 longest_block_sys;	    /* its syscall, STARVE_SYS_NONE if none */
+	__u64 longest_preempt_ns;	    /* the interval whose thief is named below */
 	__u32 preempt_pid;
 	char preempt_comm[STARVE_COMM_LEN];
-	__u32 nframes;			  /* frames in stack */
+	__u32 nframes;			 /* frames in stack */
 	__u64 stack[STARVE_STACK_DEPTH]; /* user stack at the longest blocked switch-out */
-	__u64 words[STARVE_SCAN_WORDS];	  /* the words at its user sp */
+	__u64 words[STARVE_SCAN_WORDS];	 /* the words at its user sp */
 };
 
 /* Value of `starve_workers`, keyed by tid. */

@@ -130,9 +130,9 @@ void sp__syms_frame(struct sp__syms *s, uint64_t addr, bool is_return, struct sp
 
 bool sp__syms_is_system(const struct sp_starve_frame *f)
 {
-	static const char *const sys[] = {"libc.so",	"libc-",      "ld-linux", "linux-vdso",
-					  "[vdso]",	"libpthread", "libm.so",  "libtsan",
-					  "libasan",	"libubsan",   "liblsan"};
+	static const char *const sys[] = {"libc.so", "libc-",	   "ld-linux", "linux-vdso",
+					  "[vdso]",  "libpthread", "libm.so",  "libtsan",
+					  "libasan", "libubsan",   "liblsan"};
 
 	if (!f->module[0])
 		return true; /* unknown mapping: JIT, vDSO without a name */

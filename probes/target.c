@@ -137,8 +137,7 @@ static bool first_load(Elf *elf, uint64_t *base)
 }
 
 /* Look for the symbol in one mapped file; 1 found, 0 not there. */
-static int try_module(int pid, const char *path, uint64_t map_start, uint64_t *addr,
-		      bool *stripped)
+static int try_module(int pid, const char *path, uint64_t map_start, uint64_t *addr, bool *stripped)
 {
 	char proc_path[4096 + 64];
 	uint64_t value = 0, base = 0;
@@ -165,8 +164,7 @@ static int try_module(int pid, const char *path, uint64_t map_start, uint64_t *a
 	return found;
 }
 
-int sp__target_find_registry(int pid, uint64_t *addr, bool *stripped_exe, char *why,
-			     size_t whylen)
+int sp__target_find_registry(int pid, uint64_t *addr, bool *stripped_exe, char *why, size_t whylen)
 {
 	char path[64], line[4096 + 256], exe[4096];
 	bool exe_stripped = false, seen_exe = false;

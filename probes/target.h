@@ -31,8 +31,7 @@ struct sp__registry {
  * the tracer has no function names). Returns 0, -ENOENT (not a spindle
  * process: why says so), or another negative errno.
  */
-int sp__target_find_registry(int pid, uint64_t *addr, bool *stripped_exe, char *why,
-			     size_t whylen);
+int sp__target_find_registry(int pid, uint64_t *addr, bool *stripped_exe, char *why, size_t whylen);
 
 /* Read len bytes at addr of pid: 0 or a negative errno (-ESRCH: gone). */
 int sp__target_read(int pid, uint64_t addr, void *buf, size_t len);
