@@ -14,7 +14,4 @@
 	}
 
 NOT_YET(sp_cmd_top, "top")
-NOT_YET(sp_cmd_record, "record")
-NOT_YET(sp_cmd_report, "report")
-NOT_YET(sp_cmd_export, "export")
 NOT_YET(sp_cmd_trace, "trace")
