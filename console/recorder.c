@@ -379,10 +379,6 @@ static int ev_wake(sprec *r, const spc_event *ev, int64_t ts)
 	struct tstate *t = get_maybe_ghost(r, ev->b);
 	if (!t)
 		return -1;
-	if (t->running)
-		t->woke_running = 1;
-	else if (t->runnable == NONE)
-		t->runnable = ts;
 	if (ev->a & SP_WAKE_BY_VALUE) {
 		struct holder *h = consumer(t, src, detail);
 		if (!h)
@@ -392,8 +388,16 @@ static int ev_wake(sprec *r, const spc_event *ev, int64_t ts)
 		h->consumed++;
 	}
 	r->st.wakes++;
-	return spdb_put_wake(r->w, ts, (int64_t)ev->b, ev->a & 0x7f, source,
-			     ev->worker >= 0 ? ev->worker : NONE);
+	if (spdb_put_wake(r->w, ts, (int64_t)ev->b, ev->a & 0x7f, source,
+			  ev->worker >= 0 ? ev->worker : NONE))
+		return -1;
+	/* Runnable from this wake: its stored key, so that a poll's
+	 * start - delay finds the wake row exactly (db_schema.h polls). */
+	if (t->running)
+		t->woke_running = 1;
+	else if (t->runnable == NONE)
+		t->runnable = spdb_last_wake_key(r->w);
+	return 0;
 }
 
 static int ev_waker(sprec *r, const spc_event *ev, int64_t ts)
