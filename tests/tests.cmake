@@ -21,3 +21,11 @@ sp_add_test(NAME test_trace_segment SOURCES unit/test_trace_segment.c TIMEOUT 60
 sp_add_test(NAME test_trace_events SOURCES unit/test_trace_events.c TIMEOUT 30)
 sp_add_test(NAME test_trace_stream SOURCES unit/test_trace_stream.c TIMEOUT 30)
 target_link_libraries(test_trace_stream PRIVATE spindle_console)
+
+# spindle record / report / export, end to end on the examples (tests/e2e).
+if(SP_BUILD_EXAMPLES)
+  add_test(NAME e2e_record COMMAND sh ${CMAKE_CURRENT_SOURCE_DIR}/e2e/record.sh
+           $<TARGET_FILE:spindle> ${CMAKE_BINARY_DIR}/bin)
+  math(EXPR t "30 * ${SP_TEST_TIMEOUT_MULT}")
+  set_tests_properties(e2e_record PROPERTIES TIMEOUT ${t})
+endif()
