@@ -410,7 +410,12 @@ void sp__task_run(sp__task *t)
 	SP__BUMP(t->polls, 1);
 	SP__BUMP(t->busy_ticks, end - start);
 	t->last_ticks = end;
-	if (SP__UNLIKELY(w->ring != NULL))
+	/* The task table is for readers that attach late: refresh it when the
+	 * task goes idle (where a late reader must judge it), and every 64th
+	 * poll of a task that keeps yielding; not when it completes (its slot
+	 * is freed at once). */
+	if (SP__UNLIKELY(w->ring != NULL) && r == SP_PENDING &&
+	    (!sp__tls.self_notified || (t->polls & 63) == 0))
 		sp__trace_poll_end(t, end);
 	w->now = end;
 	w->batch.polls++;

@@ -201,13 +201,7 @@ void sp__trace_spawn(sp__task *t)
 		st.spawn_ts = t->last_ticks;
 		st.site = sidx;
 		fill_counters(t, &st);
-		/* text fields: the slot copies at most their width */
-		snprintf(st.name, sizeof st.name, "%s", site->name ? site->name : "");
-		const char *f = site->file ? site->file : "";
-		size_t n = strlen(f);
-		snprintf(st.file, sizeof st.file, "%s",
-			 n > SP__SEG_FILE_LEN ? f + n - SP__SEG_FILE_LEN : f);
-		sp__seg_task_write(&seg, (unsigned)slot, &st);
+		sp__seg_task_spawn(&seg, (unsigned)slot, &st);
 		t->seg_slot = (uint32_t)slot;
 	} else if (slot >= 0) {
 		sp__seg_task_free(&seg, (unsigned)slot);
