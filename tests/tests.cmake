@@ -37,3 +37,11 @@ if(TARGET blocking)
     set_tests_properties(trace_${c} PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT ${t} RUN_SERIAL TRUE)
   endforeach()
 endif()
+
+# spindle record / report / export, end to end on the examples (tests/e2e).
+if(SP_BUILD_EXAMPLES)
+  add_test(NAME e2e_record COMMAND sh ${CMAKE_CURRENT_SOURCE_DIR}/e2e/record.sh
+           $<TARGET_FILE:spindle> ${CMAKE_BINARY_DIR}/bin)
+  math(EXPR t "30 * ${SP_TEST_TIMEOUT_MULT}")
+  set_tests_properties(e2e_record PROPERTIES TIMEOUT ${t})
+endif()
