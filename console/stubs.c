@@ -14,10 +14,3 @@
 	}
 
 NOT_YET(sp_cmd_top, "top")
-<<<<<<< HEAD
-NOT_YET(sp_cmd_record, "record")
-NOT_YET(sp_cmd_report, "report")
-NOT_YET(sp_cmd_export, "export")
-=======
-NOT_YET(sp_cmd_trace, "trace")
->>>>>>> record
