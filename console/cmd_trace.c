@@ -187,8 +187,11 @@ static void print_human(const struct sp_starve_finding *f)
 	double ms = 1e-6;
 
 	frame_str(&f->poll_fn, fn, sizeof(fn));
-	printf("[%8.3f] LONG POLL task %llu %s on worker %u (tid %u): %.1f ms%s, %s\n",
-	       (double)(f->report_ns - t0_ns) / 1e9, (unsigned long long)f->task_id, fn,
+	char name[48] = "";
+	if (f->task_name[0])
+		snprintf(name, sizeof(name), "'%s' ", f->task_name);
+	printf("[%8.3f] LONG POLL task %llu %s%s on worker %u (tid %u): %.1f ms%s, %s\n",
+	       (double)(f->report_ns - t0_ns) / 1e9, (unsigned long long)f->task_id, name, fn,
 	       f->worker_idx, f->tid, (double)f->total_ns * ms,
 	       f->running ? " so far (still running)" : "", verdict_name(f->verdict));
 	printf("           on-CPU %.1f ms | blocked %.1f ms", (double)f->oncpu_ns * ms,
@@ -253,6 +256,8 @@ static void print_json(const struct sp_starve_finding *f)
 	       (double)(f->report_ns - t0_ns) / 1e9, f->pid, f->tid, f->worker_idx,
 	       (unsigned long long)f->task_id, (unsigned long long)f->poll_seq);
 	json_frame(&f->poll_fn);
+	printf(",\"task_name\":");
+	json_str(f->task_name);
 	printf(",\"running\":%s,\"verdict\":\"%s\",\"total_ms\":%.3f,\"oncpu_ms\":%.3f,"
 	       "\"blocked_ms\":%.3f,\"preempted_ms\":%.3f,\"syscalls\":[",
 	       f->running ? "true" : "false", verdict_name(f->verdict), (double)f->total_ns / 1e6,

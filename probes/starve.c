@@ -68,6 +68,7 @@ struct wd {
 	uint32_t worker_idx;
 	uint64_t seq; /* the poll being watched (slot poll_seq), 0: none */
 	uint64_t task_id, poll_fn, start;
+	uint64_t name; /* the task name's address in the target */
 	uint64_t seen;	   /* clock value (slot units) when last seen running */
 	uint64_t cross_ns; /* CLOCK_MONOTONIC when flagged */
 	bool flagged, reported;
@@ -593,6 +594,15 @@ static void report(struct sp_starve *t, struct wd *w, bool running, uint64_t tot
 	f->task_id = w->task_id;
 	f->poll_seq = w->seq;
 	sp__syms_frame(t->syms, w->poll_fn, false, &f->poll_fn);
+	if (w->name) {
+		/* a static string: read 32 bytes, fewer near the end of a mapping */
+		for (size_t len = sizeof f->task_name - 1; len >= 8; len /= 2)
+			if (sp__target_read(f->pid, w->name, f->task_name, len) == 0) {
+				f->task_name[len] = 0;
+				break;
+			}
+		f->task_name[sizeof f->task_name - 1] = 0;
+	}
 	f->report_ns = now;
 	f->running = running;
 	add_offcpu(t, w, f, now, &bstack, &bframes, &bwords, &sw);
@@ -698,6 +708,7 @@ static void watch_slot(struct sp_starve *t, struct wd *w, const struct starve_sl
 		w->seq = s->task_id ? s->poll_seq : 0;
 		w->task_id = s->task_id;
 		w->poll_fn = s->poll_fn;
+		w->name = s->name;
 		w->start = s->poll_start;
 	}
 	if (!w->seq)

@@ -42,6 +42,8 @@ struct starve_slot {
 	__u32 tid;
 	__u32 worker_idx;
 	__u64 poll_seq; /* polls started by this worker: the identity of a poll */
+	__u64 runtime_id;
+	__u64 name; /* address of the task's name in the target, 0: unknown */
 };
 
 struct starve_sys {

@@ -64,6 +64,7 @@ struct sp_starve_finding {
 	uint64_t task_id;
 	uint64_t poll_seq;		/* the worker's poll counter: (tid, poll_seq) is unique */
 	struct sp_starve_frame poll_fn; /* the future's poll function */
+	char task_name[33];		/* the name it was spawned with, "" if unknown */
 	uint64_t start_ns;		/* poll start, CLOCK_MONOTONIC */
 	uint64_t report_ns;		/* when reported, CLOCK_MONOTONIC */
 	uint64_t total_ns;		/* poll duration (so far, when running) */

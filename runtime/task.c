@@ -394,6 +394,7 @@ void sp__task_run(sp__task *t)
 	if (slot) {
 		slot->poll_start = start;
 		slot->poll_fn = (uint64_t)(uintptr_t)f->poll;
+		slot->name = (uint64_t)(uintptr_t)t->site->name;
 		slot->poll_seq++;
 		atomic_signal_fence(memory_order_seq_cst); /* task_id last */
 		slot->task_id = t->id;
