@@ -2,12 +2,17 @@
  * report.c - analysing a recording into spr_findings (report.h; the
  * definitions of each finding are in cmd_report.c's header comment).
  *
- * Passes: sites, tasks (into an array with an id hash), polls in the window
- * (per task, per worker, per site; long polls), wakes in the window (per
- * task: the first wake after its last poll started, self-wakes), then
- * primary-key lookups: the wakers of candidate stalls, and per top long poll
- * a window of polls for its victims. Memory: O(tasks + sites + long polls).
+ * Passes: sites, tasks (into an array, indexed directly by id when the ids
+ * are dense, else through a hash; each task's site resolved once), then one
+ * key-ordered scan of the polls in the window (per task, per worker, per
+ * site; long polls) while a second thread on its own read-only connection
+ * scans the wakes (per task: count, self-wakes, first and last). The rest
+ * are primary-key lookups: the result of a candidate stall's last poll, its
+ * first wake after that poll began (a short forward scan, only when a wake
+ * before and one after exist), its wakers, and per top long poll a window
+ * of polls for its victims. Memory: O(tasks + sites + long polls).
  */
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -27,8 +32,15 @@ struct site_rec {
 
 struct task_rec {
 	int64_t id, parent, site, spawn, end, state;
-	int64_t polls, busy, last_start, last_end, last_result, self_wakes;
+	struct site_rec *sr; /* its site, NULL when unknown */
+	int64_t polls, busy, last_start, last_end;
 	int64_t wake_after; /* first wake at or after last_start; NONE */
+};
+
+/* The wakes pass's per-task results (an array beside the tasks: that pass may
+ * run in its own thread while the polls pass writes the tasks). */
+struct wake_rec {
+	int64_t self_wakes, first, last; /* first and last in the window; NONE */
 };
 
 struct ctx {
@@ -40,9 +52,12 @@ struct ctx {
 	struct site_rec *sites;
 	size_t nsites;
 	struct task_rec *tasks;
+	struct wake_rec *wk; /* per task, filled by pass_wakes */
 	size_t ntasks;
 	uint32_t *idx; /* hash of task id -> index + 1 */
 	size_t mask;
+	uint32_t *dense; /* task id -> index + 1 when the ids are dense */
+	int64_t ndense;
 	int64_t lo, hi; /* the window, clamped to the recording */
 };
 
@@ -78,6 +93,10 @@ static size_t hash(int64_t id)
 
 static struct task_rec *task(struct ctx *c, int64_t id)
 {
+	if (c->dense && id >= 0 && id < c->ndense)
+		return c->dense[id] ? &c->tasks[c->dense[id] - 1] : NULL;
+	if (c->dense)
+		return NULL;
 	for (size_t i = hash(id) & c->mask; c->idx[i]; i = (i + 1) & c->mask)
 		if (c->tasks[c->idx[i] - 1].id == id)
 			return &c->tasks[c->idx[i] - 1];
@@ -102,8 +121,7 @@ static struct site_rec *site(struct ctx *c, int64_t id)
 static spr_site task_site(struct ctx *c, int64_t id)
 {
 	struct task_rec *t = task(c, id);
-	struct site_rec *s = t && t->site != NONE ? site(c, t->site) : NULL;
-	return s ? s->s : unknown_site;
+	return t && t->sr ? t->sr->s : unknown_site;
 }
 
 static int64_t col_opt(sqlite3_stmt *st, int i)
@@ -242,7 +260,37 @@ static int load_tasks(struct ctx *c)
 	}
 	sqlite3_finalize(st);
 	c->f->tasks = (int64_t)c->ntasks;
-	return rc == SQLITE_DONE ? 0 : dberr(c);
+	if (rc != SQLITE_DONE)
+		return dberr(c);
+	/* Resolve each task's site once, and index the ids directly when they
+	 * are dense enough (the runtime numbers tasks from 1). */
+	int64_t max = -1;
+	for (size_t i = 0; i < c->ntasks; i++) {
+		struct task_rec *t = &c->tasks[i];
+		t->sr = t->site != NONE ? site(c, t->site) : NULL;
+		if (t->id < 0)
+			max = INT64_MAX;
+		else if (t->id > max && max != INT64_MAX)
+			max = t->id;
+	}
+	c->wk = malloc((c->ntasks + 1) * sizeof *c->wk);
+	if (!c->wk) {
+		snprintf(c->err, c->errlen, "out of memory");
+		return -1;
+	}
+	for (size_t i = 0; i < c->ntasks; i++)
+		c->wk[i] = (struct wake_rec){.first = NONE, .last = NONE};
+	if (max < (int64_t)c->ntasks * 4 + 65536) {
+		c->ndense = max + 1;
+		c->dense = calloc((size_t)c->ndense, sizeof *c->dense);
+		if (!c->dense) {
+			snprintf(c->err, c->errlen, "out of memory");
+			return -1;
+		}
+		for (size_t i = 0; i < c->ntasks; i++)
+			c->dense[c->tasks[i].id] = (uint32_t)i + 1;
+	}
+	return 0;
 }
 
 static spr_worker *worker_of(struct ctx *c, int64_t w)
@@ -284,9 +332,7 @@ static int pass_polls(struct ctx *c)
 	sqlite3_stmt *st;
 	int rc;
 	size_t cap = 0;
-	if (prep(c,
-		 "SELECT end, task, worker, dur, result, delay FROM polls "
-		 "WHERE end >= ?1 AND end <= ?2",
+	if (prep(c, "SELECT end, task, worker, dur, delay FROM polls WHERE end >= ?1 AND end <= ?2",
 		 &st))
 		return -1;
 	sqlite3_bind_int64(st, 1, c->lo);
@@ -294,7 +340,7 @@ static int pass_polls(struct ctx *c)
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		int64_t end = sqlite3_column_int64(st, 0), id = sqlite3_column_int64(st, 1);
 		int64_t wk = sqlite3_column_int64(st, 2), dur = sqlite3_column_int64(st, 3);
-		int64_t delay = col_opt(st, 5);
+		int64_t delay = col_opt(st, 4);
 		c->f->polls++;
 		struct task_rec *t = task(c, id);
 		if (t) {
@@ -302,8 +348,6 @@ static int pass_polls(struct ctx *c)
 			t->busy += dur;
 			t->last_start = end - dur;
 			t->last_end = end;
-			t->last_result = sqlite3_column_int64(st, 4);
-			t->wake_after = NONE;
 		}
 		spr_worker *w = worker_of(c, wk);
 		if (w) {
@@ -312,7 +356,7 @@ static int pass_polls(struct ctx *c)
 		}
 		if (dur >= c->o->long_poll_ns && add_long(c, id, wk, end - dur, dur, &cap))
 			break;
-		struct site_rec *s = t && t->site != NONE ? site(c, t->site) : NULL;
+		struct site_rec *s = t ? t->sr : NULL;
 		if (s && delay != NONE) {
 			if (!s->hist && !(s->hist = calloc(HBUCKETS, sizeof *s->hist)))
 				break;
@@ -330,27 +374,146 @@ static int pass_polls(struct ctx *c)
 	return rc == SQLITE_DONE ? 0 : dberr(c);
 }
 
-static int pass_wakes(struct ctx *c)
+/* Wakes per task in the window: the count, self-wakes, the first and the
+ * last; independent of the polls (wake_after is resolved in find_stalls), so
+ * it runs on its own connection in a thread beside pass_polls. */
+struct wake_pass {
+	struct ctx *c;
+	sqlite3 *db;
+	int64_t wakes;
+	int rc; /* 0, or -1 with err */
+	char err[256];
+};
+
+static void *pass_wakes(void *arg)
 {
+	struct wake_pass *p = arg;
+	struct ctx *c = p->c;
 	sqlite3_stmt *st;
 	int rc;
-	if (prep(c, "SELECT ts, task, flags FROM wakes WHERE ts >= ?1 AND ts <= ?2", &st))
-		return -1;
+	p->rc = -1;
+	if (spdb_prepare(p->db, "SELECT ts, task, flags FROM wakes WHERE ts >= ?1 AND ts <= ?2",
+			 &st, p->err, sizeof p->err))
+		return NULL;
 	sqlite3_bind_int64(st, 1, c->lo);
 	sqlite3_bind_int64(st, 2, c->hi);
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		int64_t ts = sqlite3_column_int64(st, 0);
 		struct task_rec *t = task(c, sqlite3_column_int64(st, 1));
-		c->f->wakes++;
+		p->wakes++;
 		if (!t)
 			continue;
+		struct wake_rec *w = &c->wk[t - c->tasks];
 		if (sqlite3_column_int64(st, 2) & SP_WAKE_SELF)
-			t->self_wakes++;
-		if ((t->last_start == NONE || ts >= t->last_start) && t->wake_after == NONE)
-			t->wake_after = ts;
+			w->self_wakes++;
+		if (w->first == NONE)
+			w->first = ts;
+		w->last = ts;
 	}
 	sqlite3_finalize(st);
-	return rc == SQLITE_DONE ? 0 : dberr(c);
+	if (rc != SQLITE_DONE)
+		snprintf(p->err, sizeof p->err, "unreadable or corrupt recording: %s",
+			 sqlite3_errmsg(p->db));
+	else
+		p->rc = 0;
+	return NULL;
+}
+
+/* The polls pass here and the wakes pass in a thread with a connection of its
+ * own (in this thread when either cannot be had). */
+static int passes(struct ctx *c)
+{
+	struct wake_pass wp = {.c = c, .db = c->db};
+	const char *path = sqlite3_db_filename(c->db, "main");
+	sqlite3 *db2 = NULL;
+	pthread_t th;
+	int threaded = 0;
+	if (sqlite3_threadsafe() && path && path[0] &&
+	    sqlite3_open_v2(path, &db2, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, NULL) ==
+		    SQLITE_OK) {
+		sqlite3_exec(db2, "PRAGMA mmap_size=2147418112;", NULL, NULL, NULL);
+		wp.db = db2;
+		threaded = !pthread_create(&th, NULL, pass_wakes, &wp);
+		if (!threaded)
+			wp.db = c->db;
+	}
+	int ret = pass_polls(c);
+	if (threaded)
+		pthread_join(th, NULL);
+	else
+		pass_wakes(&wp);
+	sqlite3_close(db2);
+	c->f->wakes = wp.wakes;
+	if (!ret && wp.rc) {
+		snprintf(c->err, c->errlen, "%s", wp.err);
+		ret = -1;
+	}
+	return ret;
+}
+
+/* The first wake in the window at or after the last poll's start, for the
+ * tasks marked 2 in cand (they have one: last_wake >= last_start): one
+ * forward scan from the earliest of those starts. */
+static int resolve_wake_after(struct ctx *c, uint8_t *cand, size_t pending, int64_t from)
+{
+	sqlite3_stmt *st;
+	int rc;
+	if (prep(c, "SELECT ts, task FROM wakes WHERE ts >= ?1 AND ts <= ?2", &st))
+		return -1;
+	sqlite3_bind_int64(st, 1, from > c->lo ? from : c->lo);
+	sqlite3_bind_int64(st, 2, c->hi);
+	while (pending && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+		int64_t ts = sqlite3_column_int64(st, 0);
+		struct task_rec *t = task(c, sqlite3_column_int64(st, 1));
+		if (!t || cand[t - c->tasks] != 2 || ts < t->last_start)
+			continue;
+		t->wake_after = ts;
+		cand[t - c->tasks] = 1;
+		pending--;
+	}
+	sqlite3_finalize(st);
+	return !pending || rc == SQLITE_DONE ? 0 : dberr(c);
+}
+
+/* Tasks that may be stalled: not completed in the window, last poll not
+ * ready (its result looked up by key). 1 in cand; wake_after set. */
+static int stall_candidates(struct ctx *c, uint8_t *cand)
+{
+	sqlite3_stmt *rq;
+	size_t pending = 0;
+	int64_t from = INT64_MAX;
+	if (prep(c, "SELECT result FROM polls WHERE end = ?1", &rq))
+		return -1;
+	for (size_t i = 0; i < c->ntasks; i++) {
+		struct task_rec *t = &c->tasks[i];
+		if (t->state == 0 && t->end != NONE && t->end <= c->hi)
+			continue; /* completed */
+		if (t->polls) {
+			sqlite3_reset(rq);
+			sqlite3_bind_int64(rq, 1, t->last_end);
+			int rc = sqlite3_step(rq);
+			if (rc != SQLITE_ROW) {
+				sqlite3_finalize(rq);
+				return dberr(c);
+			}
+			if (sqlite3_column_int64(rq, 0) & SP_POLL_READY)
+				continue;
+		}
+		cand[i] = 1;
+		const struct wake_rec *w = &c->wk[i];
+		if (w->first == NONE || (t->last_start != NONE && w->last < t->last_start))
+			t->wake_after = NONE;
+		else if (t->last_start == NONE || w->first >= t->last_start)
+			t->wake_after = w->first;
+		else {
+			cand[i] = 2;
+			pending++;
+			if (t->last_start < from)
+				from = t->last_start;
+		}
+	}
+	sqlite3_finalize(rq);
+	return pending ? resolve_wake_after(c, cand, pending, from) : 0;
 }
 
 /* The wakers of a candidate stall: totals and the holder that has one. */
@@ -401,11 +564,13 @@ static int push_stall(spr_findings *f, const spr_stall *s)
 
 static int find_stalls(struct ctx *c)
 {
+	uint8_t *cand = calloc(c->ntasks + 1, 1);
+	int ret = -1;
+	if (!cand || stall_candidates(c, cand))
+		goto out;
 	for (size_t i = 0; i < c->ntasks; i++) {
 		struct task_rec *t = &c->tasks[i];
-		if (t->state == 0 && t->end != NONE && t->end <= c->hi)
-			continue; /* completed */
-		if (t->last_result != NONE && t->polls && (t->last_result & SP_POLL_READY))
+		if (!cand[i])
 			continue;
 		int aborted = t->end != NONE && t->end <= c->hi;
 		int64_t stop = aborted ? t->end : c->hi;
@@ -428,7 +593,7 @@ static int find_stalls(struct ctx *c)
 		} else if (quiet_end - since >= c->o->stall_ns && t->polls) {
 			s.quiet_ns = quiet_end - since;
 			if (wakers_of(c, &s, aborted ? t->end : NONE))
-				return -1;
+				goto out;
 		} else if (t->wake_after != NONE && !aborted) {
 			s.reason = SPR_WOKEN_NOT_POLLED;
 			s.since = t->wake_after > since ? t->wake_after : since;
@@ -440,10 +605,13 @@ static int find_stalls(struct ctx *c)
 			continue;
 		s.flagged = s.reason != SPR_WAITING;
 		if (push_stall(c->f, &s))
-			return -1;
+			goto out;
 		c->f->flagged |= s.flagged;
 	}
-	return 0;
+	ret = 0;
+out:
+	free(cand);
+	return ret;
 }
 
 static int cmp_long(const void *a, const void *b)
@@ -642,8 +810,8 @@ static int selfwakes(struct ctx *c)
 	spr_findings *f = c->f;
 	for (size_t i = 0; i < c->ntasks; i++) {
 		struct task_rec *t = &c->tasks[i];
-		if (t->polls < 100 ||
-		    (double)t->self_wakes * 100.0 < c->o->self_wake_pct * (double)t->polls)
+		int64_t self = c->wk[i].self_wakes;
+		if (t->polls < 100 || (double)self * 100.0 < c->o->self_wake_pct * (double)t->polls)
 			continue;
 		spr_selfwake *p = realloc(f->selfwakes, (f->nselfwakes + 1) * sizeof *p);
 		if (!p)
@@ -651,7 +819,7 @@ static int selfwakes(struct ctx *c)
 		f->selfwakes = p;
 		p[f->nselfwakes++] = (spr_selfwake){.task = t->id,
 						    .polls = t->polls,
-						    .self_wakes = t->self_wakes,
+						    .self_wakes = self,
 						    .site = task_site(c, t->id)};
 		f->flagged = 1;
 	}
@@ -700,9 +868,9 @@ int spr_analyse(sqlite3 *db, const spr_opts *o, spr_findings **out, char *err, s
 		snprintf(err, errlen, "out of memory");
 		goto out;
 	}
-	ret = load_meta(&c) || load_sites(&c) || load_tasks(&c) || pass_polls(&c) ||
-			      pass_wakes(&c) || find_stalls(&c) || long_polls(&c) || delays(&c) ||
-			      workers(&c) || selfwakes(&c) || warnings(&c)
+	ret = load_meta(&c) || load_sites(&c) || load_tasks(&c) || passes(&c) || find_stalls(&c) ||
+			      long_polls(&c) || delays(&c) || workers(&c) || selfwakes(&c) ||
+			      warnings(&c)
 		      ? -1
 		      : 0;
 	if (ret && !err[0])
@@ -713,6 +881,8 @@ out:
 	free(c.sites);
 	free(c.tasks);
 	free(c.idx);
+	free(c.dense);
+	free(c.wk);
 	if (ret) {
 		spr_free(c.f);
 		return -1;
