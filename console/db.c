@@ -29,8 +29,17 @@ enum {
 	ST_STEAL,
 	ST_PARK,
 	ST_LOST,
+	ST_POLL_N,
+	ST_WAKE_N,
 	ST__N
 };
+
+/* Polls and wakes are buffered and inserted BATCH rows per statement: one
+ * statement keeps its cursor on the B-tree's last leaf across the rows, where
+ * single-row inserts open a cursor, seek from the root and close it per row. */
+#define BATCH 64
+#define POLL_COLS 6
+#define WAKE_COLS 5
 
 enum { K_POLL, K_WAKE, K_STEAL, K_PARK, K_LOST, K__N };
 
@@ -48,6 +57,13 @@ static const char *const stmt_sql[ST__N] = {
 	[ST_STEAL] = "INSERT INTO steals(ts, worker, victim, count) VALUES(?1, ?2, ?3, ?4)",
 	[ST_PARK] = "INSERT INTO parks(end, worker, dur) VALUES(?1, ?2, ?3)",
 	[ST_LOST] = "INSERT INTO lost(ts, ring, count) VALUES(?1, ?2, ?3)",
+	[ST_POLL_N] = NULL, /* built: ST_POLL with BATCH rows */
+	[ST_WAKE_N] = NULL,
+};
+
+struct rowbuf {
+	int64_t v[BATCH * POLL_COLS]; /* SPDB_NULL: NULL */
+	int n, cols, one, many;	      /* rows; columns; ST_ of one row, of BATCH */
 };
 
 struct spdb_writer {
@@ -55,6 +71,7 @@ struct spdb_writer {
 	sqlite3_stmt *st[ST__N];
 	int64_t last_key[K__N]; /* greatest key of each time-keyed table */
 	int have_key[K__N];
+	struct rowbuf polls, wakes;
 	char err[256];
 };
 
@@ -103,6 +120,71 @@ static int run(spdb_writer *w, int s)
 	return 0;
 }
 
+/* Insert the buffered rows: whole batches through the BATCH-row statement,
+ * the rest one by one. */
+static int flush_rows(spdb_writer *w, struct rowbuf *b)
+{
+	int done = 0;
+	if (b->n == BATCH) {
+		sqlite3_stmt *st = w->st[b->many];
+		for (int i = 0; i < BATCH * b->cols; i++)
+			bind_opt(st, i + 1, b->v[i]);
+		if (run(w, b->many))
+			return -1;
+		done = BATCH;
+	}
+	for (; done < b->n; done++) {
+		sqlite3_stmt *st = w->st[b->one];
+		for (int i = 0; i < b->cols; i++)
+			bind_opt(st, i + 1, b->v[done * b->cols + i]);
+		if (run(w, b->one))
+			return -1;
+	}
+	b->n = 0;
+	return 0;
+}
+
+static int flush_all(spdb_writer *w)
+{
+	return flush_rows(w, &w->polls) || flush_rows(w, &w->wakes) ? -1 : 0;
+}
+
+/* The row slot to fill (flushing a full buffer first), NULL on error. */
+static int64_t *row_slot(spdb_writer *w, struct rowbuf *b)
+{
+	if (b->n == BATCH && flush_rows(w, b))
+		return NULL;
+	return &b->v[b->n++ * b->cols];
+}
+
+/* "INSERT INTO t(cols) VALUES(?,..),(?,..)..." with BATCH rows. */
+static char *batch_sql(const char *one)
+{
+	const char *values = strstr(one, "VALUES");
+	size_t head = (size_t)(values - one) + 6;
+	int cols = 1;
+	for (const char *p = values; *p; p++)
+		cols += *p == ',';
+	size_t len = head + (size_t)BATCH * ((size_t)cols * 2 + 3) + 1;
+	char *sql = malloc(len), *q;
+	if (!sql)
+		return NULL;
+	memcpy(sql, one, head);
+	q = sql + head;
+	for (int r = 0; r < BATCH; r++) {
+		*q++ = r ? ',' : ' ';
+		*q++ = '(';
+		for (int c = 0; c < cols; c++) {
+			if (c)
+				*q++ = ',';
+			*q++ = '?';
+		}
+		*q++ = ')';
+	}
+	*q = 0;
+	return sql;
+}
+
 static void unlink_db(const char *path)
 {
 	static const char *const suffix[] = {"", "-wal", "-shm", "-journal"};
@@ -129,19 +211,33 @@ int spdb_writer_open(spdb_writer **out, const char *path, char *err, size_t errl
 			 w->db ? sqlite3_errmsg(w->db) : sqlite3_errstr(rc));
 		goto fail;
 	}
-	/* WAL + synchronous=NORMAL: a commit is a write to the -wal without an
+	/* Pages of 8 KiB (set before the first table): half the B-tree
+	 * interior pages and splits of 4 KiB ones for rows that are appended.
+	 * WAL + synchronous=NORMAL: a commit is a write to the -wal without an
 	 * fsync, durable against a crash of either process (not of the OS). The
 	 * auto-checkpoint runs in this (the writer's) thread every 4000 pages. */
-	if (exec(w, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"
+	if (exec(w, "PRAGMA page_size=8192; PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"
 		    "PRAGMA wal_autocheckpoint=4000; PRAGMA cache_size=-32768;"
 		    "PRAGMA temp_store=MEMORY;") ||
 	    exec(w, "BEGIN;" SPDB_SCHEMA_SQL "COMMIT;")) {
 		snprintf(err, errlen, "%s: %s", path, w->err);
 		goto fail;
 	}
+	w->polls = (struct rowbuf){.cols = POLL_COLS, .one = ST_POLL, .many = ST_POLL_N};
+	w->wakes = (struct rowbuf){.cols = WAKE_COLS, .one = ST_WAKE, .many = ST_WAKE_N};
 	for (int i = 0; i < ST__N; i++) {
-		if (sqlite3_prepare_v3(w->db, stmt_sql[i], -1, SQLITE_PREPARE_PERSISTENT, &w->st[i],
-				       NULL) != SQLITE_OK) {
+		char *built = NULL;
+		if (i == ST_POLL_N || i == ST_WAKE_N) {
+			built = batch_sql(stmt_sql[i == ST_POLL_N ? ST_POLL : ST_WAKE]);
+			if (!built) {
+				snprintf(err, errlen, "out of memory");
+				goto fail;
+			}
+		}
+		rc = sqlite3_prepare_v3(w->db, built ? built : stmt_sql[i], -1,
+					SQLITE_PREPARE_PERSISTENT, &w->st[i], NULL);
+		free(built);
+		if (rc != SQLITE_OK) {
 			snprintf(err, errlen, "%s: %s", path, sqlite3_errmsg(w->db));
 			goto fail;
 		}
@@ -162,12 +258,12 @@ fail:
 
 int spdb_writer_commit(spdb_writer *w)
 {
-	return exec(w, "COMMIT; BEGIN");
+	return flush_all(w) || exec(w, "COMMIT; BEGIN") ? -1 : 0;
 }
 
 int spdb_writer_close(spdb_writer *w, int finished)
 {
-	int ret = exec(w, "COMMIT");
+	int ret = flush_all(w) || exec(w, "COMMIT") ? -1 : 0;
 	for (int i = 0; i < ST__N; i++)
 		sqlite3_finalize(w->st[i]);
 	/* Folding the WAL in leaves one self-contained file that read-only
@@ -260,27 +356,31 @@ int spdb_end_task(spdb_writer *w, int64_t id, int64_t end, int64_t state)
 int spdb_put_poll(spdb_writer *w, int64_t start, int64_t end, int64_t task, int64_t worker,
 		  int64_t result, int64_t delay)
 {
-	sqlite3_stmt *st = w->st[ST_POLL];
+	int64_t *v = row_slot(w, &w->polls);
+	if (!v)
+		return -1;
 	int64_t key = next_key(w, K_POLL, end);
-	sqlite3_bind_int64(st, 1, key);
-	sqlite3_bind_int64(st, 2, task);
-	sqlite3_bind_int64(st, 3, worker);
-	sqlite3_bind_int64(st, 4, key - start); /* start = key - dur exactly */
-	sqlite3_bind_int64(st, 5, result);
-	bind_opt(st, 6, delay);
-	return run(w, ST_POLL);
+	v[0] = key;
+	v[1] = task;
+	v[2] = worker;
+	v[3] = key - start; /* start = key - dur exactly */
+	v[4] = result;
+	v[5] = delay;
+	return 0;
 }
 
 int spdb_put_wake(spdb_writer *w, int64_t ts, int64_t task, int64_t flags, int64_t source,
 		  int64_t worker)
 {
-	sqlite3_stmt *st = w->st[ST_WAKE];
-	sqlite3_bind_int64(st, 1, next_key(w, K_WAKE, ts));
-	sqlite3_bind_int64(st, 2, task);
-	sqlite3_bind_int64(st, 3, flags);
-	bind_opt(st, 4, source);
-	bind_opt(st, 5, worker);
-	return run(w, ST_WAKE);
+	int64_t *v = row_slot(w, &w->wakes);
+	if (!v)
+		return -1;
+	v[0] = next_key(w, K_WAKE, ts);
+	v[1] = task;
+	v[2] = flags;
+	v[3] = source;
+	v[4] = worker;
+	return 0;
 }
 
 int64_t spdb_last_wake_key(const spdb_writer *w)
