@@ -19,11 +19,11 @@
 
 struct ring_ctx {
 	uint64_t cursor;   /* next sequence number wanted */
-	uint64_t lost;     /* records missed so far */
+	uint64_t lost;	   /* records missed so far */
 	uint64_t cur_task; /* task whose poll is open on this ring, 0 none */
-	int32_t worker;    /* -1 unknown or not a worker */
-	uint32_t kind;     /* SP_THREAD_*, 0 unknown */
-	uint32_t tid;      /* owner when last read */
+	int32_t worker;	   /* -1 unknown or not a worker */
+	uint32_t kind;	   /* SP_THREAD_*, 0 unknown */
+	uint32_t tid;	   /* owner when last read */
 };
 
 struct site_cache {
@@ -36,6 +36,9 @@ struct spc_stream {
 	struct ring_ctx *rings;
 	spc_event *held; /* sorted or not; see poll */
 	size_t nheld, capheld;
+	size_t *runs, nruns; /* starts of the runs of held (sort_held) */
+	spc_event *tmp;	     /* sort_held's scratch, kept between polls */
+	size_t captmp;
 	sp__ring_event *batch;
 	struct site_cache *sites;
 	uint64_t delivered;
@@ -85,9 +88,11 @@ int spc_stream_open_reader(spc_stream **out, sp__seg_reader *r, unsigned flags)
 	unsigned n = s->r.hdr.nrings;
 	s->rings = calloc(n ? n : 1, sizeof *s->rings);
 	s->batch = malloc(READ_BATCH * sizeof *s->batch);
+	s->runs = malloc(((size_t)s->r.hdr.nrings + 1) * sizeof *s->runs); /* NULL: qsort */
 	s->sites = calloc(s->r.hdr.site_slots ? s->r.hdr.site_slots : 1, sizeof *s->sites);
 	if (!s->rings || !s->batch || !s->sites) {
 		free(s->rings);
+		free(s->runs);
 		free(s->batch);
 		free(s->sites);
 		free(s);
@@ -135,6 +140,8 @@ void spc_stream_close(spc_stream *s)
 	sp__seg_close(&s->r);
 	free(s->rings);
 	free(s->held);
+	free(s->runs);
+	free(s->tmp);
 	free(s->batch);
 	free(s->sites);
 	free(s);
@@ -201,8 +208,8 @@ static void read_ring(spc_stream *s, unsigned i)
 	c->tid = sp__seg_reader_ring_owner(&s->r, i);
 	for (;;) {
 		uint64_t lost = 0;
-		size_t n = sp__seg_reader_ring_read(&s->r, i, &c->cursor, s->batch, READ_BATCH,
-						    &lost);
+		size_t n =
+			sp__seg_reader_ring_read(&s->r, i, &c->cursor, s->batch, READ_BATCH, &lost);
 		if (lost) {
 			c->lost += lost;
 			c->cur_task = 0; /* the missed records may have closed it */
@@ -228,11 +235,77 @@ static int ev_cmp(const void *pa, const void *pb)
 	return a->seq < b->seq ? -1 : a->seq > b->seq;
 }
 
+/* Read every ring, noting where each one's records start in held. */
+static void read_rings(spc_stream *s)
+{
+	s->nruns = 0;
+	if (s->runs)
+		s->runs[s->nruns++] = 0; /* what the last delivery left: sorted */
+	for (unsigned i = 0; i < s->r.hdr.nrings; i++) {
+		size_t b = s->nheld;
+		read_ring(s, i);
+		if (s->runs && s->nheld > b)
+			s->runs[s->nruns++] = b;
+	}
+}
+
+/* held is runs of records, each one ring's (or the sorted rest of the last
+ * delivery), that are almost always in order already: sort a run that is not,
+ * then merge each run into the sorted prefix before it, moving only the part
+ * of the prefix that is later than the run's first record. No allocation per
+ * call (qsort's scratch is the size of all that is held, every time). */
+static void sort_held(spc_stream *s)
+{
+	spc_event *h = s->held;
+	if (!s->runs) {
+		qsort(h, s->nheld, sizeof *h, ev_cmp);
+		return;
+	}
+	for (size_t k = 0; k < s->nruns; k++) {
+		size_t lo = s->runs[k], hi = k + 1 < s->nruns ? s->runs[k + 1] : s->nheld;
+		for (size_t i = lo + 1; i < hi; i++)
+			if (ev_cmp(&h[i - 1], &h[i]) > 0) {
+				qsort(h + lo, hi - lo, sizeof *h, ev_cmp);
+				break;
+			}
+	}
+	for (size_t k = 1; k < s->nruns; k++) {
+		size_t mid = s->runs[k], end = k + 1 < s->nruns ? s->runs[k + 1] : s->nheld;
+		if (!mid || ev_cmp(&h[mid - 1], &h[mid]) <= 0)
+			continue;
+		/* The first record of the prefix later than h[mid]. */
+		size_t a = 0, b = mid;
+		while (a < b) {
+			size_t m = a + (b - a) / 2;
+			if (ev_cmp(&h[m], &h[mid]) <= 0)
+				a = m + 1;
+			else
+				b = m;
+		}
+		size_t nl = mid - a;
+		if (nl > s->captmp) {
+			spc_event *t = realloc(s->tmp, nl * sizeof *t);
+			if (!t) {
+				qsort(h, s->nheld, sizeof *h, ev_cmp);
+				return;
+			}
+			s->tmp = t;
+			s->captmp = nl;
+		}
+		memcpy(s->tmp, h + a, nl * sizeof *h);
+		size_t l = 0, r = mid, w = a;
+		while (l < nl && r < end)
+			h[w++] = ev_cmp(&h[r], &s->tmp[l]) < 0 ? h[r++] : s->tmp[l++];
+		while (l < nl)
+			h[w++] = s->tmp[l++];
+	}
+}
+
 static size_t deliver(spc_stream *s, uint64_t watermark, spc_event_cb cb, void *arg)
 {
 	if (s->nheld == 0)
 		return 0;
-	qsort(s->held, s->nheld, sizeof *s->held, ev_cmp);
+	sort_held(s);
 	size_t n = 0;
 	while (n < s->nheld && s->held[n].ns <= watermark) {
 		spc_event *ev = &s->held[n];
@@ -252,15 +325,13 @@ static size_t deliver(spc_stream *s, uint64_t watermark, spc_event_cb cb, void *
 size_t spc_stream_poll(spc_stream *s, spc_event_cb cb, void *arg)
 {
 	uint64_t now = mono_ns();
-	for (unsigned i = 0; i < s->r.hdr.nrings; i++)
-		read_ring(s, i);
+	read_rings(s);
 	return deliver(s, now > SPC_SLACK_NS ? now - SPC_SLACK_NS : 0, cb, arg);
 }
 
 size_t spc_stream_flush(spc_stream *s, spc_event_cb cb, void *arg)
 {
-	for (unsigned i = 0; i < s->r.hdr.nrings; i++)
-		read_ring(s, i);
+	read_rings(s);
 	return deliver(s, UINT64_MAX, cb, arg);
 }
 
