@@ -200,7 +200,19 @@ static int write_meta(spdb_writer *w, spc_stream *s, uint64_t t0, uint64_t t0_un
 	       spdb_put_meta_int(w, "t0_ns", (int64_t)t0) ||
 	       spdb_put_meta_int(w, "start_unix_ns", (int64_t)t0_unix) ||
 	       spdb_put_meta_int(w, "pid", pid) || spdb_put_meta_text(w, "command", buf) ||
-	       spdb_put_meta_int(w, "workers", 0) || spdb_writer_commit(w);
+	       spdb_put_meta_int(w, "workers", 0);
+}
+
+/* Close and remove a database that never got a recording. */
+static void discard_db(spdb_writer *w, const char *path)
+{
+	static const char *const suffix[] = {"", "-wal", "-shm", "-journal"};
+	char p[4096];
+	spdb_writer_close(w, 0);
+	for (size_t i = 0; i < 4; i++) {
+		snprintf(p, sizeof p, "%s%s", path, suffix[i]);
+		unlink(p);
+	}
 }
 
 static void take_signals(void)
@@ -282,6 +294,16 @@ int sp_cmd_record(int argc, char **argv)
 		return 2;
 	}
 
+	/* The database first: creating it takes file system work (tens of ms on
+	 * a busy machine) that must not stand between attaching and the first
+	 * read of the rings, which fill in 16 ms at 1M events/s. */
+	char err[512];
+	spdb_writer *w;
+	if (spdb_writer_open(&w, out, err, sizeof err)) {
+		sp_cli_err(CMD, "%s", err);
+		return 2;
+	}
+
 	/* Attach: the child from its first event, or the live process. */
 	spc_stream *s = NULL;
 	int status = 0, rc;
@@ -289,8 +311,10 @@ int sp_cmd_record(int argc, char **argv)
 	take_signals();
 	if (cmd) {
 		pid_t p = spawn_child(cmd);
-		if (p < 0)
+		if (p < 0) {
+			discard_db(w, out);
 			return 2;
+		}
 		child_pid = p;
 		pid = p;
 		rc = attach_child(&s, p, &status);
@@ -299,6 +323,7 @@ int sp_cmd_record(int argc, char **argv)
 				sp_cli_err(CMD, "%s exited before it made a trace segment", cmd[0]);
 			else
 				kill(p, SIGTERM), waitpid(p, NULL, 0);
+			discard_db(w, out);
 			return 2;
 		}
 		/* Time 0: the segment's clock calibration, taken at its
@@ -307,29 +332,23 @@ int sp_cmd_record(int argc, char **argv)
 		t0 = r->hdr.clock_ns0;
 		t0_unix = r->hdr.created_ns;
 	} else {
-		const char *err = NULL;
-		rc = spc_stream_open(&s, (int)pid, 0, &err);
+		const char *serr = NULL;
+		rc = spc_stream_open(&s, (int)pid, 0, &serr);
 		if (rc) {
-			sp_cli_err(CMD, "process %ld: %s", pid, err ? err : strerror(-rc));
+			sp_cli_err(CMD, "process %ld: %s", pid, serr ? serr : strerror(-rc));
+			discard_db(w, out);
 			return 2;
 		}
 		t0 = mono_ns();
 		t0_unix = real_ns();
 	}
 
-	char err[512];
-	spdb_writer *w;
-	if (spdb_writer_open(&w, out, err, sizeof err)) {
-		sp_cli_err(CMD, "%s", err);
-		spc_stream_close(s);
-		if (cmd)
-			kill((pid_t)pid, SIGTERM), waitpid((pid_t)pid, NULL, 0);
-		return 2;
-	}
 	if (write_meta(w, s, t0, t0_unix, cmd, (int)pid)) {
 		sp_cli_err(CMD, "database: %s", spdb_writer_err(w));
 		spdb_writer_close(w, 0);
 		spc_stream_close(s);
+		if (cmd)
+			kill((pid_t)pid, SIGTERM), waitpid((pid_t)pid, NULL, 0);
 		return 2;
 	}
 	sprec_live_opts o = {.stream = s,
