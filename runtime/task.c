@@ -177,6 +177,14 @@ static void submit_wake(sp__task *t, bool remote)
 		sp__schedule(t, sp__tls.current == NULL);
 }
 
+/* The queue submit_wake will put a woken task in (for the WAKE event). */
+static inline unsigned local_queue(bool remote)
+{
+	if (remote)
+		return SP_WAKE_Q_INJECT;
+	return sp__tls.current ? SP_WAKE_Q_LIFO : SP_WAKE_Q_LOCAL;
+}
+
 /* What a submitting wake adds to the state: remote ones count a schedule and
  * take the reference sp__schedule_remote drops. */
 static inline uint64_t submit_bits(bool remote, uint64_t s)
@@ -238,7 +246,7 @@ static void waker_wake(const void *data)
 		if (cas_state(t, &s, n)) {
 			if (SP__UNLIKELY(sp__tracing()))
 				sp__trace_wake(id, sp__tls.current == t,
-					       action == 1 ? (remote ? SP_WAKE_Q_INJECT : SP_WAKE_Q_LIFO)
+					       action == 1 ? local_queue(remote)
 							   : SP_WAKE_Q_NONE,
 					       true);
 			if (action == 1)
@@ -280,7 +288,7 @@ static void waker_wake_by_ref(const void *data)
 			/* our caller's waker keeps t alive here */
 			if (SP__UNLIKELY(sp__tracing()))
 				sp__trace_wake(t->id, false,
-					       submit ? (remote ? SP_WAKE_Q_INJECT : SP_WAKE_Q_LIFO)
+					       submit ? local_queue(remote)
 						      : SP_WAKE_Q_NONE,
 					       false);
 			if (submit)
