@@ -57,6 +57,7 @@
 #include <time.h>
 
 #include "internal.h"
+#include "trace_events.h"
 
 #define DEFAULT_MAX_THREADS 64u
 #define DEFAULT_KEEP_ALIVE_NS (10ull * 1000000000ull)
@@ -227,7 +228,16 @@ static void run_locked(sp_blocking *b)
 	pool.nbusy++;
 	pthread_mutex_unlock(&pool.lock);
 
+	uint64_t job = 0;
+	if (SP__UNLIKELY(sp__tracing())) {
+		static _Atomic uint64_t jobs;
+		/* ordering: relaxed; a unique number only. */
+		job = atomic_fetch_add_explicit(&jobs, 1, memory_order_relaxed) + 1;
+		sp__trace_emit(SP_EV_BLOCKING_START, 0, job);
+	}
 	fn(arg);
+	if (job)
+		sp__trace_emit(SP_EV_BLOCKING_END, 0, job);
 
 	pthread_mutex_lock(&pool.lock);
 	pool.nbusy--;
@@ -241,7 +251,9 @@ static void run_locked(sp_blocking *b)
 		pthread_cond_broadcast(&pool.done);
 	if (!sp_waker_is_empty(&w)) {
 		pthread_mutex_unlock(&pool.lock);
+		sp__tls.wake_src = SP_WAKE_SRC_BLOCKING;
 		sp_waker_wake(&w);
+		sp__tls.wake_src = 0;
 		pthread_mutex_lock(&pool.lock);
 	}
 }
@@ -250,6 +262,7 @@ static void *pool_main(void *unused)
 {
 	(void)unused;
 	pthread_setname_np(pthread_self(), "spindle-blk");
+	sp__tls.thread_kind = SP_THREAD_BLOCKING;
 	pthread_mutex_lock(&pool.lock);
 	for (;;) {
 		if (pool.shutdown || pool.nthreads > pool.max) {
@@ -334,7 +347,7 @@ static sp_poll blocking_poll(sp_future *f, sp_context *cx)
 	if (s == JOB_INIT)
 		s = submit_locked(b);
 	if (s != JOB_DONE)
-		sp_waker_store(&b->waker, cx);
+		sp__waker_store_as(&b->waker, cx, SP_HOLD_BLOCKING);
 	pthread_mutex_unlock(&pool.lock);
 	return s == JOB_DONE ? SP_READY : SP_PENDING;
 }

@@ -39,6 +39,7 @@
 #include <unistd.h>
 
 #include "internal.h"
+#include "trace_events.h"
 
 #define EVENTS_PER_TURN 256 /* libuv polls up to 1024; a turn repeats if full */
 
@@ -178,6 +179,15 @@ static size_t fire_timers(sp_runtime *rt)
 	sp__spin_unlock(&d->tlock);
 	/* The buffer is the driver's: only the turning thread (the driver's
 	 * owner) uses it, and it stays ours until this turn ends. */
+	if (SP__UNLIKELY(sp__tracing()) && fc.n) {
+		sp__trace_emit(SP_EV_TIMER_FIRE, (uint32_t)fc.n, now);
+		uint32_t src = sp__tls.wake_src;
+		sp__tls.wake_src = SP_WAKE_SRC_TIMER;
+		for (size_t i = 0; i < fc.n; i++)
+			sp_waker_wake(&d->fire_buf[i]);
+		sp__tls.wake_src = src;
+		return fc.n;
+	}
 	for (size_t i = 0; i < fc.n; i++)
 		sp_waker_wake(&d->fire_buf[i]);
 	return fc.n;
@@ -193,9 +203,9 @@ bool sp__timer_arm(sp_runtime *rt, sp__timer *tm, uint64_t deadline_ms, sp_conte
 		sp__spin_unlock(&d->tlock);
 		return false;
 	}
-	sp_waker_store(&tm->waker, cx);
+	sp__waker_store_as(&tm->waker, cx, SP_HOLD_TIMER);
 	if (!tm->entry.queued && sp__wheel_insert(&d->wheel, &tm->entry, deadline_ms) != 0) {
-		sp_waker_drop(&tm->waker);
+		sp__waker_drop_as(&tm->waker, SP_HOLD_TIMER);
 		sp__spin_unlock(&d->tlock);
 		return false; /* already due by the wheel's clock */
 	}
@@ -216,7 +226,7 @@ void sp__timer_disarm(sp_runtime *rt, sp__timer *tm)
 	sp_waker w = tm->waker;
 	tm->waker = (sp_waker){0};
 	sp__spin_unlock(&d->tlock);
-	sp_waker_drop(&w);
+	sp__waker_drop_as(&w, SP_HOLD_TIMER);
 }
 
 /* ---- the turn --------------------------------------------------------------- */

@@ -118,7 +118,9 @@ struct sp__task {
 	uint64_t id;                     /* unique, never reused (read-only) */
 	uint64_t parent_id;              /* task that spawned it, 0 if none */
 	const sp_spawn_site *site;       /* name, file:line, out offset/size */
-	uint32_t owned_shard, owned_index; /* slot in the owned table */
+	uint32_t owned_shard : 12;       /* slot in the owned table */
+	uint32_t seg_slot : 20;          /* task table slot, SP__NO_SEG_SLOT: none */
+	uint32_t owned_index;
 	sp__task *done_next;             /* owned.c: completed elsewhere */
 	_Atomic uint32_t waker_clones;   /* cumulative (relaxed; see waker.c) */
 	_Atomic uint32_t waker_drops;    /* cumulative */
@@ -422,6 +424,14 @@ typedef struct sp__tls_t {
 	sp__task *current;       /* task being polled here */
 	uint32_t self_notified;  /* wake_by_ref calls on `current` in this poll */
 	uint64_t id_next, id_end; /* this thread's block of task ids */
+	struct sp__ring *ring;   /* this thread's event ring, NULL: none */
+	int ring_tried;          /* a non-worker asked for a ring once */
+	int thread_kind;         /* SP_THREAD_* of a non-worker, 0: foreign */
+	uint32_t hold;           /* waker holder (SP_HOLD_* | detail << 8) for
+				  * clones and drops made by runtime code now */
+	uint32_t wake_src;       /* wake source (SP_WAKE_SRC_* | detail << 8)
+				  * while the reactor, timers or the blocking
+				  * pool wake; 0: the default */
 } sp__tls_t;
 extern _Thread_local sp__tls_t sp__tls;
 
@@ -461,6 +471,57 @@ struct sp__segment *sp__trace_segment(void);
 bool sp__trace_wanted(const sp_runtime_opts *o);
 void sp__trace_worker_start(sp__worker *w);
 void sp__trace_worker_stop(sp__worker *w);
+/* Set once the process's trace segment exists (relaxed loads: a thread that
+ * sees it late only misses its first events). */
+extern _Atomic bool sp__trace_enabled;
+#define SP__NO_SEG_SLOT 0xfffffu
+struct sp__ring *sp__trace_ring_slow(void);
+/* This thread's ring: a worker's, or one claimed for a pool or foreign
+ * thread on first use; NULL with tracing off (one load and a branch). */
+static inline struct sp__ring *sp__trace_ring(void)
+{
+	struct sp__ring *r = sp__tls.ring;
+	if (SP__LIKELY(r != NULL) ||
+	    SP__LIKELY(!atomic_load_explicit(&sp__trace_enabled, memory_order_relaxed)))
+		return r;
+	return sp__trace_ring_slow();
+}
+/* Cold halves of the event points (trace.c); called only with tracing on. */
+void sp__trace_spawn(sp__task *t);
+void sp__trace_poll_end(sp__task *t, uint64_t end);
+void sp__trace_task_done(sp__task *t, bool cancelled);
+void sp__trace_wake(uint64_t id, bool self, unsigned queue, bool by_value);
+void sp__trace_waker(sp__task *t, uint32_t type);
+void sp__trace_emit(uint32_t type, uint32_t a, uint64_t b);
+static inline bool sp__tracing(void)
+{
+	return atomic_load_explicit(&sp__trace_enabled, memory_order_relaxed);
+}
+/* Runtime code that keeps or gives up a task's waker names itself, so the
+ * WAKER_CLONE / WAKER_DROP events say who holds each waker (SP_HOLD_* |
+ * detail << 8; trace_events.h). Two thread-local stores when tracing is off. */
+static inline void sp__waker_store_as(sp_waker *slot, sp_context *cx, uint32_t hold)
+{
+	uint32_t saved = sp__tls.hold;
+	sp__tls.hold = hold;
+	sp_waker_store(slot, cx);
+	sp__tls.hold = saved;
+}
+static inline sp_waker sp__waker_clone_as(const sp_waker *w, uint32_t hold)
+{
+	uint32_t saved = sp__tls.hold;
+	sp__tls.hold = hold;
+	sp_waker c = sp_waker_clone(w);
+	sp__tls.hold = saved;
+	return c;
+}
+static inline void sp__waker_drop_as(sp_waker *w, uint32_t hold)
+{
+	uint32_t saved = sp__tls.hold;
+	sp__tls.hold = hold;
+	sp_waker_drop(w);
+	sp__tls.hold = saved;
+}
 /* An event point: one branch when tracing is off. ts is a tick the caller
  * already has (no clock read here). */
 #define SP__EMIT(w, ts, type, a, b)                                            \

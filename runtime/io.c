@@ -31,6 +31,7 @@
 #include <unistd.h>
 
 #include "internal.h"
+#include "trace_events.h"
 
 #define R_READ 1u
 #define R_WRITE 2u
@@ -161,6 +162,12 @@ void sp__io_release_all(sp_runtime *rt)
 	sp__io_release_pending(rt);
 }
 
+/* An fd as an event's 24-bit detail field. */
+static uint32_t hold_fd(int fd)
+{
+	return fd >= 0 && fd < (int)SP_WAKE_DETAIL_NONE ? (uint32_t)fd : SP_WAKE_DETAIL_NONE;
+}
+
 /* Driver: an event for a. */
 void sp__io_dispatch(void *ptr, uint32_t events)
 {
@@ -187,6 +194,17 @@ void sp__io_dispatch(void *ptr, uint32_t events)
 							memory_order_relaxed));
 	sp_waker rd = {0}, wr = {0};
 	take_wakers(a, bits, &rd, &wr);
+	if (SP__UNLIKELY(sp__tracing())) {
+		sp__trace_emit(SP_EV_IO_READY, hold_fd(a->fd),
+			       (bits & R_READ ? 1 : 0) | (bits & R_WRITE ? 2 : 0) |
+				       (bits & (R_ERR | R_HUP | R_RDHUP) ? 4 : 0));
+		uint32_t src = sp__tls.wake_src;
+		sp__tls.wake_src = SP_WAKE_SRC_REACTOR | hold_fd(a->fd) << 8;
+		sp_waker_wake(&rd);
+		sp_waker_wake(&wr);
+		sp__tls.wake_src = src;
+		return;
+	}
 	sp_waker_wake(&rd);
 	sp_waker_wake(&wr);
 }
@@ -202,7 +220,8 @@ static uint32_t poll_ready(sp_async_fd *a, int dir, sp_context *cx, uint64_t *ti
 	uint64_t r = atomic_load_explicit(&a->readiness, memory_order_acquire);
 	if (!(r & mask)) {
 		sp__spin_lock(&a->lock);
-		sp_waker_store(dir == SP_IO_READ ? &a->rd : &a->wr, cx);
+		sp__waker_store_as(dir == SP_IO_READ ? &a->rd : &a->wr, cx,
+				   SP_HOLD_REACTOR | hold_fd(a->fd) << 8);
 		sp__spin_unlock(&a->lock);
 		r = atomic_load_explicit(&a->readiness, memory_order_acquire);
 		if (!(r & mask))

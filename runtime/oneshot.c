@@ -20,6 +20,7 @@
 #include <sched.h>
 
 #include "internal.h"
+#include "trace_events.h"
 
 #define RX_WAKER 1u
 #define SENT 2u
@@ -112,7 +113,7 @@ static sp_poll recv_poll(sp_future *f, sp_context *cx)
 		}
 		sp_waker_drop(&ch->rx_waker);
 	}
-	ch->rx_waker = sp_waker_clone(cx->waker);
+	ch->rx_waker = sp__waker_clone_as(cx->waker, SP_HOLD_CHANNEL);
 	uint32_t prev = atomic_fetch_or_explicit(&ch->state, RX_WAKER, memory_order_acq_rel);
 	if (prev & SENT) {
 		/* The sender finished before seeing our waker: it is still ours. */

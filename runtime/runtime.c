@@ -98,6 +98,8 @@ int sp_runtime_new(sp_runtime **out, const sp_runtime_opts *opts)
 	rt->flavor = o.flavor;
 	rt->nworkers = n;
 	rt->trace = sp__trace_wanted(&o);
+	if (rt->trace && !sp__trace_segment())
+		rt->trace = false; /* said why on stderr */
 	rt->id = atomic_fetch_add(&next_runtime_id, 1);
 	snprintf(rt->name, sizeof(rt->name), "%s", o.name ? o.name : "spindle-w");
 	/* aligned_alloc: workers hold cache-aligned fields. */

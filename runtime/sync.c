@@ -52,6 +52,8 @@
 #include <string.h>
 
 #include "spindle.h"
+#include "internal.h"
+#include "trace_events.h"
 
 /* ---- waiter lists ------------------------------------------------------------ */
 
@@ -99,7 +101,7 @@ static void waiter_init(sp_waiter *w, size_t want)
  * waker. */
 static void waiter_enqueue(sp_waitlist *l, sp_waiter *w, sp_context *cx)
 {
-	sp_waker_store(&w->waker, cx);
+	sp__waker_store_as(&w->waker, cx, SP_HOLD_SYNC);
 	w->state = SP_WAITER_QUEUED;
 	w->armed = 1;
 	wl_push(l, w);
@@ -349,7 +351,7 @@ static sp_poll send_poll(sp_future *f, sp_context *cx)
 	pthread_mutex_lock(&ch->lock);
 	switch (s->w.state) {
 	case SP_WAITER_QUEUED:
-		sp_waker_store(&s->w.waker, cx);
+		sp__waker_store_as(&s->w.waker, cx, SP_HOLD_CHANNEL);
 		pthread_mutex_unlock(&ch->lock);
 		return SP_PENDING;
 	case SP_WAITER_GRANTED:
@@ -451,7 +453,7 @@ static sp_poll recv_poll(sp_future *f, sp_context *cx)
 		return SP_READY;
 	}
 	if (r->w.state == SP_WAITER_QUEUED)
-		sp_waker_store(&r->w.waker, cx);
+		sp__waker_store_as(&r->w.waker, cx, SP_HOLD_CHANNEL);
 	else
 		waiter_enqueue(&ch->recv_waiters, &r->w, cx);
 	pthread_mutex_unlock(&ch->lock);
@@ -568,7 +570,7 @@ static sp_poll notified_poll(sp_future *f, sp_context *cx)
 	uint64_t gen = atomic_load_explicit(&n->gen, memory_order_relaxed);
 	switch (nf->w.state) {
 	case SP_WAITER_QUEUED:
-		sp_waker_store(&nf->w.waker, cx);
+		sp__waker_store_as(&nf->w.waker, cx, SP_HOLD_SYNC);
 		pthread_mutex_unlock(&n->lock);
 		return SP_PENDING;
 	case SP_WAITER_NOTIFIED:
@@ -683,7 +685,7 @@ static sp_poll lock_poll(sp_future *f, sp_context *cx)
 	pthread_mutex_lock(&m->lock);
 	switch (l->w.state) {
 	case SP_WAITER_QUEUED:
-		sp_waker_store(&l->w.waker, cx);
+		sp__waker_store_as(&l->w.waker, cx, SP_HOLD_SYNC);
 		pthread_mutex_unlock(&m->lock);
 		return SP_PENDING;
 	case SP_WAITER_GRANTED:
@@ -815,7 +817,7 @@ static sp_poll acquire_poll(sp_future *f, sp_context *cx)
 	pthread_mutex_lock(&s->lock);
 	switch (a->w.state) {
 	case SP_WAITER_QUEUED:
-		sp_waker_store(&a->w.waker, cx);
+		sp__waker_store_as(&a->w.waker, cx, SP_HOLD_SYNC);
 		pthread_mutex_unlock(&s->lock);
 		return SP_PENDING;
 	case SP_WAITER_GRANTED:

@@ -163,8 +163,6 @@ static uint64_t wake_ticks(void)
 static void submit_wake(sp__task *t, bool remote)
 {
 	uint64_t now = wake_ticks();
-	if (sp__tls.worker)
-		SP__EMIT(sp__tls.worker, now, SP_EV_WAKE, 0, t->id);
 	if (now > t->last_ticks) {
 		SP__BUMP(t->idle_ticks, now - t->last_ticks);
 		t->last_ticks = now;
@@ -195,6 +193,8 @@ static sp_waker waker_clone(const void *data)
 	sp__task *t = (sp__task *)data;
 	sp__task_ref_inc(t);
 	atomic_fetch_add_explicit(&t->waker_clones, 1, memory_order_relaxed);
+	if (SP__UNLIKELY(sp__tracing()))
+		sp__trace_waker(t, SP_EV_WAKER_CLONE);
 	return (sp_waker){&sp__task_waker_vtable, t};
 }
 
@@ -202,6 +202,8 @@ static void waker_drop(const void *data)
 {
 	sp__task *t = (sp__task *)data;
 	atomic_fetch_add_explicit(&t->waker_drops, 1, memory_order_relaxed);
+	if (SP__UNLIKELY(sp__tracing()))
+		sp__trace_waker(t, SP_EV_WAKER_DROP);
 	sp__task_ref_dec(t);
 }
 
@@ -211,6 +213,7 @@ static void waker_wake(const void *data)
 	atomic_fetch_add_explicit(&t->waker_drops, 1, memory_order_relaxed);
 	count_self_wake(t);
 	bool remote = sp__is_remote(t);
+	uint64_t id = t->id; /* t may be freed once our reference is gone */
 	uint64_t s = load_state(t);
 	for (;;) {
 		SP__ASSERT(REFS(s) > 0, "wake through a dropped waker (task freed)");
@@ -229,6 +232,11 @@ static void waker_wake(const void *data)
 		}
 		n += SP__WAKE_ONE;
 		if (cas_state(t, &s, n)) {
+			if (SP__UNLIKELY(sp__tracing()))
+				sp__trace_wake(id, sp__tls.current == t,
+					       action == 1 ? (remote ? SP_WAKE_Q_INJECT : SP_WAKE_Q_LIFO)
+							   : SP_WAKE_Q_NONE,
+					       true);
 			if (action == 1)
 				submit_wake(t, remote);
 			else if (action == 2)
@@ -247,7 +255,8 @@ static void waker_wake_by_ref(const void *data)
 		 * the poll notifies it (transition_to_idle). */
 		SP__BUMP(t->self_wakes, 1);
 		sp__tls.self_notified++;
-		SP__EMIT(sp__tls.worker, sp__tls.worker->now, SP_EV_WAKE, 1, t->id);
+		if (SP__UNLIKELY(sp__tracing()))
+			sp__trace_wake(t->id, true, SP_WAKE_Q_NONE, false);
 		return;
 	}
 	bool remote = sp__is_remote(t);
@@ -264,6 +273,12 @@ static void waker_wake_by_ref(const void *data)
 			submit = true;
 		}
 		if (cas_state(t, &s, n)) {
+			/* our caller's waker keeps t alive here */
+			if (SP__UNLIKELY(sp__tracing()))
+				sp__trace_wake(t->id, false,
+					       submit ? (remote ? SP_WAKE_Q_INJECT : SP_WAKE_Q_LIFO)
+						      : SP_WAKE_Q_NONE,
+					       false);
 			if (submit)
 				submit_wake(t, remote);
 			return;
@@ -291,8 +306,14 @@ static void complete(sp__task *t, bool cancelled, unsigned extra_refs)
 		sp__tls.self_notified = 0;
 	}
 	uint64_t prev = sp__task_transition_to_complete(t, cancelled, self_wakes);
-	if ((prev & SP__JOIN_INTEREST) && (prev & SP__JOIN_WAKER))
+	if (SP__UNLIKELY(sp__tracing()))
+		sp__trace_task_done(t, cancelled);
+	if ((prev & SP__JOIN_INTEREST) && (prev & SP__JOIN_WAKER)) {
+		uint32_t src = sp__tls.wake_src;
+		sp__tls.wake_src = SP_WAKE_SRC_JOIN;
 		sp_waker_wake_by_ref(&t->join_waker);
+		sp__tls.wake_src = src;
+	}
 	sp__owned_remove(t, extra_refs); /* drops the owned reference too */
 }
 
@@ -380,12 +401,17 @@ void sp__task_run(sp__task *t)
 	sp_poll r = f->poll(f, &cx);
 
 	uint64_t end = sp__ticks(); /* the one clock read of this poll */
-	SP__EMIT(w, end, SP_EV_POLL_END, r == SP_READY, t->id);
+	SP__EMIT(w, end, SP_EV_POLL_END,
+		 (r == SP_READY ? SP_POLL_READY : 0) |
+			 (cx.budget == 0 ? 1u << SP_POLL_BUDGET_SHIFT : 0),
+		 t->id);
 	if (slot)
 		slot->task_id = 0;
 	SP__BUMP(t->polls, 1);
 	SP__BUMP(t->busy_ticks, end - start);
 	t->last_ticks = end;
+	if (SP__UNLIKELY(w->ring != NULL))
+		sp__trace_poll_end(t, end);
 	w->now = end;
 	w->batch.polls++;
 	w->batch.busy_ticks += end - start;
@@ -434,7 +460,9 @@ int sp__spawn(sp_runtime *rt, sp_join_handle *jh, const sp_future *fut, size_t s
 		return SP_ENOMEM;
 	/* Field by field: a memset of the header compiled to `rep stos`, half
 	 * the cost of a spawn (its startup cost dwarfs 128 bytes). */
-	t->owned_shard = t->owned_index = 0;
+	t->owned_shard = 0;
+	t->owned_index = 0;
+	t->seg_slot = SP__NO_SEG_SLOT;
 	t->done_next = NULL;
 	atomic_init(&t->waker_clones, 0);
 	atomic_init(&t->waker_drops, 0);
@@ -453,9 +481,13 @@ int sp__spawn(sp_runtime *rt, sp_join_handle *jh, const sp_future *fut, size_t s
 		s += SP__JOIN_INTEREST + SP__REF_ONE;
 	s += submit_bits(remote, s); /* set before the task becomes visible */
 	atomic_init(&t->state, s);
+	if (SP__UNLIKELY(rt->trace))
+		sp__trace_spawn(t); /* before the task is visible: we write its slot */
 
 	int err = sp__owned_insert(rt, t);
 	if (err) {
+		if (t->seg_slot != SP__NO_SEG_SLOT)
+			sp__trace_task_done(t, true);
 		sp__task_free(t, cls); /* never polled: the caller keeps its future */
 		return err;
 	}
@@ -463,9 +495,6 @@ int sp__spawn(sp_runtime *rt, sp_join_handle *jh, const sp_future *fut, size_t s
 		memset(jh, 0, sizeof(*jh));
 		sp__join_handle_init(jh, t);
 	}
-	if (!remote)
-		SP__EMIT(sp__tls.worker, sp__tls.worker->now, SP_EV_SPAWN, sp__tls.worker->index,
-			 t->id);
 	if (remote)
 		sp__schedule_remote(t);
 	else
@@ -503,7 +532,7 @@ static bool join_register(sp__task *t, sp_context *cx)
 		}
 		sp_waker_drop(&t->join_waker);
 	}
-	t->join_waker = sp_waker_clone(cx->waker);
+	t->join_waker = sp__waker_clone_as(cx->waker, SP_HOLD_JOIN);
 	for (;;) {
 		if (s & SP__COMPLETE) {
 			sp_waker_drop(&t->join_waker);

@@ -1,33 +1,49 @@
 /*
- * trace.c - turning the event rings on: the process-wide trace segment and
- * the rings of the worker threads.
+ * trace.c - turning the event rings on: the process-wide trace segment, the
+ * rings of worker, pool and foreign threads, the live task table, and the
+ * cold halves of the event points (trace_events.h has the event spec).
  *
  * With SPINDLE_TRACE=1 in the environment (or sp_runtime_opts.trace = 1), the
- * first runtime created makes /dev/shm/spindle.<pid> (trace_segment.h) with
- * TRACE_RINGS rings; each worker thread of a traced runtime claims one for its
- * life and writes its events there (trace_events.h) with plain stores. With
- * tracing off a worker's ring pointer is NULL and every event point costs one
- * predictable branch.
+ * first traced runtime makes /dev/shm/spindle.<pid> (trace_segment.h) and
+ * sets sp__trace_enabled. Each worker thread of a traced runtime claims a
+ * ring for its life; any other thread that emits (a blocking pool thread, a
+ * thread that wakes or spawns a task) claims one on first use and gives it
+ * back when it exits (a pthread key destructor). A thread that finds no free
+ * ring emits nothing. With tracing off a worker's ring pointer is NULL and
+ * every event point costs one predictable branch.
+ *
+ * Task table: a task of a traced runtime gets a slot at spawn (its seg_slot);
+ * the thread holding the task (the spawner before it is published, then the
+ * poller, which holds RUNNING) is the slot's only writer; the slot is freed
+ * when the task completes or is cancelled.
  *
  * At exit the segment file is unlinked but not unmapped: worker threads of a
  * runtime that was never freed may still be writing events.
  */
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "internal.h"
+#include "trace_events.h"
 #include "trace_ring.h"
 #include "trace_segment.h"
 
-#define TRACE_RINGS 32       /* workers (of any runtime) traced at once */
-#define TRACE_RING_CAP 16384 /* 512 KiB per ring; a reader polls it often */
-#define TRACE_TASK_SLOTS 4096
+#define TRACE_RINGS 64         /* threads traced at once */
+#define TRACE_RING_CAP 16384   /* 512 KiB per ring; a reader polls it often */
+#define TRACE_TASK_SLOTS 131072 /* 24 MiB of table, touched only as used */
+
+_Atomic bool sp__trace_enabled;
 
 static pthread_mutex_t seg_lock = PTHREAD_MUTEX_INITIALIZER;
 static sp__segment seg;
-static int seg_state; /* 0 not tried, 1 created, -1 failed */
+/* 0 not tried, 1 created, -1 failed; written under seg_lock, read without:
+ * ordering: the release store of 1 publishes seg (acquire loads). */
+static _Atomic int seg_state;
+static pthread_key_t ring_key;
 
 static void seg_unlink_at_exit(void)
 {
@@ -35,21 +51,41 @@ static void seg_unlink_at_exit(void)
 		unlink(seg.path);
 }
 
+static bool seg_ready(void)
+{
+	return atomic_load_explicit(&seg_state, memory_order_acquire) == 1;
+}
+
+/* Thread exit of a non-worker that claimed a ring: give it back. */
+static void ring_key_release(void *v)
+{
+	uintptr_t idx1 = (uintptr_t)v;
+	if (idx1)
+		sp__seg_release_ring(&seg, (unsigned)(idx1 - 1));
+	sp__tls.ring = NULL;
+}
+
 /* The process's segment, created on first use; NULL if it cannot be. */
 sp__segment *sp__trace_segment(void)
 {
+	if (atomic_load_explicit(&seg_state, memory_order_acquire) == 1)
+		return &seg;
 	pthread_mutex_lock(&seg_lock);
-	if (seg_state == 0) {
+	if (atomic_load_explicit(&seg_state, memory_order_relaxed) == 0) {
 		int err = sp__seg_create(&seg, TRACE_RINGS, TRACE_RING_CAP, TRACE_TASK_SLOTS);
-		seg_state = err ? -1 : 1;
-		if (err)
+		if (!err)
+			pthread_key_create(&ring_key, ring_key_release);
+		atomic_store_explicit(&seg_state, err ? -1 : 1, memory_order_release);
+		if (err) {
 			fprintf(stderr, "spindle: tracing off: cannot create the trace segment: %s\n",
 				strerror(-err));
-		else
+		} else {
 			atexit(seg_unlink_at_exit);
+			atomic_store_explicit(&sp__trace_enabled, true, memory_order_release);
+		}
 	}
 	pthread_mutex_unlock(&seg_lock);
-	return seg_state == 1 ? &seg : NULL;
+	return atomic_load_explicit(&seg_state, memory_order_relaxed) == 1 ? &seg : NULL;
 }
 
 bool sp__trace_wanted(const sp_runtime_opts *o)
@@ -58,6 +94,14 @@ bool sp__trace_wanted(const sp_runtime_opts *o)
 		return o->trace > 0;
 	const char *e = getenv("SPINDLE_TRACE");
 	return e && !strcmp(e, "1");
+}
+
+/* The tick an event of this thread carries: a worker's last reading (no
+ * clock read), else a new one. */
+static uint64_t ev_ticks(void)
+{
+	sp__worker *w = sp__tls.worker;
+	return w ? w->now : sp__ticks();
 }
 
 /* Worker thread start: claim a ring (none left: this worker is not traced). */
@@ -73,6 +117,9 @@ void sp__trace_worker_start(sp__worker *w)
 		return;
 	w->ring_idx = idx;
 	w->ring = sp__seg_ring(s, (unsigned)idx);
+	sp__tls.ring = w->ring;
+	w->now = sp__ticks(); /* the ring's times start here and never go back */
+	sp__ring_emit_at(w->ring, w->now, SP_EV_THREAD, w->index, SP_THREAD_WORKER);
 }
 
 void sp__trace_worker_stop(sp__worker *w)
@@ -81,4 +128,141 @@ void sp__trace_worker_stop(sp__worker *w)
 		sp__seg_release_ring(&seg, (unsigned)w->ring_idx);
 	w->ring = NULL;
 	w->ring_idx = -1;
+	sp__tls.ring = NULL;
+}
+
+/* A non-worker thread's first event: claim a ring for the thread's life. */
+struct sp__ring *sp__trace_ring_slow(void)
+{
+	if (sp__tls.ring_tried || sp__tls.worker)
+		return NULL; /* a worker without a ring stays without */
+	sp__tls.ring_tried = 1;
+	if (!seg_ready())
+		return NULL;
+	int idx = sp__seg_claim_ring(&seg, (uint32_t)syscall(SYS_gettid));
+	if (idx < 0)
+		return NULL;
+	if (pthread_setspecific(ring_key, (void *)(uintptr_t)(idx + 1)) != 0) {
+		sp__seg_release_ring(&seg, (unsigned)idx);
+		return NULL;
+	}
+	sp__tls.ring = sp__seg_ring(&seg, (unsigned)idx);
+	uint32_t kind = sp__tls.thread_kind ? (uint32_t)sp__tls.thread_kind : SP_THREAD_FOREIGN;
+	sp__ring_emit_at(sp__tls.ring, sp__ticks(), SP_EV_THREAD, 0, kind);
+	return sp__tls.ring;
+}
+
+void sp__trace_emit(uint32_t type, uint32_t a, uint64_t b)
+{
+	sp__ring *r = sp__trace_ring();
+	if (r)
+		sp__ring_emit_at(r, ev_ticks(), type, a, b);
+}
+
+static uint64_t ticks_to_ns(uint64_t ticks)
+{
+	return (uint64_t)(((unsigned __int128)ticks * sp__clock.mult) >> 32);
+}
+
+static uint64_t load_state(sp__task *t)
+{
+	/* ordering: relaxed; a snapshot for display. */
+	return atomic_load_explicit(&t->state, memory_order_relaxed);
+}
+
+static void fill_counters(sp__task *t, sp__seg_task *st)
+{
+	uint64_t s = load_state(t);
+	st->state = (uint32_t)(s & 0x3f);
+	st->polls = t->polls;
+	st->busy_ns = ticks_to_ns(t->busy_ticks);
+	st->wakes = s >> SP__WAKE_SHIFT;
+	st->self_wakes = t->self_wakes;
+	/* ordering: relaxed counters (see the waker comment in task.c). */
+	st->waker_clones = atomic_load_explicit(&t->waker_clones, memory_order_relaxed);
+	st->waker_drops = atomic_load_explicit(&t->waker_drops, memory_order_relaxed);
+	st->last_ts = t->last_ticks;
+}
+
+void sp__trace_spawn(sp__task *t)
+{
+	t->seg_slot = SP__NO_SEG_SLOT;
+	if (!seg_ready())
+		return;
+	const sp_spawn_site *site = t->site;
+	uint32_t sidx = sp__seg_site(&seg, site, site->name, site->file, site->line);
+	int slot = sp__seg_task_alloc(&seg);
+	if (slot >= 0 && (unsigned)slot < SP__NO_SEG_SLOT) {
+		sp__seg_task st;
+		memset(&st, 0, sizeof st);
+		st.id = t->id;
+		st.parent = t->parent_id;
+		st.line = site->line;
+		st.spawn_ts = t->last_ticks;
+		st.site = sidx;
+		fill_counters(t, &st);
+		/* text fields: the slot copies at most their width */
+		snprintf(st.name, sizeof st.name, "%s", site->name ? site->name : "");
+		const char *f = site->file ? site->file : "";
+		size_t n = strlen(f);
+		snprintf(st.file, sizeof st.file, "%s",
+			 n > SP__SEG_FILE_LEN ? f + n - SP__SEG_FILE_LEN : f);
+		sp__seg_task_write(&seg, (unsigned)slot, &st);
+		t->seg_slot = (uint32_t)slot;
+	} else if (slot >= 0) {
+		sp__seg_task_free(&seg, (unsigned)slot);
+	}
+	sp__ring *r = sp__trace_ring();
+	if (r)
+		sp__ring_emit_at(r, ev_ticks(), SP_EV_SPAWN, sidx, t->id);
+}
+
+void sp__trace_poll_end(sp__task *t, uint64_t end)
+{
+	(void)end;
+	if (t->seg_slot == SP__NO_SEG_SLOT || !seg_ready())
+		return;
+	sp__seg_task st;
+	fill_counters(t, &st);
+	/* As the poller leaves it: not running (a wake may already have
+	 * notified it again; readers learn that from the events). */
+	st.state &= ~(uint32_t)SP__RUNNING;
+	sp__seg_task_counters(&seg, t->seg_slot, &st);
+}
+
+void sp__trace_task_done(sp__task *t, bool cancelled)
+{
+	sp__ring *r = sp__trace_ring();
+	if (r)
+		sp__ring_emit_at(r, ev_ticks(), SP_EV_TASK_DONE, cancelled, t->id);
+	if (t->seg_slot != SP__NO_SEG_SLOT && seg_ready()) {
+		sp__seg_task_free(&seg, t->seg_slot);
+		t->seg_slot = SP__NO_SEG_SLOT;
+	}
+}
+
+/* id, not the task: the caller may have given up its reference already. */
+void sp__trace_wake(uint64_t id, bool self, unsigned queue, bool by_value)
+{
+	sp__ring *r = sp__trace_ring();
+	if (!r)
+		return;
+	uint32_t a = (queue << SP_WAKE_Q_SHIFT) | (by_value ? SP_WAKE_BY_VALUE : 0);
+	if (self)
+		a |= SP_WAKE_SELF;
+	uint32_t src = sp__tls.wake_src;
+	if (src) {
+		a |= (src & 0xff) << SP_WAKE_SRC_SHIFT;
+		a |= (src >> 8) << SP_WAKE_DETAIL_SHIFT;
+	} else if (!sp__tls.worker) {
+		a |= SP_WAKE_SRC_FOREIGN << SP_WAKE_SRC_SHIFT;
+	} /* else TASK: the ring's current task (0 outside a poll) */
+	sp__ring_emit_at(r, ev_ticks(), SP_EV_WAKE, a, id);
+}
+
+void sp__trace_waker(sp__task *t, uint32_t type)
+{
+	sp__ring *r = sp__trace_ring();
+	if (r)
+		sp__ring_emit_at(r, ev_ticks(), type, sp__tls.hold, t->id);
 }

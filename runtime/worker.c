@@ -136,6 +136,8 @@ static void push_back(sp__worker *w, sp__task *t)
 void sp__schedule_remote(sp__task *t)
 {
 	sp_runtime *rt = t->rt;
+	if (SP__UNLIKELY(sp__tracing()))
+		sp__trace_emit(SP_EV_INJECT_PUSH, 0, t->id);
 	if (sp__inject_push_batch(&rt->inject, &t, 1))
 		sp__runtime_notify_parked(rt);
 	else
@@ -190,6 +192,9 @@ static sp__task *pop_inject_batch(sp__worker *w)
 	if (n == 0)
 		return NULL;
 	w->batch.inject_pops += n;
+	if (SP__UNLIKELY(w->ring != NULL))
+		for (size_t i = 0; i < n; i++)
+			sp__ring_emit_at(w->ring, w->now, SP_EV_INJECT_POP, w->index, batch[i]->id);
 	for (size_t i = 1; i < n; i++)
 		if (!q_push(w, batch[i]))
 			push_overflow(w, batch[i]);

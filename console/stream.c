@@ -1,0 +1,333 @@
+/*
+ * stream.c - following a live process's rings as one time-ordered stream
+ * (stream.h has the contract).
+ *
+ * Each poll reads every ring to its head in batches, annotates each record
+ * with its ring's context (thread kind, worker, task being polled), appends
+ * it to the held-back buffer, sorts the buffer by (time, ring, sequence) and
+ * delivers the prefix older than the watermark (now - slack). The buffer
+ * only ever holds about one slack's worth of events plus one poll's reads.
+ */
+#include "stream.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define READ_BATCH 4096
+
+struct ring_ctx {
+	uint64_t cursor;   /* next sequence number wanted */
+	uint64_t lost;     /* records missed so far */
+	uint64_t cur_task; /* task whose poll is open on this ring, 0 none */
+	int32_t worker;    /* -1 unknown or not a worker */
+	uint32_t kind;     /* SP_THREAD_*, 0 unknown */
+	uint32_t tid;      /* owner when last read */
+};
+
+struct site_cache {
+	int known;
+	spc_site site;
+};
+
+struct spc_stream {
+	sp__seg_reader r;
+	struct ring_ctx *rings;
+	spc_event *held; /* sorted or not; see poll */
+	size_t nheld, capheld;
+	sp__ring_event *batch;
+	struct site_cache *sites;
+	uint64_t delivered;
+	uint64_t last_ns; /* time of the last event delivered in order */
+};
+
+static const char *const names[SP_EV__COUNT] = {
+	[SP_EV_SPAWN] = "spawn",
+	[SP_EV_POLL_START] = "poll_start",
+	[SP_EV_POLL_END] = "poll_end",
+	[SP_EV_WAKE] = "wake",
+	[SP_EV_STEAL] = "steal",
+	[SP_EV_PARK] = "park",
+	[SP_EV_UNPARK] = "unpark",
+	[SP_EV_WAKER_CLONE] = "waker_clone",
+	[SP_EV_WAKER_DROP] = "waker_drop",
+	[SP_EV_INJECT_PUSH] = "inject_push",
+	[SP_EV_INJECT_POP] = "inject_pop",
+	[SP_EV_TASK_DONE] = "task_done",
+	[SP_EV_BLOCKING_START] = "blocking_start",
+	[SP_EV_BLOCKING_END] = "blocking_end",
+	[SP_EV_TIMER_FIRE] = "timer_fire",
+	[SP_EV_IO_READY] = "io_ready",
+	[SP_EV_THREAD] = "thread",
+};
+
+const char *spc_event_name(uint32_t type)
+{
+	if (type < SP_EV__COUNT && names[type])
+		return names[type];
+	return "unknown";
+}
+
+static uint64_t mono_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+int spc_stream_open_reader(spc_stream **out, sp__seg_reader *r, unsigned flags)
+{
+	spc_stream *s = calloc(1, sizeof *s);
+	if (!s)
+		return -ENOMEM;
+	s->r = *r;
+	unsigned n = s->r.hdr.nrings;
+	s->rings = calloc(n ? n : 1, sizeof *s->rings);
+	s->batch = malloc(READ_BATCH * sizeof *s->batch);
+	s->sites = calloc(s->r.hdr.site_slots ? s->r.hdr.site_slots : 1, sizeof *s->sites);
+	if (!s->rings || !s->batch || !s->sites) {
+		free(s->rings);
+		free(s->batch);
+		free(s->sites);
+		free(s);
+		return -ENOMEM;
+	}
+	for (unsigned i = 0; i < n; i++) {
+		struct ring_ctx *c = &s->rings[i];
+		sp__ring *ring = sp__seg_reader_ring(&s->r, i);
+		/* ordering: acquire, as any reader of head (trace_ring.h). */
+		uint64_t head = atomic_load_explicit(&ring->head, memory_order_acquire);
+		uint64_t cap = s->r.hdr.ring_capacity;
+		if (flags & SPC_FROM_OLDEST)
+			c->cursor = head > cap ? head - cap + 1 : 1;
+		else
+			c->cursor = head + 1;
+		c->worker = -1;
+	}
+	memset(r, 0, sizeof *r); /* the stream owns the mapping now */
+	*out = s;
+	return 0;
+}
+
+int spc_stream_open(spc_stream **out, int pid, unsigned flags, const char **err)
+{
+	sp__seg_reader r;
+	int rc = sp__seg_open(&r, pid);
+	if (rc < 0) {
+		if (err)
+			*err = sp__seg_strerror(&r);
+		return rc;
+	}
+	rc = spc_stream_open_reader(out, &r, flags);
+	if (rc < 0) {
+		sp__seg_close(&r);
+		if (err)
+			*err = "out of memory";
+	}
+	return rc;
+}
+
+void spc_stream_close(spc_stream *s)
+{
+	if (!s)
+		return;
+	sp__seg_close(&s->r);
+	free(s->rings);
+	free(s->held);
+	free(s->batch);
+	free(s->sites);
+	free(s);
+}
+
+static int held_reserve(spc_stream *s, size_t more)
+{
+	if (s->nheld + more <= s->capheld)
+		return 0;
+	size_t cap = s->capheld ? s->capheld * 2 : 8192;
+	while (cap < s->nheld + more)
+		cap *= 2;
+	spc_event *h = realloc(s->held, cap * sizeof *h);
+	if (!h)
+		return -1;
+	s->held = h;
+	s->capheld = cap;
+	return 0;
+}
+
+/* Annotate one record with its ring's context and update the context. */
+static void annotate(spc_stream *s, unsigned i, const sp__ring_event *e, spc_event *ev)
+{
+	struct ring_ctx *c = &s->rings[i];
+	ev->ticks = e->ts;
+	ev->ns = sp__seg_ticks_to_ns(&s->r, e->ts);
+	ev->type = e->type;
+	ev->a = e->a;
+	ev->b = e->b;
+	ev->seq = e->seq;
+	ev->ring = i;
+	ev->tid = c->tid;
+	ev->late = 0;
+	switch (e->type) {
+	case SP_EV_THREAD:
+		c->kind = (uint32_t)e->b;
+		c->worker = e->b == SP_THREAD_WORKER ? (int32_t)e->a : -1;
+		c->cur_task = 0;
+		break;
+	case SP_EV_POLL_START:
+		c->cur_task = e->b;
+		c->worker = (int32_t)e->a;
+		c->kind = SP_THREAD_WORKER;
+		break;
+	case SP_EV_PARK:
+	case SP_EV_UNPARK:
+		c->worker = (int32_t)e->a;
+		c->kind = SP_THREAD_WORKER;
+		break;
+	default:
+		break;
+	}
+	ev->worker = c->worker;
+	ev->thread_kind = c->kind;
+	ev->task = c->cur_task;
+	if (e->type == SP_EV_POLL_END)
+		c->cur_task = 0;
+}
+
+/* Read ring i to its head into the held buffer. */
+static void read_ring(spc_stream *s, unsigned i)
+{
+	struct ring_ctx *c = &s->rings[i];
+	c->tid = sp__seg_reader_ring_owner(&s->r, i);
+	for (;;) {
+		uint64_t lost = 0;
+		size_t n = sp__seg_reader_ring_read(&s->r, i, &c->cursor, s->batch, READ_BATCH,
+						    &lost);
+		if (lost) {
+			c->lost += lost;
+			c->cur_task = 0; /* the missed records may have closed it */
+		}
+		if (n == 0)
+			break;
+		if (held_reserve(s, n) < 0)
+			break; /* out of memory: leave them in the ring */
+		for (size_t k = 0; k < n; k++)
+			annotate(s, i, &s->batch[k], &s->held[s->nheld++]);
+		if (n < READ_BATCH)
+			break;
+	}
+}
+
+static int ev_cmp(const void *pa, const void *pb)
+{
+	const spc_event *a = pa, *b = pb;
+	if (a->ticks != b->ticks)
+		return a->ticks < b->ticks ? -1 : 1;
+	if (a->ring != b->ring)
+		return a->ring < b->ring ? -1 : 1;
+	return a->seq < b->seq ? -1 : a->seq > b->seq;
+}
+
+static size_t deliver(spc_stream *s, uint64_t watermark, spc_event_cb cb, void *arg)
+{
+	if (s->nheld == 0)
+		return 0;
+	qsort(s->held, s->nheld, sizeof *s->held, ev_cmp);
+	size_t n = 0;
+	while (n < s->nheld && s->held[n].ns <= watermark) {
+		spc_event *ev = &s->held[n];
+		if (ev->ns < s->last_ns)
+			ev->late = 1;
+		else
+			s->last_ns = ev->ns;
+		cb(ev, arg);
+		n++;
+	}
+	memmove(s->held, s->held + n, (s->nheld - n) * sizeof *s->held);
+	s->nheld -= n;
+	s->delivered += n;
+	return n;
+}
+
+size_t spc_stream_poll(spc_stream *s, spc_event_cb cb, void *arg)
+{
+	uint64_t now = mono_ns();
+	for (unsigned i = 0; i < s->r.hdr.nrings; i++)
+		read_ring(s, i);
+	return deliver(s, now > SPC_SLACK_NS ? now - SPC_SLACK_NS : 0, cb, arg);
+}
+
+size_t spc_stream_flush(spc_stream *s, spc_event_cb cb, void *arg)
+{
+	for (unsigned i = 0; i < s->r.hdr.nrings; i++)
+		read_ring(s, i);
+	return deliver(s, UINT64_MAX, cb, arg);
+}
+
+uint64_t spc_stream_lost(const spc_stream *s, unsigned ring)
+{
+	return ring < s->r.hdr.nrings ? s->rings[ring].lost : 0;
+}
+
+uint64_t spc_stream_lost_total(const spc_stream *s)
+{
+	uint64_t t = 0;
+	for (unsigned i = 0; i < s->r.hdr.nrings; i++)
+		t += s->rings[i].lost;
+	return t;
+}
+
+uint64_t spc_stream_delivered(const spc_stream *s)
+{
+	return s->delivered;
+}
+
+const spc_site *spc_stream_site(spc_stream *s, uint32_t idx)
+{
+	if (idx >= s->r.hdr.site_slots)
+		return NULL;
+	struct site_cache *c = &s->sites[idx];
+	if (!c->known) {
+		sp__seg_site_info si;
+		if (sp__seg_read_site(&s->r, idx, &si) != 0)
+			return NULL;
+		c->site.line = si.line;
+		memcpy(c->site.name, si.name, sizeof c->site.name);
+		memcpy(c->site.file, si.file, sizeof c->site.file);
+		c->known = 1;
+	}
+	return &c->site;
+}
+
+struct task_fwd {
+	void (*cb)(const sp__seg_task *t, void *arg);
+	void *arg;
+};
+
+static void task_fwd(unsigned slot, const sp__seg_task *t, void *arg)
+{
+	(void)slot;
+	struct task_fwd *f = arg;
+	f->cb(t, f->arg);
+}
+
+size_t spc_stream_tasks(spc_stream *s, void (*cb)(const sp__seg_task *t, void *arg), void *arg)
+{
+	struct task_fwd f = {cb, arg};
+	return sp__seg_read_tasks(&s->r, task_fwd, &f, NULL);
+}
+
+int spc_stream_alive(const spc_stream *s)
+{
+	return sp__seg_pid_alive((int)s->r.hdr.pid, s->r.hdr.start_time);
+}
+
+const sp__seg_reader *spc_stream_reader(const spc_stream *s)
+{
+	return &s->r;
+}
+
+uint64_t spc_stream_ticks_to_ns(const spc_stream *s, uint64_t ticks)
+{
+	return sp__seg_ticks_to_ns(&s->r, ticks);
+}

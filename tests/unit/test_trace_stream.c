@@ -1,0 +1,224 @@
+/*
+ * test_trace_stream.c - the reader library over a live traced runtime (this
+ * process): events merged in time order with their ring context, spawn sites
+ * resolved, wake sources and waker holders as trace_events.h specifies, and
+ * the live task table that a reader attaching late reads.
+ */
+#include <string.h>
+#include <unistd.h>
+
+#include "unit/sp_test.h"
+
+#include "spindle/io.h"
+#include "stream.h"
+
+/* ---- the workload --------------------------------------------------------- */
+
+struct sleepy {
+	sp_future base;
+	sp_sleep s;
+};
+
+static sp_poll sleepy_poll(sp_future *f, sp_context *cx)
+{
+	struct sleepy *self = (struct sleepy *)f;
+	SP_ASYNC_BEGIN(f, cx);
+	sp_sleep_init(&self->s, 30 * 1000000ull);
+	SP_AWAIT(&self->s);
+	SP_ASYNC_END();
+}
+
+static sp_poll kid_poll(sp_future *f, sp_context *cx)
+{
+	(void)f;
+	(void)cx;
+	return SP_READY;
+}
+
+struct parent {
+	sp_future base;
+	sp_join_handle jh;
+};
+
+static sp_poll parent_poll(sp_future *f, sp_context *cx)
+{
+	struct parent *self = (struct parent *)f;
+	SP_ASYNC_BEGIN(f, cx);
+	{
+		struct {
+			sp_future base;
+		} k = {.base = {.poll = kid_poll, .name = "kid"}};
+		if (SP_SPAWN("kid", &self->jh, k) != 0)
+			SP_RETURN_VOID();
+	}
+	SP_AWAIT(&self->jh);
+	SP_ASYNC_END();
+}
+
+/* Pending for ever, and keeps no waker: the lost-waker bug. */
+static sp_poll lost_poll(sp_future *f, sp_context *cx)
+{
+	(void)f;
+	(void)cx;
+	return SP_PENDING;
+}
+
+/* ---- what the stream shows ------------------------------------------------- */
+
+struct seen {
+	spc_stream *s;
+	uint64_t sleepy, parent, kid, lost;
+	int sleepy_site_ok, kid_parent_ok, sleepy_timer_hold, sleepy_timer_wake;
+	int parent_join_wake, sleepy_done, lost_polls, polls_without_worker;
+	int starts, ends, order_bad, threads;
+	uint64_t last_ns;
+};
+
+static void on_event(const spc_event *ev, void *arg)
+{
+	struct seen *x = arg;
+	if (!ev->late) {
+		x->order_bad += ev->ns < x->last_ns;
+		x->last_ns = ev->ns;
+	}
+	switch (ev->type) {
+	case SP_EV_THREAD:
+		x->threads++;
+		break;
+	case SP_EV_SPAWN: {
+		const spc_site *site = spc_stream_site(x->s, ev->a);
+		if (ev->b == x->sleepy && site && !strcmp(site->name, "sleepy") &&
+		    strstr(site->file, "test_trace_stream.c") && site->line > 0)
+			x->sleepy_site_ok = 1;
+		if (site && !strcmp(site->name, "kid")) {
+			x->kid = ev->b;
+			x->kid_parent_ok = ev->task == x->parent;
+		}
+		break;
+	}
+	case SP_EV_POLL_START:
+		x->starts++;
+		x->polls_without_worker += ev->worker < 0;
+		x->lost_polls += ev->b == x->lost;
+		break;
+	case SP_EV_POLL_END:
+		x->ends++;
+		break;
+	case SP_EV_WAKER_CLONE:
+		if (ev->b == x->sleepy && (ev->a & 0xff) == SP_HOLD_TIMER)
+			x->sleepy_timer_hold = 1;
+		break;
+	case SP_EV_WAKE: {
+		unsigned src = (ev->a & SP_WAKE_SRC_MASK) >> SP_WAKE_SRC_SHIFT;
+		if (ev->b == x->sleepy && src == SP_WAKE_SRC_TIMER)
+			x->sleepy_timer_wake = 1;
+		if (ev->b == x->parent && src == SP_WAKE_SRC_JOIN)
+			x->parent_join_wake = 1;
+		break;
+	}
+	case SP_EV_TASK_DONE:
+		x->sleepy_done += ev->b == x->sleepy;
+		break;
+	}
+}
+
+struct table {
+	uint64_t lost;
+	int found, named, idle, no_wakers;
+};
+
+static void on_task(const sp__seg_task *t, void *arg)
+{
+	struct table *tb = arg;
+	if (t->id != tb->lost)
+		return;
+	tb->found = 1;
+	tb->named = !strcmp(t->name, "lost") && strstr(t->file, "test_trace_stream.c") != NULL;
+	tb->idle = !(t->state & (SP_TASK_RUNNING | SP_TASK_NOTIFIED | SP_TASK_COMPLETE)) &&
+		   t->polls == 1;
+	tb->no_wakers = t->waker_clones == t->waker_drops;
+}
+
+static void stream__events_sites_sources_and_task_table(void **state)
+{
+	(void)state;
+	/* arrange */
+	sp_runtime_opts o = {.flavor = SP_MULTI_THREAD, .workers = 2, .trace = 1};
+	sp_runtime *rt = NULL;
+	assert_int_equal(sp_runtime_new(&rt, &o), 0);
+	const char *err = NULL;
+	spc_stream *s = NULL;
+	int rc = -1;
+	for (int i = 0; i < 200 && rc != 0; i++) { /* workers create the segment */
+		rc = spc_stream_open(&s, (int)getpid(), SPC_FROM_OLDEST, &err);
+		if (rc)
+			usleep(5000);
+	}
+	assert_int_equal(rc, 0);
+	struct seen x = {.s = s};
+
+	/* act */
+	struct sleepy sl = {.base = {.poll = sleepy_poll, .name = "sleepy"}};
+	struct parent pa = {.base = {.poll = parent_poll, .name = "parent"}};
+	struct {
+		sp_future base;
+	} lo = {.base = {.poll = lost_poll, .name = "lost"}};
+	sp_join_handle jl, js, jp;
+	assert_int_equal(SP_RUNTIME_SPAWN(rt, "lost", &jl, lo), 0);
+	assert_int_equal(SP_RUNTIME_SPAWN(rt, "sleepy", &js, sl), 0);
+	assert_int_equal(SP_RUNTIME_SPAWN(rt, "parent", &jp, pa), 0);
+	x.lost = sp_join_handle_id(&jl);
+	x.sleepy = sp_join_handle_id(&js);
+	x.parent = sp_join_handle_id(&jp);
+	assert_int_equal(sp_join_handle_wait(&js), 0);
+	assert_int_equal(sp_join_handle_wait(&jp), 0);
+	struct table tb = {.lost = x.lost};
+	size_t ntasks = spc_stream_tasks(s, on_task, &tb); /* "lost" still lives */
+	spc_stream_flush(s, on_event, &x);
+	uint64_t lost_records = spc_stream_lost_total(s);
+	sp_join_handle_abort(&jl);
+	sp_join_handle_wait(&jl);
+	sp_runtime_free(rt);
+	spc_stream_close(s);
+
+	/* assert */
+	assert_true(ntasks >= 1);
+	assert_true(tb.found);
+	assert_true(tb.named);
+	assert_true(tb.idle);
+	assert_true(tb.no_wakers);
+	assert_int_equal(lost_records, 0);
+	assert_true(x.threads >= 2); /* the workers, and this thread's ring */
+	assert_true(x.sleepy_site_ok);
+	assert_true(x.kid_parent_ok);
+	assert_true(x.sleepy_timer_hold);
+	assert_true(x.sleepy_timer_wake);
+	assert_true(x.parent_join_wake);
+	assert_int_equal(x.sleepy_done, 1);
+	assert_int_equal(x.lost_polls, 1);
+	assert_int_equal(x.polls_without_worker, 0);
+	assert_int_equal(x.starts, x.ends);
+	assert_int_equal(x.order_bad, 0);
+}
+
+/* A pid with no segment: a clear error, no stream. */
+static void stream__no_segment_is_an_error(void **state)
+{
+	(void)state;
+	spc_stream *s = NULL;
+	const char *err = NULL;
+	assert_int_equal(spc_stream_open(&s, 1, 0, &err), -ENOENT);
+	assert_non_null(err);
+	assert_null(s);
+	assert_string_equal(spc_event_name(SP_EV_WAKE), "wake");
+	assert_string_equal(spc_event_name(999), "unknown");
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(stream__events_sites_sources_and_task_table),
+		cmocka_unit_test(stream__no_segment_is_an_error),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
