@@ -470,8 +470,8 @@ static void ev_poll_end(topm_model *m, const spc_event *ev)
 	t->polls++;
 	if (t->state != TOPM_DONE) {
 		unsigned st = (ev->a & SP_POLL_READY) ? TOPM_DONE
-			      : t->notified	       ? TOPM_SCHEDULED
-						       : TOPM_IDLE;
+			      : t->notified	      ? TOPM_SCHEDULED
+						      : TOPM_IDLE;
 		enter(m, t, st, ev->ns);
 	}
 	t->notified = 0;
@@ -823,7 +823,8 @@ void topm_tick(topm_model *m, uint64_t now)
 	qsort(m->warns, m->nwarns, sizeof m->warns[0], cmp_warn);
 }
 
-/* ---- queries ---------------------------------------------------------------------------------- */
+/* ---- queries ----------------------------------------------------------------------------------
+ */
 
 size_t topm_task_count(const topm_model *m, size_t *live, size_t *done)
 {
@@ -915,26 +916,30 @@ void topm_warning_text(topm_model *m, const topm_warning *w, char *buf, size_t n
 	switch (w->kind) {
 	case TOPM_W_LONG_POLL:
 		if (w->live)
-			snprintf(buf, n, "in one poll for %s now, starving its worker's other tasks",
-				 v);
+			snprintf(buf, n,
+				 "in one poll for %s now, starving its worker's other tasks", v);
 		else
-			snprintf(buf, n, "a poll took %s (%s ago): compute or a blocking call "
-					 "between awaits",
+			snprintf(buf, n,
+				 "a poll took %s (%s ago): compute or a blocking call "
+				 "between awaits",
 				 v, ago);
 		break;
 	case TOPM_W_LOST_WAKER:
-		snprintf(buf, n, "pending for %s with no waker held and not scheduled: it will "
-				 "never run again",
+		snprintf(buf, n,
+			 "pending for %s with no waker held and not scheduled: it will "
+			 "never run again",
 			 v);
 		break;
 	case TOPM_W_SELF_WAKE:
-		snprintf(buf, n, "%llu%% of its wakes are self-wakes: it yields and spins instead "
-				 "of waiting",
+		snprintf(buf, n,
+			 "%llu%% of its wakes are self-wakes: it yields and spins instead "
+			 "of waiting",
 			 (unsigned long long)w->value_ns);
 		break;
 	case TOPM_W_SCHED_DELAY:
 		if (w->live)
-			snprintf(buf, n, "woken %s ago and not polled yet: the workers are busy", v);
+			snprintf(buf, n, "woken %s ago and not polled yet: the workers are busy",
+				 v);
 		else
 			snprintf(buf, n, "waited %s from wake to poll (%s ago)", v, ago);
 		break;
@@ -979,23 +984,17 @@ size_t topm_focus_events(const topm_model *m, topm_ev *out, size_t max)
 	return n;
 }
 
-/* ---- columns, sorting, filtering ---------------------------------------------------------------- */
+/* ---- columns, sorting, filtering ----------------------------------------------------------------
+ */
 
 const topm_coldef topm_cols[TOPM_COL__COUNT] = {
-	[TOPM_COL_WARN] = {"warn", "WARN", -4, 1},
-	[TOPM_COL_ID] = {"id", "ID", 7, 0},
-	[TOPM_COL_STATE] = {"state", "STATE", -9, 0},
-	[TOPM_COL_NAME] = {"name", "NAME", -14, 0},
-	[TOPM_COL_TOTAL] = {"total", "TOTAL", 8, 1},
-	[TOPM_COL_BUSY] = {"busy", "BUSY", 8, 1},
-	[TOPM_COL_SCHED] = {"sched", "SCHED", 8, 1},
-	[TOPM_COL_IDLE] = {"idle", "IDLE", 8, 1},
-	[TOPM_COL_POLLS] = {"polls", "POLLS", 8, 1},
-	[TOPM_COL_WAKES] = {"wakes", "WAKES", 8, 1},
-	[TOPM_COL_SELF] = {"self", "SELF%", 5, 1},
-	[TOPM_COL_AGE] = {"age", "POLLAGE", 8, 1},
-	[TOPM_COL_WORKER] = {"worker", "W", 3, 0},
-	[TOPM_COL_LOC] = {"loc", "LOCATION", -24, 0},
+	[TOPM_COL_WARN] = {"warn", "WARN", -4, 1},    [TOPM_COL_ID] = {"id", "ID", 7, 0},
+	[TOPM_COL_STATE] = {"state", "STATE", -9, 0}, [TOPM_COL_NAME] = {"name", "NAME", -14, 0},
+	[TOPM_COL_TOTAL] = {"total", "TOTAL", 8, 1},  [TOPM_COL_BUSY] = {"busy", "BUSY", 8, 1},
+	[TOPM_COL_SCHED] = {"sched", "SCHED", 8, 1},  [TOPM_COL_IDLE] = {"idle", "IDLE", 8, 1},
+	[TOPM_COL_POLLS] = {"polls", "POLLS", 8, 1},  [TOPM_COL_WAKES] = {"wakes", "WAKES", 8, 1},
+	[TOPM_COL_SELF] = {"self", "SELF%", 5, 1},    [TOPM_COL_AGE] = {"age", "POLLAGE", 8, 1},
+	[TOPM_COL_WORKER] = {"worker", "W", 3, 0},    [TOPM_COL_LOC] = {"loc", "LOCATION", -24, 0},
 };
 
 int topm_col_by_key(const char *key)
@@ -1065,7 +1064,8 @@ static int cmp_task(const void *a, const void *b, void *arg)
 	if (c->col == TOPM_COL_NAME) {
 		r = strcmp(topm_site_get(c->m, x->site)->name, topm_site_get(c->m, y->site)->name);
 	} else if (c->col == TOPM_COL_LOC) {
-		const topm_site *sx = topm_site_get(c->m, x->site), *sy = topm_site_get(c->m, y->site);
+		const topm_site *sx = topm_site_get(c->m, x->site),
+				*sy = topm_site_get(c->m, y->site);
 		r = strcmp(base_name(sx->file), base_name(sy->file));
 		if (!r)
 			r = sx->line < sy->line ? -1 : sx->line > sy->line;
@@ -1125,7 +1125,8 @@ size_t topm_view(topm_model *m, const topm_view_opts *o, topm_task ***out, size_
 	return n;
 }
 
-/* ---- formatting ---------------------------------------------------------------------------------- */
+/* ---- formatting
+ * ---------------------------------------------------------------------------------- */
 
 void topm_fmt_ns(uint64_t ns, char *buf, size_t n)
 {
@@ -1162,8 +1163,9 @@ void topm_cell(topm_model *m, const topm_task *t, int col, char *buf, size_t n)
 		snprintf(buf, n, "%llu", (unsigned long long)t->id);
 		break;
 	case TOPM_COL_STATE:
-		snprintf(buf, n, "%s", t->state == TOPM_DONE && t->aborted ? "aborted"
-								       : topm_state_name(t->state));
+		snprintf(buf, n, "%s",
+			 t->state == TOPM_DONE && t->aborted ? "aborted"
+							     : topm_state_name(t->state));
 		break;
 	case TOPM_COL_NAME:
 		snprintf(buf, n, "%s", topm_site_get(m, t->site)->name);
@@ -1185,7 +1187,8 @@ void topm_cell(topm_model *m, const topm_task *t, int col, char *buf, size_t n)
 		break;
 	case TOPM_COL_SELF:
 		if (t->wakes)
-			snprintf(buf, n, "%llu", (unsigned long long)(t->self_wakes * 100 / t->wakes));
+			snprintf(buf, n, "%llu",
+				 (unsigned long long)(t->self_wakes * 100 / t->wakes));
 		else
 			snprintf(buf, n, "-");
 		break;

@@ -89,18 +89,18 @@ typedef struct topm_site {
 
 typedef struct topm_task {
 	uint64_t id, parent;
-	uint32_t site;	 /* site index (topm_site_get), SP_SITE_NONE if unknown */
-	uint8_t state;	 /* enum topm_state */
-	uint8_t aborted; /* DONE by cancellation */
-	uint8_t notified; /* woken while running: scheduled at POLL_END */
+	uint32_t site;	      /* site index (topm_site_get), SP_SITE_NONE if unknown */
+	uint8_t state;	      /* enum topm_state */
+	uint8_t aborted;      /* DONE by cancellation */
+	uint8_t notified;     /* woken while running: scheduled at POLL_END */
 	uint8_t counts_known; /* waker counts are complete (seen from spawn or table) */
-	int16_t worker;	 /* last worker that polled it, -1 none */
-	uint16_t missing; /* consecutive table snapshots without it */
-	uint32_t warn;	 /* active warning bits (topm_tick) */
+	int16_t worker;	      /* last worker that polled it, -1 none */
+	uint16_t missing;     /* consecutive table snapshots without it */
+	uint32_t warn;	      /* active warning bits (topm_tick) */
 	uint64_t polls, wakes, self_wakes;
-	uint64_t clones, drops; /* drops include by-value wakes */
+	uint64_t clones, drops;		     /* drops include by-value wakes */
 	uint64_t busy_ns, sched_ns, idle_ns; /* time per state, closed intervals */
-	uint64_t spawn_ns, since_ns; /* since_ns: entered the current state */
+	uint64_t spawn_ns, since_ns;	     /* since_ns: entered the current state */
 	uint64_t done_ns;
 	uint64_t max_poll_ns, max_sched_ns;
 	uint64_t long_poll_ns, long_poll_at; /* last poll >= threshold, its end */
@@ -125,8 +125,8 @@ typedef struct topm_worker {
 } topm_worker;
 
 typedef struct topm_warning {
-	uint8_t kind;  /* enum topm_warn_kind */
-	uint8_t live;  /* 1: true now; 0: seen within warn_hold_ns */
+	uint8_t kind;	/* enum topm_warn_kind */
+	uint8_t live;	/* 1: true now; 0: seen within warn_hold_ns */
 	int16_t worker; /* -1 when it is not about a worker */
 	uint64_t task;
 	uint64_t value_ns; /* poll age, delay, idle time; percent for SELF_WAKE */

@@ -95,7 +95,7 @@ static void lifecycle__counters_times_and_states(void **state)
 	uint64_t b, s, i;
 	topm_task_times(m, t, &b, &s, &i);
 	assert_int_equal(b, 3 * MS);
-	assert_int_equal(s, 6 * MS);	       /* 5 before the first poll, 1 after the wake */
+	assert_int_equal(s, 6 * MS);		/* 5 before the first poll, 1 after the wake */
 	assert_int_equal(i, 10 * MS + 11 * MS); /* 7..17 and 19..30 */
 	assert_int_equal(topm_task_total(m, t), 30 * MS);
 	assert_int_equal(t->max_poll_ns, 2 * MS);
@@ -244,7 +244,11 @@ static void workers__steals_parks_rates(void **state)
 {
 	(void)state;
 	topm_model *m = mk();
-	spc_event th = {.ns = T0, .type = SP_EV_THREAD, .a = 1, .b = SP_THREAD_WORKER, .worker = 1,
+	spc_event th = {.ns = T0,
+			.type = SP_EV_THREAD,
+			.a = 1,
+			.b = SP_THREAD_WORKER,
+			.worker = 1,
 			.tid = 4242};
 	topm_event(m, &th);
 	topm_tick(m, T0);
@@ -363,8 +367,13 @@ static void expiry__done_tasks_leave_after_keep_and_cap(void **state)
 
 static sp__seg_task slot(uint64_t id, uint32_t state, uint64_t polls)
 {
-	sp__seg_task t = {.id = id, .state = state, .polls = polls, .site = SP_SITE_NONE,
-			  .line = 42, .busy_ns = 3 * MS, .wakes = polls};
+	sp__seg_task t = {.id = id,
+			  .state = state,
+			  .polls = polls,
+			  .site = SP_SITE_NONE,
+			  .line = 42,
+			  .busy_ns = 3 * MS,
+			  .wakes = polls};
 	snprintf(t.name, sizeof t.name, "forgetful");
 	snprintf(t.file, sizeof t.file, "examples/lostwake.c");
 	return t;
