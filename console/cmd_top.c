@@ -23,6 +23,7 @@
 /* The first complete picture (with rates) comes this long after attaching;
  * the interactive screen shows the table's state at once before it. */
 #define TOP_FIRST_NS 200000000ull
+#define TOP_SNAP_NS 5000000000ull
 
 uint64_t top_now_ns(void)
 {
@@ -79,8 +80,13 @@ void top_sample(top_app *a, int tick)
 	 * model's clock stays behind by as much, so a poll whose end is held is
 	 * not aged past it */
 	uint64_t now = top_now_ns() - SPC_SLACK_NS;
-	if (a->alive) {
+	/* The table is the catch-up for lost events: read it at the first tick,
+	 * after new losses, and every TOP_SNAP_NS (a scan of 100k slots costs
+	 * more than a second of events). */
+	uint64_t lost = spc_stream_lost_total(a->s);
+	if (a->alive && (!a->snap_at || lost != a->lost || now - a->snap_at >= TOP_SNAP_NS)) {
 		struct snap_arg sa = {a, 0};
+		a->snap_at = now;
 		const sp__seg_reader *r = spc_stream_reader(a->s);
 		topm_snapshot_begin(a->m, now);
 		spc_stream_tasks(a->s, snap_one, &sa);
@@ -88,7 +94,7 @@ void top_sample(top_app *a, int tick)
 	}
 	/* after an exit the clock stops where the target did */
 	topm_tick(a->m, a->alive || !a->last_tick ? now : topm_now(a->m));
-	a->lost = spc_stream_lost_total(a->s);
+	a->lost = lost;
 	uint64_t seen = topm_events_seen(a->m);
 	if (a->ev_at && now > a->ev_at)
 		a->ev_rate = (seen - a->ev_last) * 1000000000ull / (now - a->ev_at);

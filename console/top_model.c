@@ -27,6 +27,11 @@
 #define MAX_CHUNKS 4096 /* 16M tasks */
 #define SEEN_MARK 0xffffu
 
+struct hent {
+	uint64_t id;
+	uint32_t v;
+};
+
 struct topm_model {
 	topm_config cfg;
 	topm_site_fn site_fn;
@@ -36,7 +41,8 @@ struct topm_model {
 	uint32_t nchunks;
 	uint32_t used;	    /* records handed out from the chunks */
 	uint32_t free_head; /* index + 1 of a removed record, 0 none */
-	uint32_t *hash;	    /* index + 1, 0 empty */
+	struct hent *hash;  /* v: index + 1, 0 empty; the id kept beside it so that
+			     * probes do not touch the task records */
 	uint32_t hmask;
 	size_t ntasks, ndone;
 	/* sites: segment sites by index, then table-only ones */
@@ -132,11 +138,11 @@ static inline uint32_t hslot(uint64_t id, uint32_t mask)
 static uint32_t find_idx(const topm_model *m, uint64_t id)
 {
 	for (uint32_t h = hslot(id, m->hmask);; h = (h + 1) & m->hmask) {
-		uint32_t v = m->hash[h];
-		if (!v)
+		const struct hent *e = &m->hash[h];
+		if (!e->v)
 			return 0;
-		if (rec(m, v - 1)->id == id)
-			return v;
+		if (e->id == id)
+			return e->v;
 	}
 }
 
@@ -146,23 +152,23 @@ topm_task *topm_task_get(const topm_model *m, uint64_t id)
 	return v ? rec(m, v - 1) : NULL;
 }
 
-static void hash_put(uint32_t *hash, uint32_t mask, uint64_t id, uint32_t v)
+static void hash_put(struct hent *hash, uint32_t mask, uint64_t id, uint32_t v)
 {
 	uint32_t h = hslot(id, mask);
-	while (hash[h])
+	while (hash[h].v)
 		h = (h + 1) & mask;
-	hash[h] = v;
+	hash[h] = (struct hent){id, v};
 }
 
 static int hash_grow(topm_model *m)
 {
 	uint32_t nmask = m->hmask * 2 + 1;
-	uint32_t *nh = calloc((size_t)nmask + 1, sizeof *nh);
+	struct hent *nh = calloc((size_t)nmask + 1, sizeof *nh);
 	if (!nh)
 		return -1;
 	for (uint32_t i = 0; i <= m->hmask; i++)
-		if (m->hash[i])
-			hash_put(nh, nmask, rec(m, m->hash[i] - 1)->id, m->hash[i]);
+		if (m->hash[i].v)
+			hash_put(nh, nmask, m->hash[i].id, m->hash[i].v);
 	free(m->hash);
 	m->hash = nh;
 	m->hmask = nmask;
@@ -173,19 +179,19 @@ static int hash_grow(topm_model *m)
 static void hash_del(topm_model *m, uint64_t id)
 {
 	uint32_t mask = m->hmask, i = hslot(id, mask);
-	while (m->hash[i] && rec(m, m->hash[i] - 1)->id != id)
+	while (m->hash[i].v && m->hash[i].id != id)
 		i = (i + 1) & mask;
-	if (!m->hash[i])
+	if (!m->hash[i].v)
 		return;
-	for (uint32_t j = (i + 1) & mask; m->hash[j]; j = (j + 1) & mask) {
-		uint32_t home = hslot(rec(m, m->hash[j] - 1)->id, mask);
+	for (uint32_t j = (i + 1) & mask; m->hash[j].v; j = (j + 1) & mask) {
+		uint32_t home = hslot(m->hash[j].id, mask);
 		/* j's entry may move to i when its home is not in (i, j] */
 		if (((j - home) & mask) >= ((j - i) & mask)) {
 			m->hash[i] = m->hash[j];
 			i = j;
 		}
 	}
-	m->hash[i] = 0;
+	m->hash[i] = (struct hent){0, 0};
 }
 
 static topm_task *task_new(topm_model *m, uint64_t id, uint64_t ns)
@@ -1078,6 +1084,37 @@ static int cmp_task(const void *a, const void *b, void *arg)
 	return x->id < y->id ? -1 : x->id > y->id; /* ties: by id, always ascending */
 }
 
+/* Numeric columns: the key of each task computed once, then sorted (the
+ * comparator of cmp_task would compute it O(n log n) times). */
+struct vkey {
+	uint64_t k, id;
+	topm_task *t;
+};
+
+static int cmp_vkey(const void *a, const void *b, void *arg)
+{
+	const struct vkey *x = a, *y = b;
+	int dir = *(const int *)arg;
+	if (x->k != y->k)
+		return (x->k < y->k ? -1 : 1) * dir;
+	return x->id < y->id ? -1 : x->id > y->id;
+}
+
+static int sort_by_key(topm_model *m, const struct sort_ctx *c, topm_task **v, size_t n)
+{
+	struct vkey *k = malloc(sizeof *k * (n ? n : 1));
+	if (!k)
+		return 0;
+	for (size_t i = 0; i < n; i++)
+		k[i] = (struct vkey){num_key(m, v[i], c->col), v[i]->id, v[i]};
+	int dir = c->dir;
+	qsort_r(k, n, sizeof *k, cmp_vkey, &dir);
+	for (size_t i = 0; i < n; i++)
+		v[i] = k[i].t;
+	free(k);
+	return 1;
+}
+
 static int contains_ci(const char *hay, const char *needle)
 {
 	size_t nl = strlen(needle);
@@ -1121,7 +1158,8 @@ size_t topm_view(topm_model *m, const topm_view_opts *o, topm_task ***out, size_
 	struct sort_ctx c = {m, col, topm_cols[col].desc ? -1 : 1};
 	if (o->reverse)
 		c.dir = -c.dir;
-	qsort_r(*out, n, sizeof **out, cmp_task, &c);
+	if (col == TOPM_COL_NAME || col == TOPM_COL_LOC || !sort_by_key(m, &c, *out, n))
+		qsort_r(*out, n, sizeof **out, cmp_task, &c);
 	return n;
 }
 

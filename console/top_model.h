@@ -73,7 +73,6 @@ void topm_config_default(topm_config *c);
 /* One event of a task's history, compact. */
 typedef struct topm_ev {
 	uint64_t ns;
-	uint64_t b;
 	uint32_t a;
 	uint8_t type;  /* SP_EV_* */
 	int8_t worker; /* -1: not a worker (or >= 127) */
