@@ -61,7 +61,11 @@ fuzz:
 	clang -std=c11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined \
 		-Iruntime -Iruntime/include tests/fuzz/fuzz_segment.c $(FUZZ_SRCS) \
 		-o $(BUILD)-fuzz/fuzz_segment -lpthread
-	$(BUILD)-fuzz/fuzz_segment -runs=$(FUZZ_RUNS) -max_len=8192
+	clang -std=c11 -D_GNU_SOURCE -g -O1 -Iruntime -Iruntime/include tests/fuzz/make_seed.c \
+		$(FUZZ_SRCS) -o $(BUILD)-fuzz/make_seed -lpthread
+	rm -rf $(BUILD)-fuzz/corpus && mkdir -p $(BUILD)-fuzz/corpus
+	$(BUILD)-fuzz/make_seed $(BUILD)-fuzz/corpus
+	$(BUILD)-fuzz/fuzz_segment -runs=$(FUZZ_RUNS) -max_len=16384 $(BUILD)-fuzz/corpus
 
 # spindle-bench beside Tokio 1.24 and Go 1.19 (../shared/anchors), one run.
 ANCHORS ?= $(firstword $(wildcard ../shared/anchors $(CURDIR)/../shared/anchors))

@@ -13,7 +13,3 @@
 		return 2;                                                      \
 	}
 
-NOT_YET(sp_cmd_record, "record")
-NOT_YET(sp_cmd_report, "report")
-NOT_YET(sp_cmd_export, "export")
-NOT_YET(sp_cmd_trace, "trace")

@@ -276,6 +276,10 @@ void sp__driver_turn(sp_runtime *rt, int64_t timeout_ns)
 	atomic_store_explicit(&d->sleep_until_ms, 0, memory_order_relaxed);
 	if (n < 0 && errno != EINTR)
 		sp__panic("epoll_pwait2 failed (bad epoll fd?)");
+	/* The wakes below are stamped with the worker's clock (time accounting,
+	 * trace events): after a wait it is stale by the wait, so read it. */
+	if (timeout_ns != 0 && sp__tls.worker)
+		sp__tls.worker->now = sp__ticks();
 	for (int i = 0; i < n; i++) {
 		if (!events[i].data.ptr) {
 			uint64_t v;

@@ -294,7 +294,8 @@ typedef struct sp_worker_slot {
 	uint32_t worker_idx;
 	uint64_t poll_seq;      /* polls started by this worker */
 	uint64_t runtime_id;
-	uint64_t pad[2];
+	uint64_t name;          /* address of the task's name (a static string) */
+	uint64_t pad[1];
 } sp_worker_slot;
 _Static_assert(sizeof(sp_worker_slot) == 64, "one cache line per slot");
 

@@ -7,7 +7,8 @@
  * 64 bytes (sp_worker_slot in internal.h). A worker claims one slot for its
  * lifetime and writes it with plain stores only, from its own thread:
  *
- *   poll start: poll_start, poll_fn, poll_seq, then (compiler barrier) task_id
+ *   poll start: poll_start, poll_fn, name, poll_seq, then (compiler barrier)
+ *               task_id
  *   poll end:   task_id = 0
  *
  * A reader running in the worker's own context (sched_switch of that thread,
@@ -15,6 +16,10 @@
  * atomics. poll_start is in raw ticks: ns = ns0 + (ticks - tick0) * mult >>
  * 32, where the calibration fields below are written once before any worker
  * starts. Readers must check magic and version and ignore slots with tid 0.
+ * Slot fields (offsets): task_id 0, poll_start 8, poll_fn 16, tid 24,
+ * worker_idx 28, poll_seq 32, runtime_id 40, name 48 (address of the task's
+ * NUL-terminated name in the process, a static string; 0 when unknown;
+ * added within version 1: older writers left it 0).
  */
 #include <string.h>
 

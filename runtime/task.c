@@ -167,10 +167,14 @@ static void submit_wake(sp__task *t, bool remote)
 		SP__BUMP(t->idle_ticks, now - t->last_ticks);
 		t->last_ticks = now;
 	}
+	/* The LIFO slot is for a task woken by the task running here (it runs
+	 * next, on warm caches). A wake from outside any poll (the reactor,
+	 * timers, block_on's root future) queues at the back: first woken,
+	 * first run, so timers run in deadline order. */
 	if (remote)
 		sp__schedule_remote(t);
 	else
-		sp__schedule(t, false);
+		sp__schedule(t, sp__tls.current == NULL);
 }
 
 /* What a submitting wake adds to the state: remote ones count a schedule and
@@ -390,6 +394,7 @@ void sp__task_run(sp__task *t)
 	if (slot) {
 		slot->poll_start = start;
 		slot->poll_fn = (uint64_t)(uintptr_t)f->poll;
+		slot->name = (uint64_t)(uintptr_t)t->site->name;
 		slot->poll_seq++;
 		atomic_signal_fence(memory_order_seq_cst); /* task_id last */
 		slot->task_id = t->id;
@@ -410,7 +415,12 @@ void sp__task_run(sp__task *t)
 	SP__BUMP(t->polls, 1);
 	SP__BUMP(t->busy_ticks, end - start);
 	t->last_ticks = end;
-	if (SP__UNLIKELY(w->ring != NULL))
+	/* The task table is for readers that attach late: refresh it when the
+	 * task goes idle (where a late reader must judge it), and every 64th
+	 * poll of a task that keeps yielding; not when it completes (its slot
+	 * is freed at once). */
+	if (SP__UNLIKELY(w->ring != NULL) && r == SP_PENDING &&
+	    (!sp__tls.self_notified || (t->polls & 63) == 0))
 		sp__trace_poll_end(t, end);
 	w->now = end;
 	w->batch.polls++;

@@ -51,6 +51,44 @@ static void seg_unlink_at_exit(void)
 		unlink(seg.path);
 }
 
+/*
+ * Each worker keeps up to SLOT_CACHE cleared task slots of its own, so a
+ * worker that spawns and completes tasks reuses warm slots with no shared
+ * CAS. Only workers cache (their stop flushes the cache); other threads free
+ * straight to the segment's list.
+ */
+#define SLOT_CACHE 64
+static _Thread_local struct {
+	uint32_t n;
+	uint32_t idx[SLOT_CACHE];
+} slot_cache;
+
+static int slot_get(void)
+{
+	if (slot_cache.n)
+		return (int)slot_cache.idx[--slot_cache.n];
+	return sp__seg_task_alloc(&seg);
+}
+
+static void slot_put(unsigned slot)
+{
+	sp__seg_task_clear(&seg, slot);
+	if (!sp__tls.worker) {
+		sp__seg_task_release(&seg, slot);
+		return;
+	}
+	if (slot_cache.n == SLOT_CACHE)
+		while (slot_cache.n > SLOT_CACHE / 2)
+			sp__seg_task_release(&seg, slot_cache.idx[--slot_cache.n]);
+	slot_cache.idx[slot_cache.n++] = slot;
+}
+
+static void slot_flush(void)
+{
+	while (slot_cache.n)
+		sp__seg_task_release(&seg, slot_cache.idx[--slot_cache.n]);
+}
+
 static bool seg_ready(void)
 {
 	return atomic_load_explicit(&seg_state, memory_order_acquire) == 1;
@@ -124,6 +162,8 @@ void sp__trace_worker_start(sp__worker *w)
 
 void sp__trace_worker_stop(sp__worker *w)
 {
+	if (seg_ready())
+		slot_flush();
 	if (w->ring_idx >= 0)
 		sp__seg_release_ring(&seg, (unsigned)w->ring_idx);
 	w->ring = NULL;
@@ -191,7 +231,7 @@ void sp__trace_spawn(sp__task *t)
 		return;
 	const sp_spawn_site *site = t->site;
 	uint32_t sidx = sp__seg_site(&seg, site, site->name, site->file, site->line);
-	int slot = sp__seg_task_alloc(&seg);
+	int slot = slot_get();
 	if (slot >= 0 && (unsigned)slot < SP__NO_SEG_SLOT) {
 		sp__seg_task st;
 		memset(&st, 0, sizeof st);
@@ -201,16 +241,10 @@ void sp__trace_spawn(sp__task *t)
 		st.spawn_ts = t->last_ticks;
 		st.site = sidx;
 		fill_counters(t, &st);
-		/* text fields: the slot copies at most their width */
-		snprintf(st.name, sizeof st.name, "%s", site->name ? site->name : "");
-		const char *f = site->file ? site->file : "";
-		size_t n = strlen(f);
-		snprintf(st.file, sizeof st.file, "%s",
-			 n > SP__SEG_FILE_LEN ? f + n - SP__SEG_FILE_LEN : f);
-		sp__seg_task_write(&seg, (unsigned)slot, &st);
+		sp__seg_task_spawn(&seg, (unsigned)slot, &st);
 		t->seg_slot = (uint32_t)slot;
 	} else if (slot >= 0) {
-		sp__seg_task_free(&seg, (unsigned)slot);
+		sp__seg_task_release(&seg, (unsigned)slot);
 	}
 	sp__ring *r = sp__trace_ring();
 	if (r)
@@ -236,7 +270,7 @@ void sp__trace_task_done(sp__task *t, bool cancelled)
 	if (r)
 		sp__ring_emit_at(r, ev_ticks(), SP_EV_TASK_DONE, cancelled, t->id);
 	if (t->seg_slot != SP__NO_SEG_SLOT && seg_ready()) {
-		sp__seg_task_free(&seg, t->seg_slot);
+		slot_put(t->seg_slot);
 		t->seg_slot = SP__NO_SEG_SLOT;
 	}
 }

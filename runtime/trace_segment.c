@@ -17,6 +17,8 @@
 #include <time.h>
 #include <unistd.h>
 
+uint32_t sp__seg_site_slots = SP__SEG_SITE_SLOTS;
+
 /* A reader retries a slot this many times before reporting it busy. */
 #define SEG_SLOT_RETRIES 256
 #define SEG_ALIGN 64u
@@ -149,7 +151,9 @@ int sp__seg_create_at(sp__segment *out, const char *path, unsigned nrings, uint3
 	uint64_t ring_off = align64(owner_off + (uint64_t)nrings * 4);
 	uint64_t task_off = ring_off + (uint64_t)nrings * stride;
 	uint64_t site_off = task_off + (uint64_t)task_slots * SP__SEG_TASK_SLOT_SIZE;
-	uint32_t site_slots = SP__SEG_SITE_SLOTS;
+	uint32_t site_slots = sp__seg_site_slots;
+	if (site_slots == 0 || site_slots > SP__SEG_MAX_SITE_SLOTS || (site_slots & (site_slots - 1)))
+		return -EINVAL;
 	uint64_t total = site_off + (uint64_t)site_slots * SP__SEG_SITE_SLOT_SIZE;
 
 	/* Writer-side tables in our own memory: the task slot free list and
@@ -464,6 +468,31 @@ void sp__seg_task_update(sp__segment *seg, unsigned slot, uint32_t state, uint64
 	slot_end(s, v);
 }
 
+void sp__seg_task_spawn(sp__segment *seg, unsigned slot, const sp__seg_task *t)
+{
+	if (slot >= seg->hdr->task_slots)
+		return;
+	sp__seg_slot *s = seg_slot(seg, slot);
+	uint64_t v = slot_begin(s);
+	/* ordering: release on every payload store (SLOT PROTOCOL step 2). */
+	atomic_store_explicit(&s->parent, t->parent, memory_order_release);
+	atomic_store_explicit(&s->state, t->state, memory_order_release);
+	atomic_store_explicit(&s->line, t->line, memory_order_release);
+	atomic_store_explicit(&s->polls, t->polls, memory_order_release);
+	atomic_store_explicit(&s->busy_ns, t->busy_ns, memory_order_release);
+	atomic_store_explicit(&s->wakes, t->wakes, memory_order_release);
+	atomic_store_explicit(&s->spawn_ts, t->spawn_ts, memory_order_release);
+	atomic_store_explicit(&s->site, t->site, memory_order_release);
+	atomic_store_explicit(&s->self_wakes, t->self_wakes, memory_order_release);
+	atomic_store_explicit(&s->waker_clones, t->waker_clones, memory_order_release);
+	atomic_store_explicit(&s->waker_drops, t->waker_drops, memory_order_release);
+	atomic_store_explicit(&s->last_ts, t->last_ts, memory_order_release);
+	atomic_store_explicit(&s->name[0], 0, memory_order_release); /* text: the site's */
+	atomic_store_explicit(&s->file[0], 0, memory_order_release);
+	atomic_store_explicit(&s->id, t->id, memory_order_release);
+	slot_end(s, v);
+}
+
 void sp__seg_task_counters(sp__segment *seg, unsigned slot, const sp__seg_task *t)
 {
 	if (slot >= seg->hdr->task_slots)
@@ -482,7 +511,7 @@ void sp__seg_task_counters(sp__segment *seg, unsigned slot, const sp__seg_task *
 	slot_end(s, v);
 }
 
-void sp__seg_task_free(sp__segment *seg, unsigned slot)
+void sp__seg_task_clear(sp__segment *seg, unsigned slot)
 {
 	if (slot >= seg->hdr->task_slots)
 		return;
@@ -491,7 +520,13 @@ void sp__seg_task_free(sp__segment *seg, unsigned slot)
 	/* ordering: release (SLOT PROTOCOL step 2). */
 	atomic_store_explicit(&s->id, 0, memory_order_release);
 	slot_end(s, v);
-	atomic_store_explicit(&s->claim, 0, memory_order_relaxed);
+}
+
+void sp__seg_task_release(sp__segment *seg, unsigned slot)
+{
+	if (slot >= seg->hdr->task_slots)
+		return;
+	atomic_store_explicit(&seg_slot(seg, slot)->claim, 0, memory_order_relaxed);
 	/* Push on the free list. ordering: release: the slot's writes (and
 	 * the link) happen before a popper's acquire. */
 	uint64_t h = atomic_load_explicit(&seg->task_free, memory_order_relaxed);
@@ -501,6 +536,12 @@ void sp__seg_task_free(sp__segment *seg, unsigned slot)
 							((h >> 32) + 1) << 32 | (slot + 1),
 							memory_order_release,
 							memory_order_relaxed));
+}
+
+void sp__seg_task_free(sp__segment *seg, unsigned slot)
+{
+	sp__seg_task_clear(seg, slot);
+	sp__seg_task_release(seg, slot);
 }
 
 /* ---- reader: validation ------------------------------------------------------ */
@@ -815,6 +856,16 @@ size_t sp__seg_read_tasks(const sp__seg_reader *r,
 		}
 		if (t.id == 0)
 			continue;
+		sp__seg_site_info si;
+		if (t.name[0] == 0 && t.file[0] == 0 && t.site != SP__SEG_SITE_NONE &&
+		    sp__seg_read_site(r, t.site, &si) == 0) {
+			memcpy(t.name, si.name, sizeof t.name);
+			/* the slot's file field is narrower: keep the tail */
+			size_t n = strlen(si.file);
+			const char *f = n > SP__SEG_FILE_LEN ? si.file + n - SP__SEG_FILE_LEN : si.file;
+			memcpy(t.file, f, strlen(f) + 1);
+			t.line = si.line;
+		}
 		got++;
 		cb(i, &t, arg);
 	}

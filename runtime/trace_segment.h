@@ -90,7 +90,10 @@
  *      168    8  last_ts (atomic) raw ticks of the last poll end
  *      176   16  reserved         0
  *   Text fields may fill their whole width without a NUL; readers terminate
- *   them. The counters are as of the task's last poll end.
+ *   them. They are empty (first byte 0) when the site field names a site:
+ *   the runtime writes the site only, and readers take name, file and line
+ *   from the site table (sp__seg_read_tasks does). The counters are as of the
+ *   task's last poll end.
  *
  *   Site slots at site_off + i * site_slot_size, i < site_slots: one per
  *   spawn site (name, file, line) the process has used, in order of first
@@ -161,7 +164,9 @@
 #define SP__SEG_SITE_SLOT_SIZE 128
 #define SP__SEG_SITE_FILE_LEN 88
 #define SP__SEG_MAX_SITE_SLOTS (1u << 16)
-#define SP__SEG_SITE_SLOTS 2048 /* what sp__seg_create makes */
+#define SP__SEG_SITE_SLOTS 2048 /* what sp__seg_create makes by default */
+/* Site slots a new segment gets (tests and the fuzz seed make small ones). */
+extern uint32_t sp__seg_site_slots;
 #define SP__SEG_MAX_RINGS 4096u
 #define SP__SEG_MAX_TASK_SLOTS (1u << 20)
 #define SP__SEG_NAME_LEN 32
@@ -315,6 +320,9 @@ int sp__seg_task_alloc(sp__segment *seg);
 #define SP__SEG_SITE_NONE 0xffffffffu
 uint32_t sp__seg_site(sp__segment *seg, const void *key, const char *name, const char *file,
 		      uint32_t line);
+/* A new task in a slot: everything but the text, which stays empty (readers
+ * take it from t->site's site slot). Cheaper than sp__seg_task_write. */
+void sp__seg_task_spawn(sp__segment *seg, unsigned slot, const sp__seg_task *t);
 /* Poll-end update of the counters (the slot protocol; t's text, id, parent,
  * spawn_ts and site are not rewritten). */
 void sp__seg_task_counters(sp__segment *seg, unsigned slot, const sp__seg_task *t);
@@ -323,8 +331,12 @@ void sp__seg_task_write(sp__segment *seg, unsigned slot, const sp__seg_task *t);
 /* Update the counters and state only (the poll path). */
 void sp__seg_task_update(sp__segment *seg, unsigned slot, uint32_t state, uint64_t polls,
 			 uint64_t busy_ns, uint64_t wakes);
-/* Mark the slot free (id = 0) and give it back. */
+/* Mark the slot free (id = 0) and give it back: clear, then release. A
+ * writer may keep cleared slots in a cache of its own and reuse them
+ * (sp__seg_task_spawn) before releasing them to the free list. */
 void sp__seg_task_free(sp__segment *seg, unsigned slot);
+void sp__seg_task_clear(sp__segment *seg, unsigned slot);
+void sp__seg_task_release(sp__segment *seg, unsigned slot);
 
 /* ---- reader side ------------------------------------------------------------ */
 

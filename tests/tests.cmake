@@ -21,6 +21,30 @@ sp_add_test(NAME test_trace_segment SOURCES unit/test_trace_segment.c TIMEOUT 60
 sp_add_test(NAME test_trace_events SOURCES unit/test_trace_events.c TIMEOUT 30)
 sp_add_test(NAME test_trace_stream SOURCES unit/test_trace_stream.c TIMEOUT 30)
 target_link_libraries(test_trace_stream PRIVATE spindle_console)
+
+# eBPF tracer end-to-end tests (tests/bpf/trace_test.sh): root and kernel BTF
+# needed; skipped (77) otherwise, a failure with SPINDLE_REQUIRE_BPF=1.
+# RUN_SERIAL: the verdicts (on-CPU vs preempted) must not depend on the
+# suite's own stress tests competing for the CPUs.
+add_executable(late_target bpf/late_target.c)
+target_link_libraries(late_target PRIVATE spindle_obj Threads::Threads)
+set_target_properties(late_target PROPERTIES RUNTIME_OUTPUT_DIRECTORY ${CMAKE_BINARY_DIR}/tests)
+if(TARGET blocking)
+  foreach(c blocking fixed late errors)
+    add_test(NAME trace_${c} COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/bpf/trace_test.sh ${c}
+      $<TARGET_FILE:spindle> $<TARGET_FILE:blocking> $<TARGET_FILE:late_target>)
+    math(EXPR t "30 * ${SP_TEST_TIMEOUT_MULT}")
+    set_tests_properties(trace_${c} PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT ${t} RUN_SERIAL TRUE)
+  endforeach()
+endif()
+
+# spindle record / report / export, end to end on the examples (tests/e2e).
+if(SP_BUILD_EXAMPLES)
+  add_test(NAME e2e_record COMMAND sh ${CMAKE_CURRENT_SOURCE_DIR}/e2e/record.sh
+           $<TARGET_FILE:spindle> ${CMAKE_BINARY_DIR}/bin)
+  math(EXPR t "30 * ${SP_TEST_TIMEOUT_MULT}")
+  set_tests_properties(e2e_record PROPERTIES TIMEOUT ${t})
+endif()
 sp_add_test(NAME test_top_model SOURCES unit/test_top_model.c TIMEOUT 30)
 target_link_libraries(test_top_model PRIVATE spindle_console)
 # spindle top end to end: the ncurses screen in tmux against the examples.

@@ -53,6 +53,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 				if (sp__seg_reader_ring_read(&r, i, &cur, ev, 8, &lost) == 0)
 					break;
 		}
+		for (uint32_t i = 0; i < r.hdr.site_slots && i < 64; i++) {
+			sp__seg_site_info si;
+			if (sp__seg_read_site(&r, i, &si) == 0 && strlen(si.name) > SP__SEG_NAME_LEN)
+				abort(); /* always terminated */
+		}
 		(void)sp__seg_ticks_to_ns(&r, 1);
 	} else if (!*sp__seg_strerror(&r)) {
 		abort(); /* every failure has a message */

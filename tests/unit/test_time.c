@@ -295,11 +295,101 @@ static void sleep__deadline_in_the_past_completes_at_once(void **state)
 	assert_true(took < SP_MS(50) * SPT_TIME_MULT);
 }
 
+/* ---- deadline order ------------------------------------------------------------- */
+
+/* On the current-thread flavour timers run in the order of their deadlines:
+ * the wheel fires them millisecond by millisecond and tasks woken outside a
+ * poll queue first-in, first-out (not through the LIFO slot). */
+struct ordered {
+	sp_future base;
+	int out;
+	uint64_t deadline;
+	int k;
+	int *log;
+	int *nlog;
+	sp_sleep s;
+};
+
+static sp_poll ordered_poll(sp_future *f, sp_context *cx)
+{
+	struct ordered *self = (struct ordered *)f;
+	SP_ASYNC_BEGIN(f, cx);
+	sp_sleep_until_init(&self->s, self->deadline);
+	SP_AWAIT(&self->s);
+	self->log[(*self->nlog)++] = self->k;
+	SP_ASYNC_END();
+}
+
+struct order_root {
+	sp_future base;
+	int out;
+	size_t n, i;
+	int *log, nlog;
+	sp_join_handle *jh;
+	uint64_t seed;
+	int spawn_errors;
+};
+
+static sp_poll order_root_poll(sp_future *f, sp_context *cx)
+{
+	struct order_root *self = (struct order_root *)f;
+	SP_ASYNC_BEGIN(f, cx);
+	{
+		/* deadlines half a millisecond into distinct milliseconds, far
+		 * enough ahead that every task is waiting before the first */
+		uint64_t base = (sp_now_ns() / SP_MS(1) + 40) * SP_MS(1) + SP_MS(1) / 2;
+		for (self->i = 0; self->i < self->n; self->i++) {
+			struct ordered o = {.base = {.poll = ordered_poll, .name = "ordered"}};
+			o.k = (int)(splitmix64(&self->seed) % 60);
+			o.deadline = base + (uint64_t)o.k * SP_MS(1);
+			o.log = self->log;
+			o.nlog = &self->nlog;
+			self->spawn_errors += SP_SPAWN("ordered", &self->jh[self->i], o) != 0;
+		}
+	}
+	for (self->i = 0; self->i < self->n; self->i++)
+		SP_AWAIT(&self->jh[self->i]);
+	SP_ASYNC_END();
+}
+
+static void sleep__timers_run_in_deadline_order(void **state)
+{
+	(void)state;
+	/* arrange */
+	/* ~25 timers per millisecond: each millisecond's wakes fit the local
+	 * queue (256), which would otherwise overflow its oldest half to the
+	 * injection queue, polled only every 61 ticks with one worker. */
+	size_t n = spt_scaled(1500, 300);
+	sp_runtime *rt = spt_runtime(SP_CURRENT_THREAD, 1);
+	struct order_root root = {.base = {.poll = order_root_poll, .name = "root"}, .n = n};
+	root.log = calloc(n, sizeof(int));
+	root.jh = calloc(n, sizeof(sp_join_handle));
+	root.seed = 7;
+	assert_non_null(root.log);
+	assert_non_null(root.jh);
+
+	/* act */
+	int rc = sp_block_on(rt, &root.base);
+	sp_runtime_free(rt);
+	size_t inversions = 0;
+	for (int i = 1; i < root.nlog; i++)
+		inversions += root.log[i] < root.log[i - 1];
+
+	/* assert */
+	assert_int_equal(rc, 0);
+	assert_int_equal(root.spawn_errors, 0);
+	assert_int_equal(root.nlog, (int)n);
+	assert_int_equal(inversions, 0);
+	free(root.log);
+	free(root.jh);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(sleep__never_early_and_not_much_late),
 		cmocka_unit_test(sleep__100k_timers_fire_none_early),
+		cmocka_unit_test(sleep__timers_run_in_deadline_order),
 		cmocka_unit_test(sleep__aborted_long_sleep_is_removed),
 		cmocka_unit_test(timeout__expiry_drops_inner_and_fast_inner_wins),
 		cmocka_unit_test(interval__three_ticks_take_three_periods),

@@ -292,6 +292,24 @@ static void seg__mode_is_0600(void **state)
 	assert_int_equal(st.st_mode & 07777, 0600);
 	assert_true(S_ISREG(st.st_mode));
 	assert_int_equal(st.st_uid, geteuid());
+
+	/* Another user cannot open it. Only root can become another user to
+	 * check: as anyone else the mode above is the whole argument. */
+	if (geteuid() == 0) {
+		pid_t child = fork();
+		assert_true(child >= 0);
+		if (child == 0) {
+			if (setgid(65534) != 0 || setuid(65534) != 0)
+				_exit(3);
+			sp__seg_reader r;
+			int orc = sp__seg_open(&r, getppid());
+			_exit(orc == -EACCES ? 0 : 1);
+		}
+		int wst = 0;
+		assert_int_equal(waitpid(child, &wst, 0), child);
+		assert_true(WIFEXITED(wst));
+		assert_int_equal(WEXITSTATUS(wst), 0);
+	}
 	sp__seg_destroy(&seg);
 }
 

@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# trace_overhead.sh - spindle-bench with and without `spindle trace` attached.
+#
+#   bench/trace_overhead.sh [BUILD_DIR] [PAIRS] [WORKLOADS...]
+#
+# Runs each workload PAIRS times unattached and PAIRS times under
+# `spindle trace -- spindle-bench W` (default threshold 10 ms, 1 kHz sampling),
+# interleaved A B A B so that drift of a shared machine hits both alike, and
+# prints the median ops/s of each side and their ratio. Needs root.
+set -eu
+B=${1:-build}; PAIRS=${2:-5}; shift $(( $# >= 2 ? 2 : $# ))
+WORKLOADS=${*:-yield_many ping_pong spawn_many_local chained_spawn}
+median() { sort -g | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
+printf '%-22s %14s %14s %8s\n' workload "plain ops/s" "traced ops/s" ratio
+for w in $WORKLOADS; do
+	: >/tmp/trace_overhead.plain; : >/tmp/trace_overhead.traced
+	for _ in $(seq "$PAIRS"); do
+		"$B/bin/spindle-bench" "$w" 5 | awk '/^median/ {print $4}' >>/tmp/trace_overhead.plain
+		"$B/bin/spindle" trace -- "$B/bin/spindle-bench" "$w" 5 2>/dev/null |
+			awk '/^median/ {print $4}' >>/tmp/trace_overhead.traced
+	done
+	p=$(median </tmp/trace_overhead.plain); t=$(median </tmp/trace_overhead.traced)
+	printf '%-22s %14.0f %14.0f %8.4f\n' "$w" "$p" "$t" "$(echo "$t / $p" | bc -l)"
+done

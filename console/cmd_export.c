@@ -1,0 +1,261 @@
+/*
+ * cmd_export.c - `spindle export`: a recording as Chrome trace-event JSON,
+ * which Perfetto UI (ui.perfetto.dev) and chrome://tracing open.
+ *
+ * Mapping: pid = the recorded process; tid = worker index (a track per
+ * worker, named "worker N"); each poll a complete event (ph "X") named after
+ * its task's name, args {task, result, delay_us}; each wake that led to a
+ * poll a flow (ph "s" on the waking worker's track at the wake, bound to the
+ * enclosing slice - the waking poll when a task woke it - and ph "f", bp "e",
+ * at the woken poll); steals, parks and lost events as instant events on the
+ * worker track ("lost" global); warnings as global instant events with their
+ * detail in args. Times are microseconds of the recording.
+ */
+#include <getopt.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "commands.h"
+#include "db.h"
+
+#define CMD "export"
+
+static void usage(FILE *f)
+{
+	fprintf(f, "usage: spindle export FILE -o OUT.json\n\n"
+		   "Write a recording as Chrome trace-event JSON for Perfetto UI or\n"
+		   "chrome://tracing: a track per worker with each poll as a slice named\n"
+		   "after its task, wakes as flow arrows into the poll they caused, steals,\n"
+		   "parks and warnings as instant events. OUT '-' is standard output.\n\n"
+		   "examples:\n"
+		   "  spindle export t.db -o t.json     # then open t.json in ui.perfetto.dev\n");
+}
+
+static void jstr(FILE *o, const char *s)
+{
+	fputc('"', o);
+	for (const unsigned char *p = (const unsigned char *)(s ? s : "?"); *p; p++) {
+		if (*p == '"' || *p == '\\')
+			fprintf(o, "\\%c", *p);
+		else if (*p < 0x20)
+			fprintf(o, "\\u%04x", *p);
+		else
+			fputc(*p, o);
+	}
+	fputc('"', o);
+}
+
+static double us(int64_t ns)
+{
+	return (double)ns / 1e3;
+}
+
+struct ex {
+	sqlite3 *db;
+	FILE *o;
+	int64_t pid;
+	int first;
+	char err[512];
+};
+
+static void sep(struct ex *x)
+{
+	fputs(x->first ? "\n" : ",\n", x->o);
+	x->first = 0;
+}
+
+static int fail(struct ex *x)
+{
+	snprintf(x->err, sizeof x->err, "unreadable or corrupt recording: %s",
+		 sqlite3_errmsg(x->db));
+	return -1;
+}
+
+static int tracks(struct ex *x)
+{
+	sqlite3_stmt *st;
+	char cmd[256];
+	if (spdb_meta_text(x->db, "command", cmd, sizeof cmd))
+		snprintf(cmd, sizeof cmd, "spindle process");
+	sep(x);
+	fprintf(x->o, "{\"ph\":\"M\",\"name\":\"process_name\",\"pid\":%lld,\"args\":{\"name\":",
+		(long long)x->pid);
+	jstr(x->o, cmd);
+	fputs("}}", x->o);
+	if (spdb_prepare(x->db,
+			 "SELECT DISTINCT worker FROM polls UNION SELECT DISTINCT worker "
+			 "FROM parks",
+			 &st, x->err, sizeof x->err))
+		return -1;
+	int rc;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		long long w = sqlite3_column_int64(st, 0);
+		sep(x);
+		fprintf(x->o,
+			"{\"ph\":\"M\",\"name\":\"thread_name\",\"pid\":%lld,\"tid\":%lld,"
+			"\"args\":{\"name\":\"worker %lld\"}}",
+			(long long)x->pid, w, w);
+	}
+	sqlite3_finalize(st);
+	return rc == SQLITE_DONE ? 0 : fail(x);
+}
+
+/* Polls, and the flow from the wake that made each runnable. */
+static int polls(struct ex *x)
+{
+	sqlite3_stmt *st;
+	int rc;
+	if (spdb_prepare(x->db,
+			 "SELECT p.end, p.task, p.worker, p.dur, p.result, p.delay, s.name, "
+			 "w.ts, w.worker, w.flags FROM polls p "
+			 "LEFT JOIN tasks t ON t.id = p.task LEFT JOIN sites s ON s.id = t.site "
+			 "LEFT JOIN wakes w ON w.ts = p.end - p.dur - p.delay AND w.task = p.task",
+			 &st, x->err, sizeof x->err))
+		return -1;
+	long long flow = 0;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		int64_t end = sqlite3_column_int64(st, 0), dur = sqlite3_column_int64(st, 3);
+		long long task = sqlite3_column_int64(st, 1), wk = sqlite3_column_int64(st, 2);
+		sep(x);
+		fprintf(x->o, "{\"ph\":\"X\",\"cat\":\"poll\",\"name\":");
+		jstr(x->o, (const char *)sqlite3_column_text(st, 6));
+		fprintf(x->o,
+			",\"pid\":%lld,\"tid\":%lld,\"ts\":%.3f,\"dur\":%.3f,\"args\":{\"task\":"
+			"%lld,\"result\":\"%s\"",
+			(long long)x->pid, wk, us(end - dur), us(dur), task,
+			sqlite3_column_int64(st, 4) & 1 ? "ready" : "pending");
+		if (sqlite3_column_type(st, 5) != SQLITE_NULL)
+			fprintf(x->o, ",\"delay_us\":%.3f", us(sqlite3_column_int64(st, 5)));
+		fputs("}}", x->o);
+		if (sqlite3_column_type(st, 7) == SQLITE_NULL ||
+		    sqlite3_column_type(st, 8) == SQLITE_NULL)
+			continue;
+		/* The wake happened on a worker: an arrow from there. */
+		flow++;
+		sep(x);
+		fprintf(x->o,
+			"{\"ph\":\"s\",\"cat\":\"wake\",\"name\":\"wake\",\"id\":%lld,"
+			"\"pid\":%lld,\"tid\":%lld,\"ts\":%.3f,\"args\":{\"flags\":%lld}}",
+			flow, (long long)x->pid, (long long)sqlite3_column_int64(st, 8),
+			us(sqlite3_column_int64(st, 7)), (long long)sqlite3_column_int64(st, 9));
+		sep(x);
+		fprintf(x->o,
+			"{\"ph\":\"f\",\"bp\":\"e\",\"cat\":\"wake\",\"name\":\"wake\","
+			"\"id\":%lld,\"pid\":%lld,\"tid\":%lld,\"ts\":%.3f}",
+			flow, (long long)x->pid, wk, us(end - dur));
+	}
+	sqlite3_finalize(st);
+	return rc == SQLITE_DONE ? 0 : fail(x);
+}
+
+static int instants(struct ex *x)
+{
+	static const char *const sql[] = {
+		"SELECT ts, worker, 'steal', 'victim', victim, 'tasks', count FROM steals",
+		"SELECT end - dur, worker, 'park', 'dur_us', dur / 1000, 'worker', worker FROM "
+		"parks",
+		"SELECT ts, NULL, 'lost events', 'ring', ring, 'count', count FROM lost",
+	};
+	for (size_t i = 0; i < sizeof sql / sizeof sql[0]; i++) {
+		sqlite3_stmt *st;
+		int rc;
+		if (spdb_prepare(x->db, sql[i], &st, x->err, sizeof x->err))
+			return -1;
+		while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+			int global = sqlite3_column_type(st, 1) == SQLITE_NULL;
+			sep(x);
+			fprintf(x->o,
+				"{\"ph\":\"i\",\"cat\":\"runtime\",\"name\":\"%s\",\"s\":\"%s\","
+				"\"pid\":%lld,\"tid\":%lld,\"ts\":%.3f,\"args\":{\"%s\":%lld,"
+				"\"%s\":%lld}}",
+				(const char *)sqlite3_column_text(st, 2), global ? "g" : "t",
+				(long long)x->pid,
+				global ? 0 : (long long)sqlite3_column_int64(st, 1),
+				us(sqlite3_column_int64(st, 0)),
+				(const char *)sqlite3_column_text(st, 3),
+				(long long)sqlite3_column_int64(st, 4),
+				(const char *)sqlite3_column_text(st, 5),
+				(long long)sqlite3_column_int64(st, 6));
+		}
+		sqlite3_finalize(st);
+		if (rc != SQLITE_DONE)
+			return fail(x);
+	}
+	return 0;
+}
+
+static int warnings(struct ex *x)
+{
+	sqlite3_stmt *st;
+	int rc;
+	if (spdb_prepare(x->db, "SELECT ts, kind, task, dur, detail, source FROM warnings", &st,
+			 x->err, sizeof x->err))
+		return -1;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		sep(x);
+		fprintf(x->o,
+			"{\"ph\":\"i\",\"cat\":\"warning\",\"s\":\"g\",\"pid\":%lld,\"tid\":0,"
+			"\"ts\":%.3f,\"name\":",
+			(long long)x->pid, us(sqlite3_column_int64(st, 0)));
+		jstr(x->o, (const char *)sqlite3_column_text(st, 1));
+		fprintf(x->o, ",\"args\":{\"task\":%lld,\"dur_us\":%.3f,\"detail\":",
+			(long long)sqlite3_column_int64(st, 2), us(sqlite3_column_int64(st, 3)));
+		jstr(x->o, (const char *)sqlite3_column_text(st, 4));
+		fputs(",\"source\":", x->o);
+		jstr(x->o, (const char *)sqlite3_column_text(st, 5));
+		fputs("}}", x->o);
+	}
+	sqlite3_finalize(st);
+	return rc == SQLITE_DONE ? 0 : fail(x);
+}
+
+int sp_cmd_export(int argc, char **argv)
+{
+	static const struct option opts[] = {{"output", required_argument, NULL, 'o'},
+					     {"help", no_argument, NULL, 'h'},
+					     {NULL, 0, NULL, 0}};
+	const char *out = NULL;
+	int c;
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "o:h", opts, NULL)) != -1) {
+		if (c == 'o') {
+			out = optarg;
+		} else if (c == 'h') {
+			usage(stdout);
+			return 0;
+		} else {
+			usage(stderr);
+			return 2;
+		}
+	}
+	if (optind + 1 != argc || !out) {
+		sp_cli_err(CMD, "give one recording and -o OUT.json (try 'spindle export --help')");
+		return 2;
+	}
+	struct ex x = {.first = 1};
+	if (spdb_open_ro(&x.db, argv[optind], x.err, sizeof x.err)) {
+		sp_cli_err(CMD, "%s", x.err);
+		return 2;
+	}
+	if (spdb_meta_int(x.db, "pid", &x.pid))
+		x.pid = 0;
+	x.o = strcmp(out, "-") ? fopen(out, "w") : stdout;
+	if (!x.o) {
+		sp_cli_err(CMD, "%s: cannot write", out);
+		sqlite3_close(x.db);
+		return 2;
+	}
+	fputs("{\"displayTimeUnit\":\"ms\",\"traceEvents\":[", x.o);
+	int rc = tracks(&x) || polls(&x) || instants(&x) || warnings(&x);
+	fputs("\n]}\n", x.o);
+	if (x.o != stdout && fclose(x.o) && !rc) {
+		snprintf(x.err, sizeof x.err, "%s: write failed", out);
+		rc = 1;
+	}
+	sqlite3_close(x.db);
+	if (rc) {
+		sp_cli_err(CMD, "%s: %s", argv[optind], x.err);
+		return 2;
+	}
+	return 0;
+}

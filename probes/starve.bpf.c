@@ -1,0 +1,203 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/*
+ * starve.bpf.c - kernel side of `spindle trace`: why a worker of a spindle
+ * process is not making progress inside a poll.
+ *
+ * Nothing here runs per poll. Two hooks:
+ *
+ *   tp_btf/sched_switch  a worker of the target switched out inside a poll:
+ *                        note when, why (blocked: in which syscall, read
+ *                        from the saved registers; preempted: by whom) and,
+ *                        when blocked, the user stack. At its switch-in, add
+ *                        the interval to the poll's account.
+ *   perf_event           cpu-clock sampling on every CPU: when user space has
+ *                        flagged the poll running on the sampled worker
+ *                        (starve_want), send its user stack.
+ *
+ * The worker's registry slot is read with bpf_probe_read_user only while
+ * `current` is that worker (sched_switch: current == prev; a sample: the
+ * interrupted thread), so the read sees the worker's own stores in order.
+ */
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_tracing.h>
+#include <bpf/bpf_core_read.h>
+
+#include "starve.h"
+
+#define STARVE_ENOSYS 38 /* entry_SYSCALL_64 presets ax to -ENOSYS until the syscall returns */
+
+char LICENSE[] SEC("license") = "Dual BSD/GPL";
+
+/* Set by user space before load. */
+const volatile __u32 targ_tgid = 0;
+
+/* tid -> worker state; inserted and deleted by user space as workers come and go. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, STARVE_MAX_WORKERS);
+	__type(key, __u32);
+	__type(value, struct starve_worker);
+} starve_workers SEC(".maps");
+
+/* tid -> stacks wanted for a flagged poll; written by user space only, except budget. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, STARVE_MAX_WORKERS);
+	__type(key, __u32);
+	__type(value, struct starve_want);
+} starve_want SEC(".maps");
+
+/* struct starve_sample records, kernel -> user. */
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 1 << 20);
+} starve_events SEC(".maps");
+
+/* Counters user space reports with --verbose: [0] ringbuf full, [1] samples sent. */
+__u64 starve_stats[2] = {};
+
+static __always_inline int read_slot(struct starve_worker *w, struct starve_slot *s)
+{
+	if (bpf_probe_read_user(s, sizeof(*s), (const void *)w->slot_addr)) {
+		w->read_fail++;
+		return -1;
+	}
+	return 0;
+}
+
+static __always_inline void add_sys(struct starve_poll *p, __s64 nr, __u64 d)
+{
+	for (int i = 0; i < STARVE_NSYS; i++) {
+		if (p->sys[i].ns == 0 || p->sys[i].nr == nr) {
+			p->sys[i].nr = nr;
+			p->sys[i].ns += d;
+			return;
+		}
+	}
+}
+
+static __always_inline void switch_out(void *ctx, struct task_struct *prev,
+				       struct task_struct *next, unsigned int prev_state, __u64 now)
+{
+	__u32 tid = prev->pid;
+	struct starve_worker *w = bpf_map_lookup_elem(&starve_workers, &tid);
+	struct starve_slot s;
+
+	if (!w)
+		return;
+	w->out_ts = 0;
+	if (read_slot(w, &s) || s.task_id == 0 || s.tid != tid)
+		return; /* not inside a poll: parked or between polls */
+	if (s.poll_seq != w->cur.poll_seq) {
+		/* A new poll: keep the previous account for user space, start afresh. */
+		if (w->cur.poll_seq)
+			__builtin_memcpy(&w->last, &w->cur, sizeof(w->cur));
+		__builtin_memset(&w->cur, 0, sizeof(w->cur));
+		w->cur.poll_seq = s.poll_seq;
+		w->cur.task_id = s.task_id;
+		w->cur.longest_block_sys = STARVE_SYS_NONE;
+	}
+	w->out_ts = now;
+	w->out_next_pid = next->pid;
+	bpf_probe_read_kernel_str(w->out_next_comm, sizeof(w->out_next_comm), next->comm);
+	if (prev_state == 0) {
+		w->out_kind = STARVE_OFF_PREEMPTED;
+		w->out_sys = STARVE_SYS_NONE;
+		return;
+	}
+	w->out_kind = STARVE_OFF_BLOCKED;
+	/* Which syscall: orig_ax, valid while ax still holds the -ENOSYS preset. */
+	struct pt_regs *regs = (struct pt_regs *)bpf_task_pt_regs(prev);
+	long ax = regs->ax;
+	__u64 sp = regs->sp;
+	w->out_sys = ax == -STARVE_ENOSYS ? (__s32)regs->orig_ax : STARVE_SYS_NONE;
+	long n = bpf_get_stack(ctx, w->out_stack, sizeof(w->out_stack), BPF_F_USER_STACK);
+	w->out_nframes = n > 0 ? (__u32)n / 8 : 0;
+	if (bpf_probe_read_user(w->out_words, sizeof(w->out_words), (const void *)sp))
+		__builtin_memset(w->out_words, 0, sizeof(w->out_words));
+}
+
+static __always_inline void switch_in(struct task_struct *next, __u64 now)
+{
+	__u32 tid = next->pid;
+	struct starve_worker *w = bpf_map_lookup_elem(&starve_workers, &tid);
+
+	if (!w || !w->out_ts)
+		return;
+	__u64 d = now - w->out_ts;
+	struct starve_poll *p = &w->cur;
+
+	w->out_ts = 0;
+	if (w->out_kind == STARVE_OFF_BLOCKED) {
+		p->blocked_ns += d;
+		p->nblocked++;
+		add_sys(p, w->out_sys, d);
+		if (d > p->longest_block_ns) {
+			p->longest_block_ns = d;
+			p->longest_block_sys = w->out_sys;
+			p->nframes = w->out_nframes;
+			__builtin_memcpy(p->stack, w->out_stack, sizeof(p->stack));
+			__builtin_memcpy(p->words, w->out_words, sizeof(p->words));
+		}
+	} else {
+		p->preempted_ns += d;
+		p->npreempted++;
+		if (d > p->longest_preempt_ns) {
+			p->longest_preempt_ns = d;
+			p->preempt_pid = w->out_next_pid;
+			__builtin_memcpy(p->preempt_comm, w->out_next_comm,
+					 sizeof(p->preempt_comm));
+		}
+	}
+}
+
+SEC("tp_btf/sched_switch")
+int BPF_PROG(starve_switch, bool preempt, struct task_struct *prev, struct task_struct *next,
+	     unsigned int prev_state)
+{
+	/*
+	 * Runs on every context switch of the machine: the common case is two
+	 * direct loads (tp_btf arguments are trusted BTF pointers, CO-RE
+	 * relocated) and two compares. current == prev here, so prev's user
+	 * memory and registers are readable.
+	 */
+	if (prev->tgid == targ_tgid)
+		switch_out(ctx, prev, next, prev_state, bpf_ktime_get_ns());
+	if (next->tgid == targ_tgid)
+		switch_in(next, bpf_ktime_get_ns());
+	return 0;
+}
+
+SEC("perf_event")
+int starve_sample(struct bpf_perf_event_data *ctx)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	__u32 tid = (__u32)id;
+
+	if ((__u32)(id >> 32) != targ_tgid)
+		return 0;
+	struct starve_want *want = bpf_map_lookup_elem(&starve_want, &tid);
+	if (!want || want->budget == 0)
+		return 0;
+	struct starve_worker *w = bpf_map_lookup_elem(&starve_workers, &tid);
+	struct starve_slot s;
+	if (!w || read_slot(w, &s) || s.task_id == 0 || s.poll_seq != want->poll_seq)
+		return 0;
+	want->budget--; /* only this thread's samples touch it, one CPU at a time */
+
+	struct starve_sample *e = bpf_ringbuf_reserve(&starve_events, sizeof(*e), 0);
+	if (!e) {
+		__sync_fetch_and_add(&starve_stats[0], 1);
+		return 0;
+	}
+	e->ts = bpf_ktime_get_ns();
+	e->poll_seq = s.poll_seq;
+	e->task_id = s.task_id;
+	e->tid = tid;
+	long n = bpf_get_stack(ctx, e->stack, sizeof(e->stack), BPF_F_USER_STACK);
+	e->nframes = n > 0 ? (__u32)n / 8 : 0;
+	bpf_ringbuf_submit(e, 0);
+	__sync_fetch_and_add(&starve_stats[1], 1);
+	return 0;
+}

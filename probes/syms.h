@@ -1,0 +1,30 @@
+/*
+ * syms.h - user-space symbolisation of a live process with libdw (dwfl):
+ * function + offset, file:line, module. Frame pointers are on in every
+ * spindle build, so stacks come from the kernel's frame-pointer walk and only
+ * need naming here.
+ */
+#ifndef SPINDLE_PROBES_SYMS_H
+#define SPINDLE_PROBES_SYMS_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "tracer.h"
+
+struct sp__syms;
+
+/* Report the modules mapped in pid and load their ELF files now, so names
+ * still resolve after the process exits. NULL on failure. */
+struct sp__syms *sp__syms_new(int pid);
+void sp__syms_free(struct sp__syms *s);
+/*
+ * Name addr. A return address (every frame but the innermost) is looked up
+ * at addr - 1, inside the call instruction, so that the line is the call's.
+ */
+void sp__syms_frame(struct sp__syms *s, uint64_t addr, bool is_return, struct sp_starve_frame *f);
+/* True for frames of the C library, the dynamic loader, the vDSO and the
+ * sanitizer runtimes (their interceptors wrap the libc calls). */
+bool sp__syms_is_system(const struct sp_starve_frame *f);
+
+#endif

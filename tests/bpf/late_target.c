@@ -1,0 +1,78 @@
+/*
+ * late_target.c - a target for the tracer tests whose workers start late.
+ *
+ *   late_target DELAY_MS ROUNDS
+ *
+ * Prints its pid, sleeps DELAY_MS (the tracer attaches meanwhile and finds
+ * no worker yet), then starts a 1-worker runtime whose task does, ROUNDS
+ * times, a blocking read(2) of a pipe inside its poll: a helper thread
+ * writes the byte 80 ms later. Between rounds the task sleeps 100 ms
+ * properly. The tracer must find the worker when it appears and name
+ * `read` and `reader_poll`.
+ */
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "spindle.h"
+
+static int fds[2];
+static int rounds;
+
+static void *writer(void *arg)
+{
+	(void)arg;
+	for (int i = 0; i < rounds; i++) {
+		usleep(80 * 1000);
+		if (write(fds[1], "x", 1) != 1)
+			break;
+		usleep(110 * 1000);
+	}
+	return NULL;
+}
+
+typedef struct reader {
+	sp_future base;
+	int i;
+	sp_sleep nap;
+} reader;
+
+static sp_poll reader_poll(sp_future *f, sp_context *cx)
+{
+	reader *self = (reader *)f;
+	char c;
+
+	SP_ASYNC_BEGIN(f, cx);
+	for (self->i = 0; self->i < rounds; self->i++) {
+		if (read(fds[0], &c, 1) != 1) /* BUG on purpose: blocks the worker ~80 ms */
+			break;
+		sp_sleep_init(&self->nap, SP_MS(100));
+		SP_AWAIT(&self->nap);
+	}
+	SP_ASYNC_END();
+}
+
+int main(int argc, char **argv)
+{
+	int delay = argc > 1 ? atoi(argv[1]) : 300;
+	rounds = argc > 2 ? atoi(argv[2]) : 5;
+	pthread_t th;
+
+	printf("%d\n", (int)getpid());
+	fflush(stdout);
+	usleep((useconds_t)delay * 1000);
+	if (pipe(fds) || pthread_create(&th, NULL, writer, NULL))
+		return 1;
+	sp_runtime *rt;
+	sp_runtime_opts o = {.flavor = SP_MULTI_THREAD, .workers = 1};
+	if (sp_runtime_new(&rt, &o))
+		return 1;
+	reader r = {.base = {.poll = reader_poll, .name = "reader"}};
+	sp_join_handle jh;
+	SP_RUNTIME_SPAWN(rt, "reader", &jh, r);
+	sp_join_handle_wait(&jh);
+	sp_runtime_free(rt);
+	pthread_join(th, NULL);
+	return 0;
+}
