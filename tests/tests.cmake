@@ -45,3 +45,10 @@ if(SP_BUILD_EXAMPLES)
   math(EXPR t "30 * ${SP_TEST_TIMEOUT_MULT}")
   set_tests_properties(e2e_record PROPERTIES TIMEOUT ${t})
 endif()
+sp_add_test(NAME test_top_model SOURCES unit/test_top_model.c TIMEOUT 30)
+target_link_libraries(test_top_model PRIVATE spindle_console)
+# spindle top end to end: the ncurses screen in tmux against the examples.
+add_test(NAME e2e_top_tmux COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/e2e/top_tmux.sh
+  $<TARGET_FILE:spindle> $<TARGET_FILE_DIR:demo>)
+math(EXPR t "150 * ${SP_TEST_TIMEOUT_MULT}")
+set_tests_properties(e2e_top_tmux PROPERTIES TIMEOUT ${t} SKIP_RETURN_CODE 77 RUN_SERIAL TRUE)
