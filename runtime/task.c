@@ -38,6 +38,7 @@
 #include "internal.h"
 #include "trace_events.h"
 #include "trace_ring.h"
+#include "usdt.h"
 
 #define REFS(s) SP__REFS(s)
 
@@ -188,6 +189,15 @@ static void count_self_wake(sp__task *t)
 		SP__BUMP(t->self_wakes, 1); /* we hold RUNNING: the only writer */
 }
 
+/* The USDT wake probe's source kind and detail, derived as sp__trace_wake
+ * derives them (a macro: nothing is computed unless a tracer is attached). */
+#define USDT_WAKE(id, by_value, self, queue)                                   \
+	SP_USDT(wake, (id), (by_value), (self),                                \
+		sp__tls.wake_src ? sp__tls.wake_src & 0xff                     \
+		: sp__tls.worker ? SP_WAKE_SRC_TASK                            \
+				 : SP_WAKE_SRC_FOREIGN,                        \
+		(queue), sp__tls.wake_src >> 8)
+
 static sp_waker waker_clone(const void *data)
 {
 	sp__task *t = (sp__task *)data;
@@ -195,6 +205,7 @@ static sp_waker waker_clone(const void *data)
 	atomic_fetch_add_explicit(&t->waker_clones, 1, memory_order_relaxed);
 	if (SP__UNLIKELY(sp__tracing()))
 		sp__trace_waker(t, SP_EV_WAKER_CLONE);
+	SP_USDT(waker_clone, t->id, sp__tls.hold);
 	return (sp_waker){&sp__task_waker_vtable, t};
 }
 
@@ -204,6 +215,7 @@ static void waker_drop(const void *data)
 	atomic_fetch_add_explicit(&t->waker_drops, 1, memory_order_relaxed);
 	if (SP__UNLIKELY(sp__tracing()))
 		sp__trace_waker(t, SP_EV_WAKER_DROP);
+	SP_USDT(waker_drop, t->id, sp__tls.hold);
 	sp__task_ref_dec(t);
 }
 
@@ -237,6 +249,9 @@ static void waker_wake(const void *data)
 					       action == 1 ? (remote ? SP_WAKE_Q_INJECT : SP_WAKE_Q_LIFO)
 							   : SP_WAKE_Q_NONE,
 					       true);
+			USDT_WAKE(id, 1, sp__tls.current == t,
+				  action == 1 ? (remote ? SP_WAKE_Q_INJECT : SP_WAKE_Q_LIFO)
+					      : SP_WAKE_Q_NONE);
 			if (action == 1)
 				submit_wake(t, remote);
 			else if (action == 2)
@@ -257,6 +272,7 @@ static void waker_wake_by_ref(const void *data)
 		sp__tls.self_notified++;
 		if (SP__UNLIKELY(sp__tracing()))
 			sp__trace_wake(t->id, true, SP_WAKE_Q_NONE, false);
+		USDT_WAKE(t->id, 0, 1, SP_WAKE_Q_NONE);
 		return;
 	}
 	bool remote = sp__is_remote(t);
@@ -279,6 +295,9 @@ static void waker_wake_by_ref(const void *data)
 					       submit ? (remote ? SP_WAKE_Q_INJECT : SP_WAKE_Q_LIFO)
 						      : SP_WAKE_Q_NONE,
 					       false);
+			USDT_WAKE(t->id, 0, 0,
+				  submit ? (remote ? SP_WAKE_Q_INJECT : SP_WAKE_Q_LIFO)
+					 : SP_WAKE_Q_NONE);
 			if (submit)
 				submit_wake(t, remote);
 			return;
@@ -308,6 +327,7 @@ static void complete(sp__task *t, bool cancelled, unsigned extra_refs)
 	uint64_t prev = sp__task_transition_to_complete(t, cancelled, self_wakes);
 	if (SP__UNLIKELY(sp__tracing()))
 		sp__trace_task_done(t, cancelled);
+	SP_USDT(task_done, t->id, cancelled);
 	if ((prev & SP__JOIN_INTEREST) && (prev & SP__JOIN_WAKER)) {
 		uint32_t src = sp__tls.wake_src;
 		sp__tls.wake_src = SP_WAKE_SRC_JOIN;
@@ -397,6 +417,7 @@ void sp__task_run(sp__task *t)
 	sp__tls.current = t;
 	sp__tls.self_notified = 0;
 	SP__EMIT(w, start, SP_EV_POLL_START, w->index, t->id);
+	SP_USDT(poll_start, t->id, w->index, f->poll);
 
 	sp_poll r = f->poll(f, &cx);
 
@@ -405,6 +426,10 @@ void sp__task_run(sp__task *t)
 		 (r == SP_READY ? SP_POLL_READY : 0) |
 			 (cx.budget == 0 ? 1u << SP_POLL_BUDGET_SHIFT : 0),
 		 t->id);
+	SP_USDT(poll_end, t->id, w->index,
+		(r == SP_READY ? SP_POLL_READY : 0) |
+			(cx.budget == 0 ? 1u << SP_POLL_BUDGET_SHIFT : 0),
+		sp__ticks_to_ns(end - start));
 	if (slot)
 		slot->task_id = 0;
 	SP__BUMP(t->polls, 1);
@@ -487,11 +512,13 @@ int sp__spawn(sp_runtime *rt, sp_join_handle *jh, const sp_future *fut, size_t s
 	atomic_init(&t->state, s);
 	if (SP__UNLIKELY(rt->trace))
 		sp__trace_spawn(t); /* before the task is visible: we write its slot */
+	SP_USDT(spawn, t->id, t->parent_id, site->name, site->file, site->line);
 
 	int err = sp__owned_insert(rt, t);
 	if (err) {
 		if (t->seg_slot != SP__NO_SEG_SLOT)
 			sp__trace_task_done(t, true);
+		SP_USDT(task_done, t->id, 1);
 		sp__task_free(t, cls); /* never polled: the caller keeps its future */
 		return err;
 	}
