@@ -21,3 +21,16 @@ sp_add_test(NAME test_trace_segment SOURCES unit/test_trace_segment.c TIMEOUT 60
 sp_add_test(NAME test_trace_events SOURCES unit/test_trace_events.c TIMEOUT 30)
 sp_add_test(NAME test_trace_stream SOURCES unit/test_trace_stream.c TIMEOUT 30)
 target_link_libraries(test_trace_stream PRIVATE spindle_console)
+
+# USDT end to end: usdt_target under bpftrace with probes/*.bt (skips, exit
+# 77, without bpftrace, root or <sys/sdt.h>; SPINDLE_REQUIRE_BPF=1 makes a
+# skip a failure).
+add_executable(usdt_target e2e/usdt_target.c)
+target_link_libraries(usdt_target PRIVATE spindle_static)
+set_target_properties(usdt_target PROPERTIES RUNTIME_OUTPUT_DIRECTORY ${CMAKE_BINARY_DIR}/tests)
+add_test(NAME test_usdt COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/e2e/test_usdt.sh
+  $<TARGET_FILE:usdt_target> ${PROJECT_SOURCE_DIR}/probes)
+if(SP_HAVE_SDT)
+  set_tests_properties(test_usdt PROPERTIES ENVIRONMENT "SP_HAVE_SDT=1")
+endif()
+set_tests_properties(test_usdt PROPERTIES TIMEOUT 60 SKIP_RETURN_CODE 77)
