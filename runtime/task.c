@@ -189,14 +189,32 @@ static void count_self_wake(sp__task *t)
 		SP__BUMP(t->self_wakes, 1); /* we hold RUNNING: the only writer */
 }
 
-/* The USDT wake probe's source kind and detail, derived as sp__trace_wake
- * derives them (a macro: nothing is computed unless a tracer is attached). */
-#define USDT_WAKE(id, by_value, self, queue)                                   \
-	SP_USDT(wake, (id), (by_value), (self),                                \
-		sp__tls.wake_src ? sp__tls.wake_src & 0xff                     \
-		: sp__tls.worker ? SP_WAKE_SRC_TASK                            \
-				 : SP_WAKE_SRC_FOREIGN,                        \
-		(queue), sp__tls.wake_src >> 8)
+/* The USDT wake and task_done probes, out of line (usdt.h: their operands
+ * cost the wake functions a callee-saved register inline). The wake's source
+ * kind and detail are derived as sp__trace_wake derives them. */
+static void usdt_wake(uint64_t id, bool by_value, bool self,
+						      unsigned queue)
+{
+	uint32_t src = sp__tls.wake_src;
+	SP_USDT(wake, id, by_value, self,
+		src ? src & 0xff : sp__tls.worker ? SP_WAKE_SRC_TASK : SP_WAKE_SRC_FOREIGN, queue,
+		src >> 8);
+}
+/* A wake's ring event (tracing on) and USDT probe (attached), out of line:
+ * one call site in the wake functions for both. */
+static __attribute__((noinline, cold)) void wake_event(uint64_t id, bool self, unsigned queue,
+						       bool by_value)
+{
+	if (sp__tracing())
+		sp__trace_wake(id, self, queue, by_value);
+	if (SP_USDT_ENABLED(wake))
+		usdt_wake(id, by_value, self, queue);
+}
+
+static __attribute__((noinline, cold)) void usdt_task_done(uint64_t id, bool cancelled)
+{
+	SP_USDT(task_done, id, cancelled);
+}
 
 static sp_waker waker_clone(const void *data)
 {
@@ -244,14 +262,11 @@ static void waker_wake(const void *data)
 		}
 		n += SP__WAKE_ONE;
 		if (cas_state(t, &s, n)) {
-			if (SP__UNLIKELY(sp__tracing()))
-				sp__trace_wake(id, sp__tls.current == t,
-					       action == 1 ? (remote ? SP_WAKE_Q_INJECT : SP_WAKE_Q_LIFO)
-							   : SP_WAKE_Q_NONE,
-					       true);
-			USDT_WAKE(id, 1, sp__tls.current == t,
-				  action == 1 ? (remote ? SP_WAKE_Q_INJECT : SP_WAKE_Q_LIFO)
-					      : SP_WAKE_Q_NONE);
+			if (SP__UNLIKELY(sp__tracing() || SP_USDT_ENABLED(wake)))
+				wake_event(id, sp__tls.current == t,
+					   action == 1 ? (remote ? SP_WAKE_Q_INJECT : SP_WAKE_Q_LIFO)
+						       : SP_WAKE_Q_NONE,
+					   true);
 			if (action == 1)
 				submit_wake(t, remote);
 			else if (action == 2)
@@ -270,9 +285,8 @@ static void waker_wake_by_ref(const void *data)
 		 * the poll notifies it (transition_to_idle). */
 		SP__BUMP(t->self_wakes, 1);
 		sp__tls.self_notified++;
-		if (SP__UNLIKELY(sp__tracing()))
-			sp__trace_wake(t->id, true, SP_WAKE_Q_NONE, false);
-		USDT_WAKE(t->id, 0, 1, SP_WAKE_Q_NONE);
+		if (SP__UNLIKELY(sp__tracing() || SP_USDT_ENABLED(wake)))
+			wake_event(t->id, true, SP_WAKE_Q_NONE, false);
 		return;
 	}
 	bool remote = sp__is_remote(t);
@@ -290,14 +304,11 @@ static void waker_wake_by_ref(const void *data)
 		}
 		if (cas_state(t, &s, n)) {
 			/* our caller's waker keeps t alive here */
-			if (SP__UNLIKELY(sp__tracing()))
-				sp__trace_wake(t->id, false,
-					       submit ? (remote ? SP_WAKE_Q_INJECT : SP_WAKE_Q_LIFO)
-						      : SP_WAKE_Q_NONE,
-					       false);
-			USDT_WAKE(t->id, 0, 0,
-				  submit ? (remote ? SP_WAKE_Q_INJECT : SP_WAKE_Q_LIFO)
-					 : SP_WAKE_Q_NONE);
+			if (SP__UNLIKELY(sp__tracing() || SP_USDT_ENABLED(wake)))
+				wake_event(t->id, false,
+					   submit ? (remote ? SP_WAKE_Q_INJECT : SP_WAKE_Q_LIFO)
+						  : SP_WAKE_Q_NONE,
+					   false);
 			if (submit)
 				submit_wake(t, remote);
 			return;
@@ -327,7 +338,8 @@ static void complete(sp__task *t, bool cancelled, unsigned extra_refs)
 	uint64_t prev = sp__task_transition_to_complete(t, cancelled, self_wakes);
 	if (SP__UNLIKELY(sp__tracing()))
 		sp__trace_task_done(t, cancelled);
-	SP_USDT(task_done, t->id, cancelled);
+	if (SP_USDT_ENABLED(task_done))
+		usdt_task_done(t->id, cancelled);
 	if ((prev & SP__JOIN_INTEREST) && (prev & SP__JOIN_WAKER)) {
 		uint32_t src = sp__tls.wake_src;
 		sp__tls.wake_src = SP_WAKE_SRC_JOIN;

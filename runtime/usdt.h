@@ -41,6 +41,11 @@
  *   worker_stop    worker index
  *
  * Strings are passed as pointers: bpftrace reads them with str(argN).
+ *
+ * A probe's operands are inline asm inputs held in registers at the probe:
+ * in a hot function with many live values they can cost a callee-saved
+ * register (a push and a pop per call) even while not attached. There, test
+ * SP_USDT_ENABLED(name) inline and fire from a cold out-of-line helper.
  */
 #ifndef SP_USDT_H
 #define SP_USDT_H
@@ -90,9 +95,16 @@ SP__USDT_PROBES(SP__USDT_DECLARE)
 
 #else /* no sys/sdt.h: no probes */
 
+/* The arguments stay referenced (never evaluated): no unused warnings. */
+static inline void sp__usdt_none(int unused, ...)
+{
+	(void)unused;
+}
 #define SP_USDT_ENABLED(name) 0
 #define SP_USDT(name, ...)                                                     \
 	do {                                                                   \
+		if (0)                                                         \
+			sp__usdt_none(0, __VA_ARGS__);                         \
 	} while (0)
 
 #endif
