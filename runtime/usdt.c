@@ -12,5 +12,5 @@
 		__attribute__((unused, section(".probes")));
 SP__USDT_PROBES(SP__USDT_DEFINE)
 #else
-typedef int sp__usdt_none; /* an empty translation unit is not ISO C */
+typedef int sp__usdt_empty_unit; /* an empty translation unit is not ISO C */
 #endif
