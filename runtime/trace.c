@@ -31,6 +31,7 @@
 #include "trace_events.h"
 #include "trace_ring.h"
 #include "trace_segment.h"
+#include "usdt.h"
 
 #define TRACE_RINGS 64         /* threads traced at once */
 #define TRACE_RING_CAP 16384   /* 512 KiB per ring; a reader polls it often */
@@ -145,6 +146,7 @@ static uint64_t ev_ticks(void)
 /* Worker thread start: claim a ring (none left: this worker is not traced). */
 void sp__trace_worker_start(sp__worker *w)
 {
+	SP_USDT(worker_start, w->index, __atomic_load_n(&w->tid, __ATOMIC_RELAXED), w->slot);
 	sp__segment *s = w->rt->trace ? sp__trace_segment() : NULL;
 	w->ring = NULL;
 	w->ring_idx = -1;
@@ -162,6 +164,7 @@ void sp__trace_worker_start(sp__worker *w)
 
 void sp__trace_worker_stop(sp__worker *w)
 {
+	SP_USDT(worker_stop, w->index);
 	if (seg_ready())
 		slot_flush();
 	if (w->ring_idx >= 0)
