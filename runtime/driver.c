@@ -149,6 +149,7 @@ uint64_t sp__driver_deadline_ms(sp_runtime *rt, uint64_t deadline_ns)
 struct fire_ctx {
 	sp__driver *d;
 	size_t n;
+	uint64_t last; /* the latest deadline fired (wheel ms) */
 };
 
 static void fire_one(sp__timer_entry *e, void *arg)
@@ -165,6 +166,8 @@ static void fire_one(sp__timer_entry *e, void *arg)
 		d->fire_cap = cap;
 	}
 	atomic_store_explicit(&tm->fired, 1, memory_order_release);
+	if (e->deadline > fc->last)
+		fc->last = e->deadline;
 	d->fire_buf[fc->n++] = tm->waker;
 	tm->waker = (sp_waker){0};
 }
@@ -180,9 +183,12 @@ static size_t fire_timers(sp_runtime *rt)
 	sp__spin_unlock(&d->tlock);
 	/* The buffer is the driver's: only the turning thread (the driver's
 	 * owner) uses it, and it stays ours until this turn ends. */
-	if ((SP__UNLIKELY(sp__tracing()) || SP_USDT_ENABLED(wake) ||
-	     SP_USDT_ENABLED(timer_fire)) && fc.n) {
-		sp__trace_emit(SP_EV_TIMER_FIRE, (uint32_t)fc.n, now); /* nothing if off */
+	if ((SP__UNLIKELY(sp__tracing()) || SP_USDT_ENABLED(wake) || SP_USDT_ENABLED(timer_fire)) &&
+	    fc.n) {
+		/* b: the latest deadline fired, in CLOCK_MONOTONIC ns (its
+		 * wheel ms rounded up, so never before the true deadline). */
+		sp__trace_emit(SP_EV_TIMER_FIRE, (uint32_t)fc.n,
+			       d->base_ns + fc.last * 1000000u); /* nothing if off */
 		SP_USDT(timer_fire, fc.n, now);
 		uint32_t src = sp__tls.wake_src;
 		sp__tls.wake_src = SP_WAKE_SRC_TIMER;

@@ -32,9 +32,11 @@
  *   12    TASK_DONE     0 completed, 1 aborted             task id
  *   13    BLOCKING_START  0                                job id (per process)
  *   14    BLOCKING_END    0                                job id
- *   15    TIMER_FIRE    timers fired in this batch         deadline (ms of the
- *                                                          runtime's clock) of
- *                                                          the last one
+ *   15    TIMER_FIRE    timers fired in this batch         deadline of the last
+ *                                                          (latest) one, in
+ *                                                          CLOCK_MONOTONIC ns,
+ *                                                          rounded up to the
+ *                                                          wheel's ms
  *   16    IO_READY      fd                                 readiness: 1 read,
  *                                                          2 write, 4 error/hup
  *   17    THREAD        worker index, or 0                 THREAD_* kind
