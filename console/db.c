@@ -29,6 +29,9 @@ enum {
 	ST_STEAL,
 	ST_PARK,
 	ST_LOST,
+	ST_TIMER,
+	ST_IO,
+	ST_BLOCKING,
 	ST_POLL_N,
 	ST_WAKE_N,
 	ST__N
@@ -41,7 +44,7 @@ enum {
 #define POLL_COLS 6
 #define WAKE_COLS 5
 
-enum { K_POLL, K_WAKE, K_STEAL, K_PARK, K_LOST, K__N };
+enum { K_POLL, K_WAKE, K_STEAL, K_PARK, K_LOST, K_TIMER, K_IO, K_BLOCKING, K__N };
 
 static const char *const stmt_sql[ST__N] = {
 	[ST_META] = "INSERT OR REPLACE INTO meta(key, value) VALUES(?1, ?2)",
@@ -57,6 +60,9 @@ static const char *const stmt_sql[ST__N] = {
 	[ST_STEAL] = "INSERT INTO steals(ts, worker, victim, count) VALUES(?1, ?2, ?3, ?4)",
 	[ST_PARK] = "INSERT INTO parks(end, worker, dur) VALUES(?1, ?2, ?3)",
 	[ST_LOST] = "INSERT INTO lost(ts, ring, count) VALUES(?1, ?2, ?3)",
+	[ST_TIMER] = "INSERT INTO timers(ts, worker, count, deadline) VALUES(?1, ?2, ?3, ?4)",
+	[ST_IO] = "INSERT INTO io(ts, fd, bits, worker) VALUES(?1, ?2, ?3, ?4)",
+	[ST_BLOCKING] = "INSERT INTO blocking(end, job, thread, dur) VALUES(?1, ?2, ?3, ?4)",
 	[ST_POLL_N] = NULL, /* built: ST_POLL with BATCH rows */
 	[ST_WAKE_N] = NULL,
 };
@@ -432,7 +438,51 @@ int spdb_put_lost(spdb_writer *w, int64_t ts, int64_t ring, int64_t count)
 	return run(w, ST_LOST);
 }
 
+int spdb_put_timer(spdb_writer *w, int64_t ts, int64_t worker, int64_t count, int64_t deadline)
+{
+	sqlite3_stmt *st = w->st[ST_TIMER];
+	sqlite3_bind_int64(st, 1, next_key(w, K_TIMER, ts));
+	bind_opt(st, 2, worker);
+	sqlite3_bind_int64(st, 3, count);
+	sqlite3_bind_int64(st, 4, deadline);
+	return run(w, ST_TIMER);
+}
+
+int spdb_put_io(spdb_writer *w, int64_t ts, int64_t fd, int64_t bits, int64_t worker)
+{
+	sqlite3_stmt *st = w->st[ST_IO];
+	sqlite3_bind_int64(st, 1, next_key(w, K_IO, ts));
+	sqlite3_bind_int64(st, 2, fd);
+	sqlite3_bind_int64(st, 3, bits);
+	bind_opt(st, 4, worker);
+	return run(w, ST_IO);
+}
+
+int spdb_put_blocking(spdb_writer *w, int64_t start, int64_t end, int64_t job, int64_t thread)
+{
+	sqlite3_stmt *st = w->st[ST_BLOCKING];
+	int64_t key = next_key(w, K_BLOCKING, end);
+	sqlite3_bind_int64(st, 1, key);
+	sqlite3_bind_int64(st, 2, job);
+	bind_opt(st, 3, thread);
+	sqlite3_bind_int64(st, 4, key - start);
+	return run(w, ST_BLOCKING);
+}
+
 /* ---- reading ---------------------------------------------------------------- */
+
+int spdb_has_table(sqlite3 *db, const char *name)
+{
+	sqlite3_stmt *st;
+	int has = 0;
+	if (sqlite3_prepare_v2(db, "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?1",
+			       -1, &st, NULL))
+		return 0;
+	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+	has = sqlite3_step(st) == SQLITE_ROW;
+	sqlite3_finalize(st);
+	return has;
+}
 
 static uint32_t be32(const unsigned char *p)
 {

@@ -55,6 +55,11 @@ int spdb_put_waker(spdb_writer *w, int64_t task, int64_t holder, int64_t detail,
 int spdb_put_steal(spdb_writer *w, int64_t ts, int64_t worker, int64_t victim, int64_t count);
 int spdb_put_park(spdb_writer *w, int64_t start, int64_t end, int64_t worker);
 int spdb_put_lost(spdb_writer *w, int64_t ts, int64_t ring, int64_t count);
+int spdb_put_timer(spdb_writer *w, int64_t ts, int64_t worker, int64_t count, int64_t deadline);
+int spdb_put_io(spdb_writer *w, int64_t ts, int64_t fd, int64_t bits, int64_t worker);
+int spdb_put_blocking(spdb_writer *w, int64_t start, int64_t end, int64_t job, int64_t thread);
+/* 1 when the recording has table name (tables added within an ABI). */
+int spdb_has_table(sqlite3 *db, const char *name);
 /* The key the last spdb_put_wake got (its stored ts). */
 int64_t spdb_last_wake_key(const spdb_writer *w);
 

@@ -49,6 +49,7 @@
  *     events       events recorded, lost  events lost (both per batch)
  *     late         events delivered late (see TIME KEYS)
  *     synthetic    1 when written by the synthetic generator
+ *     inject_pushes, inject_pops  injection-queue pushes and pops recorded
  *
  *   sites(id INTEGER PRIMARY KEY, name TEXT, file TEXT, line)
  *     spawn sites: the segment's site index; ids >= 2^24 are made up by the
@@ -96,13 +97,37 @@
  *     findings of other tools (the eBPF tracer: kind "long_poll",
  *     "blocking_syscall"...; source names the writer); index warnings_ts
  *
+ *   timers(ts INTEGER PRIMARY KEY, worker, count, deadline)
+ *     one row per TIMER_FIRE: a batch of `count` timers fired at ts by
+ *     `worker` (NULL: a thread that is not a worker turned the driver);
+ *     deadline = the latest deadline of the batch (its wheel ms rounded up:
+ *     never before the true one). ts - deadline is how late the batch's
+ *     last timer fired; the batch's wakes (source TIMER) follow at ts.
+ *     Added in ABI 1 (absent from older recordings: readers check).
+ *
+ *   io(ts INTEGER PRIMARY KEY, fd, bits, worker)
+ *     one row per IO_READY: fd became ready; bits 1 read, 2 write, 4
+ *     error/hang-up; worker as in timers. About 12 bytes a row. Added in
+ *     ABI 1, as timers.
+ *
+ *   blocking(end INTEGER PRIMARY KEY, job, thread, dur)
+ *     one row per blocking-pool job that started and ended while recorded
+ *     (keyed by its end, start = end - dur): the job id (per process) and
+ *     the pool thread (tid) that ran it. Added in ABI 1, as timers.
+ *
+ *   Injection-queue pushes and pops (INJECT_PUSH/POP) are only counted
+ *   (meta inject_pushes, inject_pops): a row each (~12 bytes) would come
+ *   once per remotely spawned or woken task, and break the 40 bytes per
+ *   poll that a recording of spawn-heavy work keeps otherwise.
+ *
  * INDEXES. tasks_live (tasks whose end is NULL) and warnings_ts. The event
  * tables need none: the report reads each in one key-ordered pass and looks
  * windows up by key.
  *
- * SIZE. A poll row costs about 20 bytes and a wake row about 18 (one page
- * of 4096 holds ~200), so a recording is about 40 bytes per poll when
- * every poll is preceded by one wake.
+ * SIZE. A poll row costs about 20 bytes and a wake row about 18 (pages are
+ * 8192 bytes, set before the tables are created; one holds ~400 rows), so
+ * a recording is about 40 bytes per poll when every poll is preceded by
+ * one wake; timers, io and blocking rows add ~12-16 bytes per event.
  */
 #ifndef SPINDLE_CONSOLE_DB_SCHEMA_H
 #define SPINDLE_CONSOLE_DB_SCHEMA_H
@@ -134,6 +159,12 @@
 	"CREATE TABLE lost(ts INTEGER PRIMARY KEY, ring INTEGER, count INTEGER);"                  \
 	"CREATE TABLE warnings(id INTEGER PRIMARY KEY, ts INTEGER, kind TEXT, task INTEGER, "      \
 	"dur INTEGER, detail TEXT, source TEXT);"                                                  \
-	"CREATE INDEX warnings_ts ON warnings(ts);"
+	"CREATE INDEX warnings_ts ON warnings(ts);"                                                \
+	"CREATE TABLE timers(ts INTEGER PRIMARY KEY, worker INTEGER, count INTEGER NOT NULL, "     \
+	"deadline INTEGER NOT NULL);"                                                              \
+	"CREATE TABLE io(ts INTEGER PRIMARY KEY, fd INTEGER NOT NULL, bits INTEGER NOT NULL, "     \
+	"worker INTEGER);"                                                                         \
+	"CREATE TABLE blocking(end INTEGER PRIMARY KEY, job INTEGER NOT NULL, thread INTEGER, "    \
+	"dur INTEGER NOT NULL);"
 
 #endif

@@ -61,6 +61,9 @@ struct ringstate {
 	int parked;
 	spc_event *held;
 	size_t nheld, capheld;
+	/* The blocking-pool job running on this ring's thread (one at a time). */
+	uint64_t job;
+	int64_t job_start;
 };
 
 struct idvec {
@@ -82,6 +85,7 @@ struct sprec {
 	struct idvec dirty;    /* tasks with changed holders */
 	struct idvec ended[2]; /* [0]: ended this batch, [1]: the batch before */
 	uint64_t orphan_ends;
+	uint64_t inject_pushes, inject_pops;
 	sprec_stats st;
 };
 
@@ -469,6 +473,22 @@ static int ev_park(sprec *r, const spc_event *ev, int64_t ts)
 			     ev->worker >= 0 ? (int64_t)ev->worker : (int64_t)ev->a);
 }
 
+static int ev_blocking(sprec *r, const spc_event *ev, int64_t ts)
+{
+	struct ringstate *rs = ring_of(r, ev->ring);
+	if (!rs)
+		return -1;
+	if (ev->type == SP_EV_BLOCKING_START) {
+		rs->job = ev->b;
+		rs->job_start = ts;
+		return 0;
+	}
+	if (rs->job != ev->b || !ev->b)
+		return 0; /* started before we attached, or its START was lost */
+	rs->job = 0;
+	return spdb_put_blocking(r->w, rs->job_start, ts, (int64_t)ev->b, ev->tid);
+}
+
 static int hold_wake(struct ringstate *rs, const spc_event *ev)
 {
 	if (rs->nheld == rs->capheld) {
@@ -537,7 +557,22 @@ static int record(sprec *r, const spc_event *ev)
 		if (ev->b == SP_THREAD_WORKER)
 			park_slot(r, (int32_t)ev->a);
 		return 0;
-	default: /* inject, blocking, timer, io: counted in meta.events only */
+	case SP_EV_TIMER_FIRE:
+		return spdb_put_timer(r->w, ts, ev->worker >= 0 ? ev->worker : NONE, ev->a,
+				      rel(r, ev->b));
+	case SP_EV_IO_READY:
+		return spdb_put_io(r->w, ts, ev->a, (int64_t)ev->b,
+				   ev->worker >= 0 ? ev->worker : NONE);
+	case SP_EV_BLOCKING_START:
+	case SP_EV_BLOCKING_END:
+		return ev_blocking(r, ev, ts);
+	case SP_EV_INJECT_PUSH:
+		r->inject_pushes++;
+		return 0;
+	case SP_EV_INJECT_POP:
+		r->inject_pops++;
+		return 0;
+	default: /* unknown types: counted in meta.events only */
 		return 0;
 	}
 }
@@ -637,6 +672,8 @@ int sprec_commit(sprec *r)
 	    spdb_put_meta_int(r->w, "lost", (int64_t)r->st.lost) ||
 	    spdb_put_meta_int(r->w, "late", (int64_t)r->st.late) ||
 	    spdb_put_meta_int(r->w, "orphan_ends", (int64_t)r->orphan_ends) ||
+	    spdb_put_meta_int(r->w, "inject_pushes", (int64_t)r->inject_pushes) ||
+	    spdb_put_meta_int(r->w, "inject_pops", (int64_t)r->inject_pops) ||
 	    spdb_put_meta_int(r->w, "workers", r->workers))
 		return -1;
 	r->st.commits++;
