@@ -24,7 +24,10 @@
  *   long poll    dur >= --long-poll ms: flagged; victims are tasks queued on
  *                that worker (their waking wake went to its LIFO or local
  *                queue) that were runnable while it ran, with the part of
- *                their scheduling delay that overlapped it
+ *                their scheduling delay that overlapped it; and tasks
+ *                woken by a timer that this worker fired after the poll
+ *                though it was due during it (timers table), with the part
+ *                of the poll after the deadline
  *   sched delay  per spawn site name, percentiles of polls' delay; flagged
  *                when p99 >= --sched-delay ms
  *   self-wake heavy  tasks with >= 100 polls of which >= --self-wake % were

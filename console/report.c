@@ -622,6 +622,76 @@ static int cmp_long(const void *a, const void *b)
 				 : (x->start > y->start) - (x->start < y->start);
 }
 
+/* Keep the 8 largest victims of lp; a timer victim already listed keeps the
+ * larger of its two delays. */
+static void add_victim(struct ctx *c, spr_long_poll *lp, int64_t id, int64_t acc, int timer)
+{
+	unsigned k = lp->nvictims;
+	if (timer)
+		for (unsigned i = 0; i < lp->nvictims; i++)
+			if (lp->victims[i].task == id) {
+				if (lp->victims[i].delay_ns < acc) {
+					lp->victims[i].delay_ns = acc;
+					lp->victims[i].timer = 1;
+				}
+				return;
+			}
+	if (k == 8) {
+		unsigned m = 0;
+		for (unsigned i = 1; i < 8; i++)
+			if (lp->victims[i].delay_ns < lp->victims[m].delay_ns)
+				m = i;
+		if (lp->victims[m].delay_ns >= acc)
+			return;
+		k = m;
+	} else {
+		lp->nvictims++;
+	}
+	lp->victims[k] =
+		(spr_victim){.task = id, .site = task_site(c, id), .delay_ns = acc, .timer = timer};
+}
+
+/* Timer victims of one long poll: the timers its worker fired in the second
+ * after it whose deadline came before its end (due during it, or already
+ * late when it began, and fired only when it ended), and the tasks the
+ * batch woke (its TIMER wakes on that worker that follow the fire). */
+static int timer_victims(struct ctx *c, spr_long_poll *lp, sqlite3_stmt *tq, sqlite3_stmt *bq)
+{
+	int64_t ls = lp->start, le = lp->start + lp->dur;
+	int rc;
+	sqlite3_reset(tq);
+	sqlite3_bind_int64(tq, 1, le);
+	sqlite3_bind_int64(tq, 2, le + 1000000000);
+	sqlite3_bind_int64(tq, 3, lp->worker);
+	while ((rc = sqlite3_step(tq)) == SQLITE_ROW) {
+		int64_t fired = sqlite3_column_int64(tq, 0), n = sqlite3_column_int64(tq, 1);
+		int64_t deadline = sqlite3_column_int64(tq, 2);
+		if (deadline >= le)
+			continue;
+		int64_t acc = le - (deadline > ls ? deadline : ls);
+		/* The batch's wakes: same clock reading as the fire, spread
+		 * over a few ns by the unique keys. */
+		sqlite3_reset(bq);
+		sqlite3_bind_int64(bq, 1, fired - 1000);
+		sqlite3_bind_int64(bq, 2, fired + 1000000);
+		int64_t got = 0;
+		while (got < n && (rc = sqlite3_step(bq)) == SQLITE_ROW) {
+			int64_t fl = sqlite3_column_int64(bq, 1);
+			unsigned src = (unsigned)(fl & SP_WAKE_SRC_MASK) >> SP_WAKE_SRC_SHIFT;
+			if (src != SP_WAKE_SRC_TIMER || sqlite3_column_type(bq, 2) == SQLITE_NULL ||
+			    sqlite3_column_int64(bq, 2) != lp->worker)
+				continue;
+			got++;
+			int64_t id = sqlite3_column_int64(bq, 0);
+			if (id != lp->task)
+				add_victim(c, lp, id, acc, 1);
+		}
+		if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+			return dberr(c);
+	}
+	return rc == SQLITE_DONE ? 0 : dberr(c);
+}
+
 /* Victims of one long poll: polls that ended in (start, end + 1 s], were
  * runnable during it, and were queued on its worker. */
 static int victims_of(struct ctx *c, spr_long_poll *lp, sqlite3_stmt *pq, sqlite3_stmt *wq)
@@ -654,24 +724,13 @@ static int victims_of(struct ctx *c, spr_long_poll *lp, sqlite3_stmt *pq, sqlite
 		if (!on_worker)
 			continue;
 		int64_t acc = (start < le ? start : le) - (woke > ls ? woke : ls);
-		/* Keep the 8 largest. */
-		unsigned k = lp->nvictims;
-		if (k == 8) {
-			unsigned m = 0;
-			for (unsigned i = 1; i < 8; i++)
-				if (lp->victims[i].delay_ns < lp->victims[m].delay_ns)
-					m = i;
-			if (lp->victims[m].delay_ns >= acc)
-				continue;
-			k = m;
-		} else {
-			lp->nvictims++;
-		}
-		lp->victims[k] =
-			(spr_victim){.task = id, .site = task_site(c, id), .delay_ns = acc};
+		add_victim(c, lp, id, acc, 0);
 	}
-	if (rc != SQLITE_DONE)
-		return dberr(c);
+	return rc != SQLITE_DONE ? dberr(c) : 0;
+}
+
+static void sort_victims(spr_long_poll *lp)
+{
 	for (unsigned i = 0; i < lp->nvictims; i++)
 		for (unsigned j = i + 1; j < lp->nvictims; j++)
 			if (lp->victims[j].delay_ns > lp->victims[i].delay_ns) {
@@ -679,7 +738,6 @@ static int victims_of(struct ctx *c, spr_long_poll *lp, sqlite3_stmt *pq, sqlite
 				lp->victims[i] = lp->victims[j];
 				lp->victims[j] = t;
 			}
-	return 0;
 }
 
 static int long_polls(struct ctx *c)
@@ -700,13 +758,26 @@ static int long_polls(struct ctx *c)
 		sqlite3_finalize(pq);
 		return -1;
 	}
+	sqlite3_stmt *tq = NULL, *bq = NULL;
 	int ret = 0;
+	if (spdb_has_table(c->db, "timers") &&
+	    (prep(c,
+		  "SELECT ts, count, deadline FROM timers WHERE ts >= ?1 AND ts <= ?2 AND "
+		  "worker = ?3",
+		  &tq) ||
+	     prep(c, "SELECT task, flags, worker FROM wakes WHERE ts >= ?1 AND ts <= ?2", &bq)))
+		ret = -1;
 	for (size_t i = 0; i < f->nlong && !ret; i++) {
 		f->long_polls[i].site = task_site(c, f->long_polls[i].task);
 		ret = victims_of(c, &f->long_polls[i], pq, wq);
+		if (!ret && tq)
+			ret = timer_victims(c, &f->long_polls[i], tq, bq);
+		sort_victims(&f->long_polls[i]);
 	}
 	sqlite3_finalize(pq);
 	sqlite3_finalize(wq);
+	sqlite3_finalize(tq);
+	sqlite3_finalize(bq);
 	return ret;
 }
 

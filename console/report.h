@@ -46,6 +46,7 @@ typedef struct spr_victim {
 	int64_t task;
 	spr_site site;
 	int64_t delay_ns; /* the part of its wait that overlapped the long poll */
+	int timer;	  /* woken by a timer due during the poll, fired after it */
 } spr_victim;
 
 typedef struct spr_long_poll {

@@ -86,9 +86,10 @@ void spr_print_text(FILE *o, const spr_findings *f, const char *path)
 			ms(l->dur), (long long)l->task, l->site.name, base(l->site.file),
 			(long long)l->site.line, (long long)l->worker, sec(l->start));
 		for (unsigned k = 0; k < l->nvictims; k++)
-			fprintf(o, "       delayed task %lld '%s' by %.1f ms\n",
+			fprintf(o, "       delayed task %lld '%s' by %.1f ms%s\n",
 				(long long)l->victims[k].task, l->victims[k].site.name,
-				ms(l->victims[k].delay_ns));
+				ms(l->victims[k].delay_ns),
+				l->victims[k].timer ? " (its timer was due during the poll)" : "");
 	}
 
 	fprintf(o, "\nSCHEDULING DELAY (wake to poll, per task name)\n");
@@ -206,7 +207,8 @@ void spr_print_json(FILE *o, const spr_findings *f, const char *path)
 			fprintf(o, "%s{\"task\": %lld, \"name\": ", k ? ", " : "",
 				(long long)l->victims[k].task);
 			jstr(o, l->victims[k].site.name);
-			fprintf(o, ", \"delay_ns\": %lld}", (long long)l->victims[k].delay_ns);
+			fprintf(o, ", \"delay_ns\": %lld%s}", (long long)l->victims[k].delay_ns,
+				l->victims[k].timer ? ", \"timer\": true" : "");
 		}
 		fprintf(o, "]}");
 	}

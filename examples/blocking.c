@@ -4,6 +4,7 @@
  *   build/bin/blocking            # the bugs
  *   build/bin/blocking --fixed    # the same service, done right
  *   build/bin/blocking --seconds 30
+ *   build/bin/blocking --workers 1  # every stall delays the ticker's timer
  *
  * On a runtime with 2 workers, a `ticker` task wakes every 10 ms and measures
  * how late it runs: that is what every other task of the service feels.
@@ -137,6 +138,7 @@ static sp_poll spinner_poll(sp_future *f, sp_context *cx)
 int main(int argc, char **argv)
 {
 	uint64_t seconds = 5;
+	unsigned workers = 2;
 	for (int i = 1; i < argc; i++) {
 		if (!strcmp(argv[i], "--fixed")) {
 			fixed = 1;
@@ -148,22 +150,30 @@ int main(int argc, char **argv)
 				return 2;
 			}
 			seconds = (uint64_t)n;
+		} else if (!strcmp(argv[i], "--workers") && i + 1 < argc) {
+			char *end;
+			long n = strtol(argv[++i], &end, 10);
+			if (*end || n <= 0 || n > 64) {
+				fprintf(stderr, "blocking: --workers wants 1..64\n");
+				return 2;
+			}
+			workers = (unsigned)n;
 		} else {
-			fprintf(stderr, "usage: blocking [--fixed] [--seconds N]\n"
+			fprintf(stderr, "usage: blocking [--fixed] [--seconds N] [--workers N]\n"
 					"example: blocking --fixed --seconds 10\n");
 			return 2;
 		}
 	}
 	sp_runtime *rt;
-	sp_runtime_opts o = {.flavor = SP_MULTI_THREAD, .workers = 2};
+	sp_runtime_opts o = {.flavor = SP_MULTI_THREAD, .workers = workers};
 	int err = sp_runtime_new(&rt, &o);
 	if (err) {
 		fprintf(stderr, "blocking: %s\n", sp_strerror(err));
 		return 1;
 	}
-	printf("blocking: %s, pid %d, 2 workers\n",
+	printf("blocking: %s, pid %d, %u worker%s\n",
 	       fixed ? "fixed (blocking pool + yields)" : "with the bugs (usleep and a 100 ms spin)",
-	       (int)getpid());
+	       (int)getpid(), workers, workers == 1 ? "" : "s");
 	sleeper s = {.base = {.poll = sleeper_poll, .name = "sleeper"}};
 	spinner p = {.base = {.poll = spinner_poll, .name = "spinner"}};
 	ticker t = {.base = {.poll = ticker_poll, .name = "ticker"}, .seconds = seconds};
