@@ -44,6 +44,11 @@ if(SP_BUILD_EXAMPLES)
            $<TARGET_FILE:spindle> ${CMAKE_BINARY_DIR}/bin)
   math(EXPR t "30 * ${SP_TEST_TIMEOUT_MULT}")
   set_tests_properties(e2e_record PROPERTIES TIMEOUT ${t})
+  # live targets: SIGINT forwarding, -p attach; report windows, timer victims
+  add_test(NAME e2e_record_live COMMAND sh ${CMAKE_CURRENT_SOURCE_DIR}/e2e/record_live.sh
+           $<TARGET_FILE:spindle> ${CMAKE_BINARY_DIR}/bin)
+  math(EXPR t "60 * ${SP_TEST_TIMEOUT_MULT}")
+  set_tests_properties(e2e_record_live PROPERTIES TIMEOUT ${t})
 endif()
 sp_add_test(NAME test_top_model SOURCES unit/test_top_model.c TIMEOUT 30)
 target_link_libraries(test_top_model PRIVATE spindle_console)
