@@ -73,8 +73,10 @@ typedef struct spr_selfwake {
 	spr_site site;
 } spr_selfwake;
 
+#define SPR_NONE INT64_MIN /* a warning's task or dur that the row leaves NULL */
+
 typedef struct spr_warning {
-	int64_t ts, task, dur;
+	int64_t ts, task, dur; /* task, dur: SPR_NONE when absent */
 	char *kind, *detail, *source;
 } spr_warning;
 

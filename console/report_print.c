@@ -126,9 +126,11 @@ void spr_print_text(FILE *o, const spr_findings *f, const char *path)
 		fprintf(o, "\nWARNINGS (from other tools)\n");
 		for (size_t i = 0; i < f->nwarnings; i++) {
 			const spr_warning *w = &f->warnings[i];
-			fprintf(o, "  !! t=%.3f s %s task %lld %.1f ms: %s [%s]\n", sec(w->ts),
-				w->kind, (long long)w->task, w->dur > 0 ? ms(w->dur) : 0.0,
-				w->detail, w->source);
+			char task[32] = "";
+			if (w->task != SPR_NONE)
+				snprintf(task, sizeof task, " task %lld", (long long)w->task);
+			fprintf(o, "  !! t=%.3f s %s%s %.1f ms: %s [%s]\n", sec(w->ts), w->kind,
+				task, w->dur > 0 ? ms(w->dur) : 0.0, w->detail, w->source);
 		}
 	}
 	fprintf(o, "\n%s\n",
@@ -136,6 +138,15 @@ void spr_print_text(FILE *o, const spr_findings *f, const char *path)
 }
 
 /* ---- JSON ---------------------------------------------------------------------- */
+
+/* An integer, or null for SPR_NONE. */
+static void jint(FILE *o, int64_t v)
+{
+	if (v == SPR_NONE)
+		fprintf(o, "null");
+	else
+		fprintf(o, "%lld", (long long)v);
+}
 
 static void jstr(FILE *o, const char *s)
 {
@@ -247,8 +258,11 @@ void spr_print_json(FILE *o, const spr_findings *f, const char *path)
 		const spr_warning *w = &f->warnings[i];
 		fprintf(o, "%s\n  {\"ts_ns\": %lld, \"kind\": ", i ? "," : "", (long long)w->ts);
 		jstr(o, w->kind);
-		fprintf(o, ", \"task\": %lld, \"dur_ns\": %lld, \"detail\": ", (long long)w->task,
-			(long long)w->dur);
+		fprintf(o, ", \"task\": ");
+		jint(o, w->task);
+		fprintf(o, ", \"dur_ns\": ");
+		jint(o, w->dur);
+		fprintf(o, ", \"detail\": ");
 		jstr(o, w->detail);
 		fprintf(o, ", \"source\": ");
 		jstr(o, w->source);

@@ -109,4 +109,20 @@ assert inside == {lp["start_ns"]}, inside
 print("long poll at %.3f s: out of [0, %.3f] and [%.3f, end], alone in its window" % (s, s, e))
 PY
 ok "--since/--until restrict the long polls"
+
+# 5. A warning without a task (or duration): null in JSON, no task in text.
+cp "$T/b1.db" "$T/w.db"
+sqlite3 "$T/w.db" "INSERT INTO warnings(ts, kind, task, dur, detail, source) VALUES
+	(1000, 'blocking_syscall', NULL, NULL, 'read(2) 20 ms', 'test'),
+	(2000, 'long_poll', 3, 15000000, 'ticker', 'test')" || fail "sqlite3"
+"$SPINDLE" report --json "$T/w.db" >"$T/w.json"
+python3 - "$T/w.json" <<'PY' || fail "warnings in JSON: $(cat "$T/w.json")"
+import json, sys
+w = json.load(open(sys.argv[1]))["warnings"]
+assert w[0]["task"] is None and w[0]["dur_ns"] is None, w[0]
+assert w[1]["task"] == 3 and w[1]["dur_ns"] == 15000000, w[1]
+PY
+"$SPINDLE" report "$T/w.db" | grep -q "^  !! t=0.000 s blocking_syscall 0.0 ms: read(2) 20 ms \[test\]" ||
+	fail "warning text without a task: $("$SPINDLE" report "$T/w.db" | grep blocking_syscall)"
+ok "warnings without a task: null in JSON"
 echo PASS
