@@ -7,7 +7,10 @@
  * its task's name, args {task, result, delay_us}; each wake that led to a
  * poll a flow (ph "s" on the waking worker's track at the wake, bound to the
  * enclosing slice - the waking poll when a task woke it - and ph "f", bp "e",
- * at the woken poll); steals, parks and lost events as instant events on the
+ * at the woken poll; a wake from a thread that is not a worker starts its
+ * arrow in a 1 us "wake" slice on a track of that thread: tid = its thread
+ * id for FOREIGN wakes whose thread is known, else OFF_WORKER_TID, "other
+ * threads"); steals, parks and lost events as instant events on the
  * worker track ("lost" global); warnings as global instant events with their
  * detail in args. Times are microseconds of the recording.
  */
@@ -17,6 +20,7 @@
 
 #include "commands.h"
 #include "db.h"
+#include "trace_events.h"
 
 #define CMD "export"
 
@@ -50,11 +54,16 @@ static double us(int64_t ns)
 	return (double)ns / 1e3;
 }
 
+#define OFF_WORKER_TID 999999999 /* track of off-worker wakes whose thread is unknown */
+#define MAX_OFF_TRACKS 256
+
 struct ex {
 	sqlite3 *db;
 	FILE *o;
 	int64_t pid;
 	int first;
+	int64_t off[MAX_OFF_TRACKS]; /* off-worker tracks used (named at the end) */
+	size_t noff;
 	char err[512];
 };
 
@@ -100,6 +109,39 @@ static int tracks(struct ex *x)
 	return rc == SQLITE_DONE ? 0 : fail(x);
 }
 
+/* The track of an off-worker wake (source, flags of its row). */
+static int64_t off_track(struct ex *x, sqlite3_stmt *st, int src_col, int flags_col)
+{
+	unsigned src = (unsigned)(sqlite3_column_int64(st, flags_col) & SP_WAKE_SRC_MASK) >>
+		       SP_WAKE_SRC_SHIFT;
+	int64_t tid = OFF_WORKER_TID;
+	if (src == SP_WAKE_SRC_FOREIGN && sqlite3_column_type(st, src_col) != SQLITE_NULL &&
+	    sqlite3_column_int64(st, src_col) > 0)
+		tid = sqlite3_column_int64(st, src_col);
+	for (size_t i = 0; i < x->noff; i++)
+		if (x->off[i] == tid)
+			return tid;
+	if (x->noff == MAX_OFF_TRACKS)
+		return OFF_WORKER_TID; /* named already: the first one is it */
+	x->off[x->noff++] = tid;
+	return tid;
+}
+
+static void name_off_tracks(struct ex *x)
+{
+	for (size_t i = 0; i < x->noff; i++) {
+		sep(x);
+		fprintf(x->o,
+			"{\"ph\":\"M\",\"name\":\"thread_name\",\"pid\":%lld,\"tid\":%lld,"
+			"\"args\":{\"name\":",
+			(long long)x->pid, (long long)x->off[i]);
+		if (x->off[i] == OFF_WORKER_TID)
+			fputs("\"other threads\"}}", x->o);
+		else
+			fprintf(x->o, "\"thread %lld\"}}", (long long)x->off[i]);
+	}
+}
+
 /* Polls, and the flow from the wake that made each runnable. */
 static int polls(struct ex *x)
 {
@@ -107,7 +149,7 @@ static int polls(struct ex *x)
 	int rc;
 	if (spdb_prepare(x->db,
 			 "SELECT p.end, p.task, p.worker, p.dur, p.result, p.delay, s.name, "
-			 "w.ts, w.worker, w.flags FROM polls p "
+			 "w.ts, w.worker, w.flags, w.source FROM polls p "
 			 "LEFT JOIN tasks t ON t.id = p.task LEFT JOIN sites s ON s.id = t.site "
 			 "LEFT JOIN wakes w ON w.ts = p.end - p.dur - p.delay AND w.task = p.task",
 			 &st, x->err, sizeof x->err))
@@ -127,17 +169,28 @@ static int polls(struct ex *x)
 		if (sqlite3_column_type(st, 5) != SQLITE_NULL)
 			fprintf(x->o, ",\"delay_us\":%.3f", us(sqlite3_column_int64(st, 5)));
 		fputs("}}", x->o);
-		if (sqlite3_column_type(st, 7) == SQLITE_NULL ||
-		    sqlite3_column_type(st, 8) == SQLITE_NULL)
+		if (sqlite3_column_type(st, 7) == SQLITE_NULL)
 			continue;
-		/* The wake happened on a worker: an arrow from there. */
+		/* An arrow from the waking worker's track, or from a slice on
+		 * the waking thread's (a flow starts inside a slice). */
+		int64_t from, ts = sqlite3_column_int64(st, 7);
+		if (sqlite3_column_type(st, 8) != SQLITE_NULL) {
+			from = sqlite3_column_int64(st, 8);
+		} else {
+			from = off_track(x, st, 10, 9);
+			sep(x);
+			fprintf(x->o,
+				"{\"ph\":\"X\",\"cat\":\"wake\",\"name\":\"wake\",\"pid\":%lld,"
+				"\"tid\":%lld,\"ts\":%.3f,\"dur\":1,\"args\":{\"task\":%lld}}",
+				(long long)x->pid, (long long)from, us(ts), task);
+		}
 		flow++;
 		sep(x);
 		fprintf(x->o,
 			"{\"ph\":\"s\",\"cat\":\"wake\",\"name\":\"wake\",\"id\":%lld,"
 			"\"pid\":%lld,\"tid\":%lld,\"ts\":%.3f,\"args\":{\"flags\":%lld}}",
-			flow, (long long)x->pid, (long long)sqlite3_column_int64(st, 8),
-			us(sqlite3_column_int64(st, 7)), (long long)sqlite3_column_int64(st, 9));
+			flow, (long long)x->pid, (long long)from, us(ts),
+			(long long)sqlite3_column_int64(st, 9));
 		sep(x);
 		fprintf(x->o,
 			"{\"ph\":\"f\",\"bp\":\"e\",\"cat\":\"wake\",\"name\":\"wake\","
@@ -247,6 +300,8 @@ int sp_cmd_export(int argc, char **argv)
 	}
 	fputs("{\"displayTimeUnit\":\"ms\",\"traceEvents\":[", x.o);
 	int rc = tracks(&x) || polls(&x) || instants(&x) || warnings(&x);
+	if (!rc)
+		name_off_tracks(&x);
 	fputs("\n]}\n", x.o);
 	if (x.o != stdout && fclose(x.o) && !rc) {
 		snprintf(x.err, sizeof x.err, "%s: write failed", out);

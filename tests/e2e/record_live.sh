@@ -125,4 +125,23 @@ PY
 "$SPINDLE" report "$T/w.db" | grep -q "^  !! t=0.000 s blocking_syscall 0.0 ms: read(2) 20 ms \[test\]" ||
 	fail "warning text without a task: $("$SPINDLE" report "$T/w.db" | grep blocking_syscall)"
 ok "warnings without a task: null in JSON"
+
+# 6. export: wakes from a thread that is not a worker (delay's alarm thread)
+#    start their flow arrows on a track of their own.
+"$SPINDLE" record -q -o "$T/d.db" -- "$BIN/delay" >/dev/null 2>&1 || fail "record delay"
+"$SPINDLE" export "$T/d.db" -o "$T/d.json" || fail "export delay"
+python3 - "$T/d.json" <<'PY' || fail "export: no flow from a foreign wake"
+import json, sys
+ev = json.load(open(sys.argv[1]))["traceEvents"]
+workers = {e["tid"] for e in ev if e["ph"] == "M" and e["name"] == "thread_name"
+           and e["args"]["name"].startswith("worker ")}
+off = [e for e in ev if e["ph"] == "s" and e["tid"] not in workers]
+assert off, "no flow starts off the workers"
+named = {e["tid"] for e in ev if e["ph"] == "M" and e["name"] == "thread_name"}
+slices = {(e["tid"], e["ts"]) for e in ev if e["ph"] == "X" and e["name"] == "wake"}
+assert all(e["tid"] in named and (e["tid"], e["ts"]) in slices for e in off), off
+ids = {e["id"] for e in ev if e["ph"] == "f"}
+assert all(e["id"] in ids for e in off), off
+PY
+ok "export: flows from foreign-thread wakes"
 echo PASS
