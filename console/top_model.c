@@ -1100,7 +1100,42 @@ static int cmp_vkey(const void *a, const void *b, void *arg)
 	return x->id < y->id ? -1 : x->id > y->id;
 }
 
-static int sort_by_key(topm_model *m, const struct sort_ctx *c, topm_task **v, size_t n)
+/* Move the `lim` smallest keys (in cmp_vkey order) to k[0 .. lim), in no
+ * particular order (quickselect, expected O(n)). */
+static void select_first(struct vkey *k, size_t n, size_t lim, int *dir)
+{
+	size_t lo = 0, hi = n; /* the boundary lim lies in [lo, hi) */
+	uint64_t rng = 0x9e3779b97f4a7c15ull ^ n;
+	while (hi - lo > 1) {
+		rng ^= rng << 13, rng ^= rng >> 7, rng ^= rng << 17;
+		struct vkey p = k[lo + rng % (hi - lo)];
+		/* three-way partition of [lo, hi) around p */
+		size_t lt = lo, i = lo, gt = hi;
+		while (i < gt) {
+			int c = cmp_vkey(&k[i], &p, dir);
+			if (c < 0) {
+				struct vkey t = k[lt];
+				k[lt++] = k[i];
+				k[i++] = t;
+			} else if (c > 0) {
+				struct vkey t = k[--gt];
+				k[gt] = k[i];
+				k[i] = t;
+			} else {
+				i++;
+			}
+		}
+		if (lim < lt)
+			hi = lt;
+		else if (lim >= gt)
+			lo = gt;
+		else
+			return;
+	}
+}
+
+static int sort_by_key(topm_model *m, const struct sort_ctx *c, topm_task **v, size_t n,
+		       size_t limit)
 {
 	struct vkey *k = malloc(sizeof *k * (n ? n : 1));
 	if (!k)
@@ -1108,7 +1143,13 @@ static int sort_by_key(topm_model *m, const struct sort_ctx *c, topm_task **v, s
 	for (size_t i = 0; i < n; i++)
 		k[i] = (struct vkey){num_key(m, v[i], c->col), v[i]->id, v[i]};
 	int dir = c->dir;
-	qsort_r(k, n, sizeof *k, cmp_vkey, &dir);
+	size_t sorted = n;
+	if (limit && limit < n / 2) {
+		/* a screen of 100,000 rows: order the head only */
+		select_first(k, n, limit, &dir);
+		sorted = limit;
+	}
+	qsort_r(k, sorted, sizeof *k, cmp_vkey, &dir);
 	for (size_t i = 0; i < n; i++)
 		v[i] = k[i].t;
 	free(k);
@@ -1158,7 +1199,7 @@ size_t topm_view(topm_model *m, const topm_view_opts *o, topm_task ***out, size_
 	struct sort_ctx c = {m, col, topm_cols[col].desc ? -1 : 1};
 	if (o->reverse)
 		c.dir = -c.dir;
-	if (col == TOPM_COL_NAME || col == TOPM_COL_LOC || !sort_by_key(m, &c, *out, n))
+	if (col == TOPM_COL_NAME || col == TOPM_COL_LOC || !sort_by_key(m, &c, *out, n, o->limit))
 		qsort_r(*out, n, sizeof **out, cmp_task, &c);
 	return n;
 }

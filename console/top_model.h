@@ -233,6 +233,8 @@ typedef struct topm_view_opts {
 	int reverse;	    /* flip the column's default direction */
 	int show_done;	    /* list finished tasks too */
 	const char *filter; /* substring of name or file:line, case-insensitive; NULL/"" all */
+	size_t limit;	    /* only the first `limit` rows need the order (a screen's
+			     * worth): the rest follow in no order; 0: sort all */
 } topm_view_opts;
 
 /* Fill *out (grown as needed with realloc; *cap its capacity) with the tasks
