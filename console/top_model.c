@@ -57,6 +57,12 @@ struct topm_model {
 	/* warnings */
 	topm_warning warns[TOPM_MAX_WARNINGS];
 	size_t nwarns, warns_total;
+	struct kfind {
+		uint64_t task, at_ns, dur_ns;
+		int worker;
+		char text[200];
+	} kern[TOPM_MAX_KERNEL]; /* a ring: nkern total, the last MAX kept */
+	size_t nkern;
 	/* focus */
 	uint64_t focus_id;
 	topm_ev focus[TOPM_FOCUS_EVENTS];
@@ -826,7 +832,28 @@ void topm_tick(topm_model *m, uint64_t now)
 				t->warn |= 1u << TOPM_W_BLOCKED_WORKER;
 		}
 	}
+	size_t nk = m->nkern < TOPM_MAX_KERNEL ? m->nkern : TOPM_MAX_KERNEL;
+	for (size_t i = 0; i < nk; i++) {
+		const struct kfind *k = &m->kern[i];
+		if (since(k->at_ns, now) > m->cfg.warn_hold_ns)
+			continue;
+		warn_add(m, TOPM_W_KERNEL, 0, k->worker, k->task, k->dur_ns, k->at_ns);
+		topm_task *t = topm_task_get(m, k->task);
+		if (t)
+			t->warn |= 1u << TOPM_W_KERNEL;
+	}
 	qsort(m->warns, m->nwarns, sizeof m->warns[0], cmp_warn);
+}
+
+void topm_kernel_finding(topm_model *m, uint64_t task, int worker, uint64_t at_ns,
+			 uint64_t dur_ns, const char *text)
+{
+	struct kfind *k = &m->kern[m->nkern++ % TOPM_MAX_KERNEL];
+	k->task = task;
+	k->worker = worker;
+	k->at_ns = at_ns;
+	k->dur_ns = dur_ns;
+	snprintf(k->text, sizeof k->text, "%s", text ? text : "");
 }
 
 /* ---- queries ----------------------------------------------------------------------------------
@@ -903,14 +930,14 @@ const char *topm_state_name(unsigned state)
 
 const char *topm_warn_name(unsigned kind)
 {
-	static const char *n[] = {"long-poll", "lost-waker", "self-wake", "sched-delay",
-				  "blocked-worker"};
+	static const char *n[] = {"long-poll", "lost-waker",	 "self-wake",
+				  "sched-delay", "blocked-worker", "kernel"};
 	return kind < TOPM_W__COUNT ? n[kind] : "?";
 }
 
 const char *topm_warn_short(unsigned kind)
 {
-	static const char *n[] = {"P", "L", "S", "D", "B"};
+	static const char *n[] = {"P", "L", "S", "D", "B", "K"};
 	return kind < TOPM_W__COUNT ? n[kind] : "?";
 }
 
@@ -952,6 +979,15 @@ void topm_warning_text(topm_model *m, const topm_warning *w, char *buf, size_t n
 	case TOPM_W_BLOCKED_WORKER:
 		snprintf(buf, n, "worker %d stuck in one poll of this task for %s", w->worker, v);
 		break;
+	case TOPM_W_KERNEL: {
+		const char *text = "";
+		size_t nk = m->nkern < TOPM_MAX_KERNEL ? m->nkern : TOPM_MAX_KERNEL;
+		for (size_t i = 0; i < nk; i++)
+			if (m->kern[i].task == w->task && m->kern[i].at_ns == w->at_ns)
+				text = m->kern[i].text;
+		snprintf(buf, n, "eBPF: a %s poll (%s ago): %s", v, ago, text);
+		break;
+	}
 	default:
 		snprintf(buf, n, "?");
 	}
@@ -1025,7 +1061,8 @@ struct sort_ctx {
 static int warn_rank(uint32_t w)
 {
 	/* the lost waker first, then live hazards */
-	return (w >> TOPM_W_LOST_WAKER & 1) * 16 + (w >> TOPM_W_BLOCKED_WORKER & 1) * 8 +
+	return (w >> TOPM_W_KERNEL & 1) * 32 + (w >> TOPM_W_LOST_WAKER & 1) * 16 +
+	       (w >> TOPM_W_BLOCKED_WORKER & 1) * 8 +
 	       (w >> TOPM_W_LONG_POLL & 1) * 4 + (w >> TOPM_W_SCHED_DELAY & 1) * 2 +
 	       (w >> TOPM_W_SELF_WAKE & 1);
 }
