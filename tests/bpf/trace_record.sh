@@ -106,7 +106,7 @@ norings)
 	python3 -c 'import json,sys; ev=json.load(open(sys.argv[1]))["traceEvents"]; assert any(e.get("cat")=="tracer" and e["s"]=="t" for e in ev)' \
 		"$TMP/c.json" || fail "export: no annotation on a worker track"
 	# -p on a process without rings
-	env -u SPINDLE_TRACE "$BLOCKING" --seconds 2 >"$TMP/target" 2>&1 &
+	env -u SPINDLE_TRACE "$BLOCKING" --seconds 4 >"$TMP/target" 2>&1 &
 	TPID=$!
 	sleep 0.2
 	"$SPINDLE" trace -t 40 -o "$TMP/p.db" -p $TPID >"$TMP/out" 2>"$TMP/err"
