@@ -22,8 +22,9 @@ configure: $(BUILD)/CMakeCache.txt
 build: configure
 	cmake --build $(BUILD) -j $(JOBS)
 
-# The demo: the seed's examples, then the demo service with its status lines
-# (the live console takes its place when it exists).
+# The demo: the seed's examples, the demo service with its own status lines,
+# then the same service under the live console (batch snapshots when not on
+# a terminal), a recording's report, and the eBPF tracer (scripts/demo.sh).
 DEMO_SECONDS ?= 8
 demo: build
 	$(BUILD)/bin/delay
@@ -31,7 +32,8 @@ demo: build
 	$(BUILD)/bin/lostwake
 	$(BUILD)/bin/blocking --seconds 3
 	$(BUILD)/bin/blocking --fixed --seconds 3
-	$(BUILD)/bin/demo --seconds $(DEMO_SECONDS)
+	$(BUILD)/bin/demo --seconds 3
+	DEMO_SECONDS=$(DEMO_SECONDS) scripts/demo.sh $(BUILD)/bin
 
 test: build
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)

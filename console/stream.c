@@ -114,6 +114,13 @@ int spc_stream_open(spc_stream **out, int pid, unsigned flags, const char **err)
 {
 	sp__seg_reader r;
 	int rc = sp__seg_open(&r, pid);
+	/* -EAGAIN: the creator is between creating the file and publishing its
+	 * header (microseconds); wait for it, up to half a second. */
+	for (int i = 0; rc == -EAGAIN && i < 100; i++) {
+		struct timespec ts = {0, 5000000};
+		nanosleep(&ts, NULL);
+		rc = sp__seg_open(&r, pid);
+	}
 	if (rc < 0) {
 		if (err)
 			*err = sp__seg_strerror(&r);

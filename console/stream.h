@@ -64,7 +64,8 @@ enum {
 };
 
 /*
- * Open the segment of process pid (sp__seg_open: every validation) and start
+ * Open the segment of process pid (sp__seg_open: every validation; a segment
+ * still being initialised is waited for, up to half a second) and start
  * following it. Returns 0, or a negative errno with *err (if not NULL) set to
  * a static one-line message (sp__seg_strerror's, or "out of memory").
  */

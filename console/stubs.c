@@ -13,4 +13,3 @@
 		return 2;                                                      \
 	}
 
-NOT_YET(sp_cmd_top, "top")

@@ -6,8 +6,11 @@
  * console and the report flag ("lost waker").
  *
  *   build/bin/lostwake
+ *   build/bin/lostwake --seconds 30   # stay stuck longer (to watch it in spindle top)
  */
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include "spindle.h"
 
@@ -34,8 +37,15 @@ static void show(const sp_task_info *ti, void *arg)
 	       idle && ti->live_wakers == 0 ? "  <- lost waker: nothing can wake it" : "");
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
+	uint64_t ms = 200;
+	if (argc == 3 && !strcmp(argv[1], "--seconds") && atof(argv[2]) > 0) {
+		ms = (uint64_t)(atof(argv[2]) * 1000);
+	} else if (argc != 1) {
+		fprintf(stderr, "usage: lostwake [--seconds N]\nexample: lostwake --seconds 30\n");
+		return 2;
+	}
 	sp_runtime *rt;
 	int err = sp_runtime_new(&rt, NULL);
 	if (err) {
@@ -48,7 +58,7 @@ int main(void)
 
 	/* Give it time to be polled, then look. */
 	sp_sleep nap;
-	sp_sleep_init(&nap, SP_MS(200));
+	sp_sleep_init(&nap, SP_MS(ms));
 	sp_block_on(rt, &nap.base);
 	sp_runtime_tasks(rt, show, NULL);
 

@@ -58,6 +58,7 @@
 
 #include "internal.h"
 #include "trace_events.h"
+#include "usdt.h"
 
 #define DEFAULT_MAX_THREADS 64u
 #define DEFAULT_KEEP_ALIVE_NS (10ull * 1000000000ull)
@@ -229,15 +230,19 @@ static void run_locked(sp_blocking *b)
 	pthread_mutex_unlock(&pool.lock);
 
 	uint64_t job = 0;
-	if (SP__UNLIKELY(sp__tracing())) {
+	if (SP__UNLIKELY(sp__tracing()) || SP_USDT_ENABLED(blocking_start) ||
+	    SP_USDT_ENABLED(blocking_end)) {
 		static _Atomic uint64_t jobs;
 		/* ordering: relaxed; a unique number only. */
 		job = atomic_fetch_add_explicit(&jobs, 1, memory_order_relaxed) + 1;
-		sp__trace_emit(SP_EV_BLOCKING_START, 0, job);
+		sp__trace_emit(SP_EV_BLOCKING_START, 0, job); /* nothing if off */
+		SP_USDT(blocking_start, job);
 	}
 	fn(arg);
-	if (job)
+	if (job) {
 		sp__trace_emit(SP_EV_BLOCKING_END, 0, job);
+		SP_USDT(blocking_end, job);
+	}
 
 	pthread_mutex_lock(&pool.lock);
 	pool.nbusy--;

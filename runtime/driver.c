@@ -40,6 +40,7 @@
 
 #include "internal.h"
 #include "trace_events.h"
+#include "usdt.h"
 
 #define EVENTS_PER_TURN 256 /* libuv polls up to 1024; a turn repeats if full */
 
@@ -179,8 +180,10 @@ static size_t fire_timers(sp_runtime *rt)
 	sp__spin_unlock(&d->tlock);
 	/* The buffer is the driver's: only the turning thread (the driver's
 	 * owner) uses it, and it stays ours until this turn ends. */
-	if (SP__UNLIKELY(sp__tracing()) && fc.n) {
-		sp__trace_emit(SP_EV_TIMER_FIRE, (uint32_t)fc.n, now);
+	if ((SP__UNLIKELY(sp__tracing()) || SP_USDT_ENABLED(wake) ||
+	     SP_USDT_ENABLED(timer_fire)) && fc.n) {
+		sp__trace_emit(SP_EV_TIMER_FIRE, (uint32_t)fc.n, now); /* nothing if off */
+		SP_USDT(timer_fire, fc.n, now);
 		uint32_t src = sp__tls.wake_src;
 		sp__tls.wake_src = SP_WAKE_SRC_TIMER;
 		for (size_t i = 0; i < fc.n; i++)

@@ -32,6 +32,7 @@
 
 #include "internal.h"
 #include "trace_events.h"
+#include "usdt.h"
 
 #define R_READ 1u
 #define R_WRITE 2u
@@ -194,10 +195,13 @@ void sp__io_dispatch(void *ptr, uint32_t events)
 							memory_order_relaxed));
 	sp_waker rd = {0}, wr = {0};
 	take_wakers(a, bits, &rd, &wr);
-	if (SP__UNLIKELY(sp__tracing())) {
-		sp__trace_emit(SP_EV_IO_READY, hold_fd(a->fd),
+	if (SP__UNLIKELY(sp__tracing()) || SP_USDT_ENABLED(wake) || SP_USDT_ENABLED(io_ready)) {
+		sp__trace_emit(SP_EV_IO_READY, hold_fd(a->fd), /* nothing if off */
 			       (bits & R_READ ? 1 : 0) | (bits & R_WRITE ? 2 : 0) |
 				       (bits & (R_ERR | R_HUP | R_RDHUP) ? 4 : 0));
+		SP_USDT(io_ready, a->fd,
+			(bits & R_READ ? 1 : 0) | (bits & R_WRITE ? 2 : 0) |
+				(bits & (R_ERR | R_HUP | R_RDHUP) ? 4 : 0));
 		uint32_t src = sp__tls.wake_src;
 		sp__tls.wake_src = SP_WAKE_SRC_REACTOR | hold_fd(a->fd) << 8;
 		sp_waker_wake(&rd);

@@ -38,6 +38,7 @@
 #include "internal.h"
 #include "trace_events.h"
 #include "trace_ring.h"
+#include "usdt.h"
 
 #define REFS(s) SP__REFS(s)
 
@@ -177,6 +178,14 @@ static void submit_wake(sp__task *t, bool remote)
 		sp__schedule(t, sp__tls.current == NULL);
 }
 
+/* The queue submit_wake will put a woken task in (for the WAKE event). */
+static inline unsigned local_queue(bool remote)
+{
+	if (remote)
+		return SP_WAKE_Q_INJECT;
+	return sp__tls.current ? SP_WAKE_Q_LIFO : SP_WAKE_Q_LOCAL;
+}
+
 /* What a submitting wake adds to the state: remote ones count a schedule and
  * take the reference sp__schedule_remote drops. */
 static inline uint64_t submit_bits(bool remote, uint64_t s)
@@ -192,6 +201,33 @@ static void count_self_wake(sp__task *t)
 		SP__BUMP(t->self_wakes, 1); /* we hold RUNNING: the only writer */
 }
 
+/* The USDT wake and task_done probes, out of line (usdt.h: their operands
+ * cost the wake functions a callee-saved register inline). The wake's source
+ * kind and detail are derived as sp__trace_wake derives them. */
+static void usdt_wake(uint64_t id, bool by_value, bool self,
+						      unsigned queue)
+{
+	uint32_t src = sp__tls.wake_src;
+	SP_USDT(wake, id, by_value, self,
+		src ? src & 0xff : sp__tls.worker ? SP_WAKE_SRC_TASK : SP_WAKE_SRC_FOREIGN, queue,
+		src >> 8);
+}
+/* A wake's ring event (tracing on) and USDT probe (attached), out of line:
+ * one call site in the wake functions for both. */
+static __attribute__((noinline, cold)) void wake_event(uint64_t id, bool self, unsigned queue,
+						       bool by_value)
+{
+	if (sp__tracing())
+		sp__trace_wake(id, self, queue, by_value);
+	if (SP_USDT_ENABLED(wake))
+		usdt_wake(id, by_value, self, queue);
+}
+
+static __attribute__((noinline, cold)) void usdt_task_done(uint64_t id, bool cancelled)
+{
+	SP_USDT(task_done, id, cancelled);
+}
+
 static sp_waker waker_clone(const void *data)
 {
 	sp__task *t = (sp__task *)data;
@@ -199,6 +235,7 @@ static sp_waker waker_clone(const void *data)
 	atomic_fetch_add_explicit(&t->waker_clones, 1, memory_order_relaxed);
 	if (SP__UNLIKELY(sp__tracing()))
 		sp__trace_waker(t, SP_EV_WAKER_CLONE);
+	SP_USDT(waker_clone, t->id, sp__tls.hold);
 	return (sp_waker){&sp__task_waker_vtable, t};
 }
 
@@ -208,6 +245,7 @@ static void waker_drop(const void *data)
 	atomic_fetch_add_explicit(&t->waker_drops, 1, memory_order_relaxed);
 	if (SP__UNLIKELY(sp__tracing()))
 		sp__trace_waker(t, SP_EV_WAKER_DROP);
+	SP_USDT(waker_drop, t->id, sp__tls.hold);
 	sp__task_ref_dec(t);
 }
 
@@ -236,11 +274,11 @@ static void waker_wake(const void *data)
 		}
 		n += SP__WAKE_ONE;
 		if (cas_state(t, &s, n)) {
-			if (SP__UNLIKELY(sp__tracing()))
-				sp__trace_wake(id, sp__tls.current == t,
-					       action == 1 ? (remote ? SP_WAKE_Q_INJECT : SP_WAKE_Q_LIFO)
-							   : SP_WAKE_Q_NONE,
-					       true);
+			if (SP__UNLIKELY(sp__tracing() || SP_USDT_ENABLED(wake)))
+				wake_event(id, sp__tls.current == t,
+					   action == 1 ? local_queue(remote)
+						       : SP_WAKE_Q_NONE,
+					   true);
 			if (action == 1)
 				submit_wake(t, remote);
 			else if (action == 2)
@@ -259,8 +297,8 @@ static void waker_wake_by_ref(const void *data)
 		 * the poll notifies it (transition_to_idle). */
 		SP__BUMP(t->self_wakes, 1);
 		sp__tls.self_notified++;
-		if (SP__UNLIKELY(sp__tracing()))
-			sp__trace_wake(t->id, true, SP_WAKE_Q_NONE, false);
+		if (SP__UNLIKELY(sp__tracing() || SP_USDT_ENABLED(wake)))
+			wake_event(t->id, true, SP_WAKE_Q_NONE, false);
 		return;
 	}
 	bool remote = sp__is_remote(t);
@@ -278,11 +316,11 @@ static void waker_wake_by_ref(const void *data)
 		}
 		if (cas_state(t, &s, n)) {
 			/* our caller's waker keeps t alive here */
-			if (SP__UNLIKELY(sp__tracing()))
-				sp__trace_wake(t->id, false,
-					       submit ? (remote ? SP_WAKE_Q_INJECT : SP_WAKE_Q_LIFO)
-						      : SP_WAKE_Q_NONE,
-					       false);
+			if (SP__UNLIKELY(sp__tracing() || SP_USDT_ENABLED(wake)))
+				wake_event(t->id, false,
+					   submit ? local_queue(remote)
+						  : SP_WAKE_Q_NONE,
+					   false);
 			if (submit)
 				submit_wake(t, remote);
 			return;
@@ -312,6 +350,8 @@ static void complete(sp__task *t, bool cancelled, unsigned extra_refs)
 	uint64_t prev = sp__task_transition_to_complete(t, cancelled, self_wakes);
 	if (SP__UNLIKELY(sp__tracing()))
 		sp__trace_task_done(t, cancelled);
+	if (SP_USDT_ENABLED(task_done))
+		usdt_task_done(t->id, cancelled);
 	if ((prev & SP__JOIN_INTEREST) && (prev & SP__JOIN_WAKER)) {
 		uint32_t src = sp__tls.wake_src;
 		sp__tls.wake_src = SP_WAKE_SRC_JOIN;
@@ -402,6 +442,7 @@ void sp__task_run(sp__task *t)
 	sp__tls.current = t;
 	sp__tls.self_notified = 0;
 	SP__EMIT(w, start, SP_EV_POLL_START, w->index, t->id);
+	SP_USDT(poll_start, t->id, w->index, f->poll);
 
 	sp_poll r = f->poll(f, &cx);
 
@@ -410,6 +451,10 @@ void sp__task_run(sp__task *t)
 		 (r == SP_READY ? SP_POLL_READY : 0) |
 			 (cx.budget == 0 ? 1u << SP_POLL_BUDGET_SHIFT : 0),
 		 t->id);
+	SP_USDT(poll_end, t->id, w->index,
+		(r == SP_READY ? SP_POLL_READY : 0) |
+			(cx.budget == 0 ? 1u << SP_POLL_BUDGET_SHIFT : 0),
+		sp__ticks_to_ns(end - start));
 	if (slot)
 		slot->task_id = 0;
 	SP__BUMP(t->polls, 1);
@@ -493,11 +538,13 @@ int sp__spawn(sp_runtime *rt, sp_join_handle *jh, const sp_future *fut, size_t s
 	atomic_init(&t->state, s);
 	if (SP__UNLIKELY(rt->trace))
 		sp__trace_spawn(t); /* before the task is visible: we write its slot */
+	SP_USDT(spawn, t->id, t->parent_id, site->name, site->file, site->line);
 
 	int err = sp__owned_insert(rt, t);
 	if (err) {
 		if (t->seg_slot != SP__NO_SEG_SLOT)
 			sp__trace_task_done(t, true);
+		SP_USDT(task_done, t->id, 1);
 		sp__task_free(t, cls); /* never polled: the caller keeps its future */
 		return err;
 	}

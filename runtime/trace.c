@@ -12,10 +12,10 @@
  * ring emits nothing. With tracing off a worker's ring pointer is NULL and
  * every event point costs one predictable branch.
  *
- * Task table: a task of a traced runtime gets a slot at spawn (its seg_slot);
- * the thread holding the task (the spawner before it is published, then the
- * poller, which holds RUNNING) is the slot's only writer; the slot is freed
- * when the task completes or is cancelled.
+ * Task table: a task of a traced runtime gets a slot (its seg_slot) at the end
+ * of its first poll that leaves it pending (table_enter); the poller, which
+ * holds RUNNING, is the slot's only writer; the slot is freed when the task
+ * completes or is cancelled.
  *
  * At exit the segment file is unlinked but not unmapped: worker threads of a
  * runtime that was never freed may still be writing events.
@@ -31,6 +31,7 @@
 #include "trace_events.h"
 #include "trace_ring.h"
 #include "trace_segment.h"
+#include "usdt.h"
 
 #define TRACE_RINGS 64         /* threads traced at once */
 #define TRACE_RING_CAP 16384   /* 512 KiB per ring; a reader polls it often */
@@ -145,6 +146,7 @@ static uint64_t ev_ticks(void)
 /* Worker thread start: claim a ring (none left: this worker is not traced). */
 void sp__trace_worker_start(sp__worker *w)
 {
+	SP_USDT(worker_start, w->index, __atomic_load_n(&w->tid, __ATOMIC_RELAXED), w->slot);
 	sp__segment *s = w->rt->trace ? sp__trace_segment() : NULL;
 	w->ring = NULL;
 	w->ring_idx = -1;
@@ -162,6 +164,7 @@ void sp__trace_worker_start(sp__worker *w)
 
 void sp__trace_worker_stop(sp__worker *w)
 {
+	SP_USDT(worker_stop, w->index);
 	if (seg_ready())
 		slot_flush();
 	if (w->ring_idx >= 0)
@@ -231,31 +234,52 @@ void sp__trace_spawn(sp__task *t)
 		return;
 	const sp_spawn_site *site = t->site;
 	uint32_t sidx = sp__seg_site(&seg, site, site->name, site->file, site->line);
-	int slot = slot_get();
-	if (slot >= 0 && (unsigned)slot < SP__NO_SEG_SLOT) {
-		sp__seg_task st;
-		memset(&st, 0, sizeof st);
-		st.id = t->id;
-		st.parent = t->parent_id;
-		st.line = site->line;
-		st.spawn_ts = t->last_ticks;
-		st.site = sidx;
-		fill_counters(t, &st);
-		sp__seg_task_spawn(&seg, (unsigned)slot, &st);
-		t->seg_slot = (uint32_t)slot;
-	} else if (slot >= 0) {
-		sp__seg_task_release(&seg, (unsigned)slot);
-	}
 	sp__ring *r = sp__trace_ring();
 	if (r)
 		sp__ring_emit_at(r, ev_ticks(), SP_EV_SPAWN, sidx, t->id);
 }
 
+/*
+ * A task enters the task table at the end of its first poll that leaves it
+ * pending (task.c calls this only then), not at spawn: a task that completes
+ * in its first poll, most of them in spawn-heavy code, costs the table
+ * nothing. Readers that attach late see every task that has waited at least
+ * once; one spawned and not yet polled is seen from its first poll on.
+ */
+static void table_enter(sp__task *t, uint64_t end)
+{
+	const sp_spawn_site *site = t->site;
+	int slot = slot_get();
+	if (slot < 0)
+		return;
+	if ((unsigned)slot >= SP__NO_SEG_SLOT) {
+		sp__seg_task_release(&seg, (unsigned)slot);
+		return;
+	}
+	sp__seg_task st;
+	memset(&st, 0, sizeof st);
+	st.id = t->id;
+	st.parent = t->parent_id;
+	st.line = site->line;
+	st.site = sp__seg_site(&seg, site, site->name, site->file, site->line);
+	/* The spawn time, from the first poll: its start less the time it
+	 * waited to be polled (all of sched_ticks then). Later: unknown. */
+	if (t->polls == 1)
+		st.spawn_ts = end - t->busy_ticks - t->sched_ticks;
+	fill_counters(t, &st);
+	st.state &= ~(uint32_t)SP__RUNNING;
+	sp__seg_task_spawn(&seg, (unsigned)slot, &st);
+	t->seg_slot = (uint32_t)slot;
+}
+
 void sp__trace_poll_end(sp__task *t, uint64_t end)
 {
-	(void)end;
-	if (t->seg_slot == SP__NO_SEG_SLOT || !seg_ready())
+	if (!seg_ready())
 		return;
+	if (t->seg_slot == SP__NO_SEG_SLOT) {
+		table_enter(t, end);
+		return;
+	}
 	sp__seg_task st;
 	fill_counters(t, &st);
 	/* As the poller leaves it: not running (a wake may already have

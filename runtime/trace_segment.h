@@ -65,7 +65,11 @@
  *   A ring is never re-formatted: a thread that claims a ring released by
  *   another continues its sequence numbers, so readers' cursors stay valid.
  *
- *   Task slots at task_off + i * task_slot_size, i < task_slots:
+ *   Task slots at task_off + i * task_slot_size, i < task_slots: one per
+ *   live task that has been polled and left pending at least once (the
+ *   spindle runtime enters a task at the end of that poll: tasks that
+ *   complete in their first poll never take a slot; readers learn of tasks
+ *   not polled yet from SPAWN events):
  *   offset size  field
  *        0    8  seq (atomic)     even: the slot is stable; odd: a write is
  *                                 in progress
@@ -81,7 +85,7 @@
  *       60    4  reserved         0
  *       64   32  name (atomic)    NUL-padded task name, 4 x u64
  *       96   48  file (atomic)    NUL-padded spawn file name, 6 x u64
- *      144    8  spawn_ts (atomic) raw ticks at spawn
+ *      144    8  spawn_ts (atomic) raw ticks at spawn, 0 unknown
  *      152    4  site (atomic)    spawn site index (site table), or
  *                                 0xffffffff
  *      156    4  self_wakes (atomic) wakes the task gave itself

@@ -43,6 +43,7 @@
 #include "trace_events.h"
 #include "trace_ring.h"
 #include "queue.h"
+#include "usdt.h"
 
 /* Ticks between checks of the injection queue when local work is there. 61
  * is Tokio's and Go's number (prime, so it does not beat with task cycles). */
@@ -138,6 +139,7 @@ void sp__schedule_remote(sp__task *t)
 	sp_runtime *rt = t->rt;
 	if (SP__UNLIKELY(sp__tracing()))
 		sp__trace_emit(SP_EV_INJECT_PUSH, 0, t->id);
+	SP_USDT(inject_push, t->id);
 	if (sp__inject_push_batch(&rt->inject, &t, 1))
 		sp__runtime_notify_parked(rt);
 	else
@@ -195,6 +197,9 @@ static sp__task *pop_inject_batch(sp__worker *w)
 	if (SP__UNLIKELY(w->ring != NULL))
 		for (size_t i = 0; i < n; i++)
 			sp__ring_emit_at(w->ring, w->now, SP_EV_INJECT_POP, w->index, batch[i]->id);
+	if (SP_USDT_ENABLED(inject_pop))
+		for (size_t i = 0; i < n; i++)
+			SP_USDT(inject_pop, w->index, batch[i]->id);
 	for (size_t i = 1; i < n; i++)
 		if (!q_push(w, batch[i]))
 			push_overflow(w, batch[i]);
@@ -234,6 +239,7 @@ static sp__task *steal_work(sp__worker *w)
 		sp__task *t = q_steal_into(victim, w, &count);
 		if (t) {
 			SP__EMIT(w, w->now, SP_EV_STEAL, victim->index, count);
+			SP_USDT(steal, w->index, victim->index, count);
 			w->batch.steals_in += count;
 			w->batch.steal_ops++;
 			atomic_fetch_add_explicit(&victim->stolen_from, count,
@@ -377,6 +383,7 @@ static bool park(sp__worker *w, _Atomic uint32_t *root_woken)
 	sp_runtime *rt = w->rt;
 	w->batch.parks++;
 	SP__EMIT(w, w->now, SP_EV_PARK, w->index, 0);
+	SP_USDT(park, w->index);
 	sp__owned_drain(w, true);
 	sp__worker_publish(w);
 	bool last = sp__idle_transition_worker_to_parked(&rt->idle, w->index, w->searching);
@@ -411,6 +418,7 @@ static bool park(sp__worker *w, _Atomic uint32_t *root_woken)
 	}
 	w->now = sp__ticks();
 	SP__EMIT(w, w->now, SP_EV_UNPARK, w->index, 0);
+	SP_USDT(unpark, w->index);
 	return true;
 }
 

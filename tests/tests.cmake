@@ -53,3 +53,23 @@ if(SP_BUILD_EXAMPLES)
   math(EXPR t "30 * ${SP_TEST_TIMEOUT_MULT}")
   set_tests_properties(e2e_record PROPERTIES TIMEOUT ${t})
 endif()
+sp_add_test(NAME test_top_model SOURCES unit/test_top_model.c TIMEOUT 30)
+target_link_libraries(test_top_model PRIVATE spindle_console)
+# spindle top end to end: the ncurses screen in tmux against the examples.
+add_test(NAME e2e_top_tmux COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/e2e/top_tmux.sh
+  $<TARGET_FILE:spindle> $<TARGET_FILE_DIR:demo>)
+math(EXPR t "150 * ${SP_TEST_TIMEOUT_MULT}")
+set_tests_properties(e2e_top_tmux PROPERTIES TIMEOUT ${t} SKIP_RETURN_CODE 77 RUN_SERIAL TRUE)
+
+# USDT end to end: usdt_target under bpftrace with probes/*.bt (skips, exit
+# 77, without bpftrace, root or <sys/sdt.h>; SPINDLE_REQUIRE_BPF=1 makes a
+# skip a failure).
+add_executable(usdt_target e2e/usdt_target.c)
+target_link_libraries(usdt_target PRIVATE spindle_static)
+set_target_properties(usdt_target PROPERTIES RUNTIME_OUTPUT_DIRECTORY ${CMAKE_BINARY_DIR}/tests)
+add_test(NAME test_usdt COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/e2e/test_usdt.sh
+  $<TARGET_FILE:usdt_target> ${PROJECT_SOURCE_DIR}/probes)
+if(SP_HAVE_SDT)
+  set_tests_properties(test_usdt PROPERTIES ENVIRONMENT "SP_HAVE_SDT=1")
+endif()
+set_tests_properties(test_usdt PROPERTIES TIMEOUT 60 SKIP_RETURN_CODE 77)

@@ -356,10 +356,12 @@ static void sleep__timers_run_in_deadline_order(void **state)
 {
 	(void)state;
 	/* arrange */
-	/* ~25 timers per millisecond: each millisecond's wakes fit the local
-	 * queue (256), which would otherwise overflow its oldest half to the
-	 * injection queue, polled only every 61 ticks with one worker. */
-	size_t n = spt_scaled(1500, 300);
+	/* ~7 timers per millisecond: the wakes of one driver turn must fit
+	 * the local queue (256), which would otherwise overflow its oldest half
+	 * to the injection queue, polled only every 61 ticks with one worker
+	 * (a known limit of the current-thread flavour: FIFO holds for up to
+	 * 256 tasks woken at once). Here a turn would have to be 36 ms late. */
+	size_t n = spt_scaled(400, 200);
 	sp_runtime *rt = spt_runtime(SP_CURRENT_THREAD, 1);
 	struct order_root root = {.base = {.poll = order_root_poll, .name = "root"}, .n = n};
 	root.log = calloc(n, sizeof(int));

@@ -1,0 +1,428 @@
+/*
+ * cmd_top.c - `spindle top [PID]`: attach to a live spindle process (read
+ * only: its segment is mapped PROT_READ and nothing is ever written to it or
+ * signalled), follow its event stream into the model (top_model.h), and show
+ * it live (top_view.c) or as text snapshots (--batch, top_batch.c).
+ *
+ * Sampling: events are drained every TOP_POLL_NS (so the rings do not wrap
+ * between reads); every refresh interval the task table is snapshot (the
+ * catch-up for lost events), the model ticks and the rows are rebuilt.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "commands.h"
+#include "top_app.h"
+
+/* The first complete picture (with rates) comes this long after attaching;
+ * the interactive screen shows the table's state at once before it. */
+#define TOP_FIRST_NS 200000000ull
+#define TOP_SNAP_NS 5000000000ull
+
+uint64_t top_now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static int site_of(void *arg, uint32_t idx, topm_site *out)
+{
+	const spc_site *s = spc_stream_site(arg, idx);
+	if (!s)
+		return -1;
+	out->line = s->line;
+	snprintf(out->name, sizeof out->name, "%s", s->name);
+	snprintf(out->file, sizeof out->file, "%s", s->file);
+	return 0;
+}
+
+struct snap_arg {
+	top_app *a;
+	size_t n;
+};
+
+static void snap_one(const sp__seg_task *t, void *arg)
+{
+	struct snap_arg *sa = arg;
+	spc_stream *s = sa->a->s;
+	topm_snapshot_task(sa->a->m, t, t->spawn_ts ? spc_stream_ticks_to_ns(s, t->spawn_ts) : 0,
+			   t->last_ts ? spc_stream_ticks_to_ns(s, t->last_ts) : 0);
+	sa->n++;
+}
+
+void top_rebuild(top_app *a)
+{
+	a->vo.filter = a->filter;
+	a->nrows = topm_view(a->m, &a->vo, &a->rows, &a->cap);
+}
+
+void top_sample(top_app *a, int tick)
+{
+	if (a->alive) {
+		spc_stream_poll(a->s, topm_event_cb, a->m);
+		if (!spc_stream_alive(a->s)) {
+			/* the target is gone: deliver what it left, then freeze */
+			spc_stream_flush(a->s, topm_event_cb, a->m);
+			a->alive = 0;
+			tick = 1;
+		}
+	}
+	if (!tick)
+		return;
+	/* events younger than the slack are still held back by the stream: the
+	 * model's clock stays behind by as much, so a poll whose end is held is
+	 * not aged past it */
+	uint64_t now = top_now_ns() - SPC_SLACK_NS;
+	/* The table is the catch-up for lost events: read it at the first tick,
+	 * after new losses, and every TOP_SNAP_NS (a scan of 100k slots costs
+	 * more than a second of events). */
+	uint64_t lost = spc_stream_lost_total(a->s);
+	if (a->alive && (!a->snap_at || lost != a->lost || now - a->snap_at >= TOP_SNAP_NS)) {
+		struct snap_arg sa = {a, 0};
+		a->snap_at = now;
+		const sp__seg_reader *r = spc_stream_reader(a->s);
+		topm_snapshot_begin(a->m, now);
+		spc_stream_tasks(a->s, snap_one, &sa);
+		topm_snapshot_end(a->m, now, sa.n < r->hdr.task_slots);
+	}
+	/* after an exit the clock stops where the target did */
+	topm_tick(a->m, a->alive || !a->last_tick ? now : topm_now(a->m));
+	a->lost = lost;
+	uint64_t seen = topm_events_seen(a->m);
+	if (a->ev_at && now > a->ev_at)
+		a->ev_rate = (seen - a->ev_last) * 1000000000ull / (now - a->ev_at);
+	a->ev_last = seen;
+	a->ev_at = now;
+	a->last_tick = now;
+	top_rebuild(a);
+}
+
+/* ---- which process -------------------------------------------------------------- */
+
+struct find {
+	int pids[64];
+	char what[64][96];
+	int n;
+};
+
+static void comm_of(int pid, char *buf, size_t n)
+{
+	char path[64];
+	snprintf(path, sizeof path, "/proc/%d/comm", pid);
+	FILE *f = fopen(path, "r");
+	buf[0] = 0;
+	if (f) {
+		if (fgets(buf, (int)n, f))
+			buf[strcspn(buf, "\n")] = 0;
+		fclose(f);
+	}
+	if (!buf[0])
+		snprintf(buf, n, "?");
+}
+
+static void find_one(const sp__seg_info *in, void *arg)
+{
+	struct find *fd = arg;
+	if (in->state != SP__SEG_LIVE || fd->n == 64)
+		return;
+	char comm[32];
+	comm_of(in->pid, comm, sizeof comm);
+	fd->pids[fd->n] = in->pid;
+	snprintf(fd->what[fd->n], sizeof fd->what[0], "%7d  %-16s %u rings", in->pid, comm,
+		 in->hdr ? in->hdr->nrings : 0);
+	fd->n++;
+}
+
+/* The pid to watch, or 0 after printing why there is none. */
+static int pick_target(int interactive)
+{
+	struct find fd = {.n = 0};
+	int n = sp__seg_list(find_one, &fd);
+	if (n < 0) {
+		sp_cli_err("top", "cannot read %s: %s", SP__SEG_DIR, strerror(-n));
+		return 0;
+	}
+	if (fd.n == 0) {
+		sp_cli_err("top",
+			   "no spindle process is traceable (start one with SPINDLE_TRACE=1)");
+		return 0;
+	}
+	if (fd.n == 1)
+		return fd.pids[0];
+	if (!interactive) {
+		fprintf(stderr, "spindle top: %d spindle processes run; name one:", fd.n);
+		for (int i = 0; i < fd.n; i++)
+			fprintf(stderr, " %d", fd.pids[i]);
+		fputc('\n', stderr);
+		return 0;
+	}
+	int pid = top_view_choose(fd.pids, fd.what, fd.n);
+	if (pid < 0)
+		sp_cli_err("top", "the terminal is too small to choose a process (name a PID)");
+	return pid > 0 ? pid : 0;
+}
+
+/* ---- options ----------------------------------------------------------------------- */
+
+static void top_usage(FILE *f)
+{
+	fprintf(f,
+		"usage: spindle top [PID] [options]\n\n"
+		"Live console of a spindle process's tasks, workers and warnings. Without PID,\n"
+		"watches the only traceable process (or lets you choose). Read-only: the target\n"
+		"is never written to or stopped. Targets turn their rings on with "
+		"SPINDLE_TRACE=1.\n\n"
+		"options:\n"
+		"  -b, --batch            print plain-text snapshots instead of the live screen\n"
+		"  -n, --count N          batch: N snapshots then exit (default: until the target "
+		"exits)\n"
+		"  -d, --delay SECONDS    refresh interval (default 1, fractions allowed)\n"
+		"  -s, --sort COLUMN      warn id state name total busy sched idle polls wakes "
+		"self\n"
+		"                         age worker loc (default warn)\n"
+		"  -r, --reverse          reverse the sort\n"
+		"  -f, --filter TEXT      only tasks whose name or file:line contains TEXT\n"
+		"  -a, --all              also list finished tasks\n"
+		"      --keep SECONDS     keep finished tasks this long (default 30)\n"
+		"      --long-poll MS     long-poll warning threshold (default 10)\n"
+		"      --lost-waker MS    idle with no waker this long is a lost waker (default "
+		"100)\n"
+		"      --self-wake PCT    self-wake-heavy above PCT%% of wakes (default 50)\n"
+		"      --sched-delay MS   woken but not polled this long (default 10)\n"
+		"      --blocked MS       a worker in one poll this long is blocked (default 100)\n"
+		"      --no-color         monochrome (also when NO_COLOR is set)\n\n"
+		"keys: arrows/PgUp/PgDn select, Enter task detail, Tab or 1/2/3 tasks/workers/\n"
+		"warnings, s/< > sort column, r reverse, / filter, d finished tasks, space or p\n"
+		"pause, h help, q quit.\n\n"
+		"examples:\n"
+		"  SPINDLE_TRACE=1 build/bin/demo --seconds 60 &\n"
+		"  spindle top                          # the live console\n"
+		"  spindle top $! --sort busy           # busiest tasks first\n"
+		"  spindle top --batch -n 3 -d 0.5      # three text snapshots, half a second "
+		"apart\n"
+		"  spindle top -b -n 1 --filter conn --long-poll 5\n");
+}
+
+static int num_arg(const char *opt, const char *v, double lo, double hi, double *out)
+{
+	char *end;
+	errno = 0;
+	double d = strtod(v, &end);
+	if (errno || end == v || *end || d < lo || d > hi) {
+		sp_cli_err("top", "%s wants a number from %g to %g, not '%s'", opt, lo, hi, v);
+		return -1;
+	}
+	*out = d;
+	return 0;
+}
+
+enum { O_KEEP = 256, O_LONG, O_LOST, O_SELF, O_DELAY, O_BLOCKED, O_NOCOLOR };
+
+static int parse(int argc, char **argv, top_app *a, topm_config *c, int *batch, int *pid)
+{
+	static const struct option opts[] = {{"batch", no_argument, 0, 'b'},
+					     {"count", required_argument, 0, 'n'},
+					     {"delay", required_argument, 0, 'd'},
+					     {"sort", required_argument, 0, 's'},
+					     {"reverse", no_argument, 0, 'r'},
+					     {"filter", required_argument, 0, 'f'},
+					     {"all", no_argument, 0, 'a'},
+					     {"keep", required_argument, 0, O_KEEP},
+					     {"long-poll", required_argument, 0, O_LONG},
+					     {"lost-waker", required_argument, 0, O_LOST},
+					     {"self-wake", required_argument, 0, O_SELF},
+					     {"sched-delay", required_argument, 0, O_DELAY},
+					     {"blocked", required_argument, 0, O_BLOCKED},
+					     {"no-color", no_argument, 0, O_NOCOLOR},
+					     {"help", no_argument, 0, 'h'},
+					     {0, 0, 0, 0}};
+	int o;
+	double d;
+	optind = 1;
+	while ((o = getopt_long(argc, argv, "bn:d:s:rf:ah", opts, NULL)) != -1) {
+		switch (o) {
+		case 'b':
+			*batch = 1;
+			break;
+		case 'n':
+			if (num_arg("--count", optarg, 1, 1e9, &d))
+				return 2;
+			a->count = (long)d;
+			break;
+		case 'd':
+			if (num_arg("--delay", optarg, 0.05, 3600, &d))
+				return 2;
+			a->interval_ns = (uint64_t)(d * 1e9);
+			break;
+		case 's':
+			if ((a->vo.sort_col = topm_col_by_key(optarg)) < 0) {
+				sp_cli_err("top", "no column '%s' (see --help)", optarg);
+				return 2;
+			}
+			break;
+		case 'r':
+			a->vo.reverse = 1;
+			break;
+		case 'f':
+			snprintf(a->filter, sizeof a->filter, "%s", optarg);
+			break;
+		case 'a':
+			a->vo.show_done = 1;
+			break;
+		case O_KEEP:
+			if (num_arg("--keep", optarg, 0, 86400, &d))
+				return 2;
+			c->keep_done_ns = (uint64_t)(d * 1e9);
+			break;
+		case O_LONG:
+		case O_LOST:
+		case O_DELAY:
+		case O_BLOCKED:
+			if (num_arg(argv[optind - 1], optarg, 0.001, 3600000, &d))
+				return 2;
+			*(o == O_LONG	 ? &c->long_poll_ns
+			  : o == O_LOST	 ? &c->lost_waker_ns
+			  : o == O_DELAY ? &c->sched_delay_ns
+					 : &c->blocked_ns) = (uint64_t)(d * 1e6);
+			break;
+		case O_SELF:
+			if (num_arg("--self-wake", optarg, 0, 100, &d))
+				return 2;
+			c->self_wake_pct = (unsigned)d;
+			break;
+		case O_NOCOLOR:
+			a->color = 0;
+			break;
+		case 'h':
+			top_usage(stdout);
+			return 0;
+		default:
+			fprintf(stderr, "spindle top: see 'spindle top --help'\n");
+			return 2;
+		}
+	}
+	if (optind < argc) {
+		char *end;
+		long p = strtol(argv[optind], &end, 10);
+		if (*end || p <= 0 || p > 0x7fffffff) {
+			sp_cli_err("top", "'%s' is not a process id", argv[optind]);
+			return 2;
+		}
+		*pid = (int)p;
+		if (optind + 1 < argc) {
+			sp_cli_err("top", "unexpected argument '%s'", argv[optind + 1]);
+			return 2;
+		}
+	}
+	return -1;
+}
+
+static int attach(top_app *a, const topm_config *c)
+{
+	const char *err = NULL;
+	/* From now on, not from the oldest records: rings wrap at different
+	 * times, and replaying their uneven histories invents long delays. The
+	 * task table gives the state and totals so far. */
+	int rc = spc_stream_open(&a->s, a->pid, 0, &err);
+	if (rc) {
+		if (rc == -ENOENT) {
+			if (kill(a->pid, 0) == 0 || errno == EPERM)
+				sp_cli_err("top",
+					   "process %d has no trace segment (not a spindle "
+					   "program, or started without SPINDLE_TRACE=1)",
+					   a->pid);
+			else
+				sp_cli_err("top", "no process %d", a->pid);
+		} else if (rc == -EPROTONOSUPPORT) {
+			sp_cli_err("top", "process %d: %s (this spindle reads segment ABI %d)",
+				   a->pid, err ? err : "unsupported segment version",
+				   SP__SEG_ABI_MAJOR);
+		} else {
+			sp_cli_err("top", "process %d: %s", a->pid, err ? err : strerror(-rc));
+		}
+		return 2;
+	}
+	a->m = topm_new(c, site_of, a->s);
+	if (!a->m) {
+		sp_cli_err("top", "out of memory");
+		return 2;
+	}
+	comm_of(a->pid, a->comm, sizeof a->comm);
+	a->alive = 1;
+	a->start_ns = top_now_ns() - SPC_SLACK_NS;
+	top_sample(a, 1);
+	/* the next tick (the first with rates) is due TOP_FIRST_NS after this one */
+	a->last_tick -= a->interval_ns > TOP_FIRST_NS ? a->interval_ns - TOP_FIRST_NS : 0;
+	return 0;
+}
+
+static volatile sig_atomic_t stop;
+
+static void on_signal(int sig)
+{
+	(void)sig;
+	stop = 1;
+}
+
+static int run_batch(top_app *a)
+{
+	signal(SIGINT, on_signal);
+	signal(SIGTERM, on_signal);
+	signal(SIGPIPE, SIG_IGN);
+	/* the first snapshot after a short look, so that it has worker rates */
+	uint64_t first = top_now_ns() + TOP_FIRST_NS;
+	while (!stop && a->alive && top_now_ns() < first) {
+		usleep(20000);
+		top_sample(a, 0);
+	}
+	top_sample(a, 1);
+	for (long printed = 0;;) {
+		top_batch_print(a, stdout);
+		if (ferror(stdout))
+			return 1;
+		if ((a->count && ++printed >= a->count) || !a->alive)
+			return 0;
+		uint64_t due = a->last_tick + a->interval_ns;
+		while (!stop && a->alive && top_now_ns() < due) {
+			usleep(20000);
+			top_sample(a, 0);
+		}
+		if (stop)
+			return 0;
+		top_sample(a, 1);
+	}
+}
+
+int sp_cmd_top(int argc, char **argv)
+{
+	top_app a = {.interval_ns = 1000000000ull, .color = 1};
+	topm_config c;
+	int batch = 0, pid = 0, rc;
+	topm_config_default(&c);
+	a.vo.sort_col = TOPM_COL_WARN;
+	if (getenv("NO_COLOR"))
+		a.color = 0;
+	if ((rc = parse(argc, argv, &a, &c, &batch, &pid)) >= 0)
+		return rc;
+	if (!batch && (!isatty(STDOUT_FILENO) || !isatty(STDIN_FILENO))) {
+		sp_cli_err("top", "not a terminal; use --batch for text output");
+		return 2;
+	}
+	if (!pid && !(pid = pick_target(!batch)))
+		return 2;
+	a.pid = pid;
+	if ((rc = attach(&a, &c)))
+		return rc;
+	rc = batch ? run_batch(&a) : top_view_run(&a);
+	free(a.rows);
+	topm_free(a.m);
+	spc_stream_close(a.s);
+	return rc;
+}
