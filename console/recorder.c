@@ -955,7 +955,10 @@ static void *writer_main(void *arg)
 		}
 		uint64_t now = mono_ns();
 		if (!err && (done || now - last_commit >= (uint64_t)SPREC_COMMIT_NS)) {
-			err = sprec_commit(L->rec) != 0;
+			if (L->o->before_commit)
+				err = L->o->before_commit(L->o->db, L->o->commit_arg) != 0;
+			if (!err)
+				err = sprec_commit(L->rec) != 0;
 			last_commit = now;
 		}
 		pthread_mutex_lock(&L->mu);

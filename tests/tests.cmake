@@ -36,6 +36,14 @@ if(TARGET blocking)
     math(EXPR t "30 * ${SP_TEST_TIMEOUT_MULT}")
     set_tests_properties(trace_${c} PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT ${t} RUN_SERIAL TRUE)
   endforeach()
+  # spindle trace -o: findings in a recording, read by report and export
+  # (tests/bpf/trace_record.sh).
+  foreach(c rings norings)
+    add_test(NAME trace_record_${c} COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/bpf/trace_record.sh
+      ${c} $<TARGET_FILE:spindle> $<TARGET_FILE:blocking>)
+    math(EXPR t "40 * ${SP_TEST_TIMEOUT_MULT}")
+    set_tests_properties(trace_record_${c} PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT ${t} RUN_SERIAL TRUE)
+  endforeach()
 endif()
 
 # spindle record / report / export, end to end on the examples (tests/e2e).
