@@ -7,6 +7,9 @@
 # `spindle trace -- spindle-bench W` (default threshold 10 ms, 1 kHz sampling),
 # interleaved A B A B so that drift of a shared machine hits both alike, and
 # prints the median ops/s of each side and their ratio. Needs root.
+# TRACE_OPTS adds options to the tracer, e.g. TRACE_OPTS="-o /tmp/t.db" (the
+# findings into a recording; with SPINDLE_TRACE=0 in the environment the
+# rings stay off, so only the tracer and its database are measured).
 set -eu
 B=${1:-build}; PAIRS=${2:-5}; shift $(( $# >= 2 ? 2 : $# ))
 WORKLOADS=${*:-yield_many ping_pong spawn_many_local chained_spawn}
@@ -16,7 +19,8 @@ for w in $WORKLOADS; do
 	: >/tmp/trace_overhead.plain; : >/tmp/trace_overhead.traced
 	for _ in $(seq "$PAIRS"); do
 		"$B/bin/spindle-bench" "$w" 5 | awk '/^median/ {print $4}' >>/tmp/trace_overhead.plain
-		"$B/bin/spindle" trace -- "$B/bin/spindle-bench" "$w" 5 2>/dev/null |
+		# shellcheck disable=SC2086
+		"$B/bin/spindle" trace ${TRACE_OPTS:-} -- "$B/bin/spindle-bench" "$w" 5 2>/dev/null |
 			awk '/^median/ {print $4}' >>/tmp/trace_overhead.traced
 	done
 	p=$(median </tmp/trace_overhead.plain); t=$(median </tmp/trace_overhead.traced)

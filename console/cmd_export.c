@@ -12,7 +12,12 @@
  * id for FOREIGN wakes whose thread is known, else OFF_WORKER_TID, "other
  * threads"); steals, parks and lost events as instant events on the
  * worker track ("lost" global); warnings as global instant events with their
- * detail in args. Times are microseconds of the recording.
+ * detail in args, except the eBPF tracer's findings (`spindle trace -o`),
+ * which are annotations on the poll they describe: an instant event at the
+ * poll's start on its worker's track (the poll found in the polls table by
+ * task and time; without one, the worker the tracer named), named after the
+ * finding's headline, with the verdict, times, culprit and fix in args.
+ * Times are microseconds of the recording.
  */
 #include <getopt.h>
 #include <stdio.h>
@@ -64,6 +69,7 @@ struct ex {
 	int first;
 	int64_t off[MAX_OFF_TRACKS]; /* off-worker tracks used (named at the end) */
 	size_t noff;
+	int wcol; /* warnings has its worker column (db_schema.h) */
 	char err[512];
 };
 
@@ -92,8 +98,11 @@ static int tracks(struct ex *x)
 	jstr(x->o, cmd);
 	fputs("}}", x->o);
 	if (spdb_prepare(x->db,
-			 "SELECT DISTINCT worker FROM polls UNION SELECT DISTINCT worker "
-			 "FROM parks",
+			 x->wcol ? "SELECT DISTINCT worker FROM polls UNION SELECT DISTINCT worker "
+				   "FROM parks UNION SELECT DISTINCT worker FROM warnings WHERE "
+				   "worker IS NOT NULL AND source = 'spindle trace'"
+				 : "SELECT DISTINCT worker FROM polls UNION SELECT DISTINCT worker "
+				   "FROM parks",
 			 &st, x->err, sizeof x->err))
 		return -1;
 	int rc;
@@ -237,28 +246,136 @@ static int instants(struct ex *x)
 	return 0;
 }
 
-static int warnings(struct ex *x)
+/* Does the warnings table have its worker column (files of older writers don't)? */
+static int has_worker_col(sqlite3 *db)
 {
 	sqlite3_stmt *st;
+	int yes = 0;
+	if (sqlite3_prepare_v2(db,
+			       "SELECT count(*) FROM pragma_table_info('warnings') "
+			       "WHERE name = 'worker'",
+			       -1, &st, NULL) != SQLITE_OK)
+		return 0;
+	if (sqlite3_step(st) == SQLITE_ROW)
+		yes = sqlite3_column_int(st, 0) > 0;
+	sqlite3_finalize(st);
+	return yes;
+}
+
+/* The poll a tracer finding describes: the task's first poll ending at or
+ * after the finding's start that began by its end. 0 and its worker and
+ * start, or -1 (none). */
+static int finding_poll(sqlite3_stmt *pq, int64_t ts, int64_t dur, int64_t task, int64_t *worker,
+			int64_t *start)
+{
+	int found = -1;
+	sqlite3_reset(pq);
+	sqlite3_bind_int64(pq, 1, ts);
+	sqlite3_bind_int64(pq, 2, ts + (dur > 0 ? dur : 0) + 60000000000ll);
+	sqlite3_bind_int64(pq, 3, task);
+	if (sqlite3_step(pq) == SQLITE_ROW &&
+	    sqlite3_column_int64(pq, 1) <= ts + (dur > 0 ? dur : 0)) {
+		*worker = sqlite3_column_int64(pq, 0);
+		*start = sqlite3_column_int64(pq, 1);
+		found = 0;
+	}
+	return found;
+}
+
+/* The tracer's detail (db_schema.h warnings): "; "-separated parts, the
+ * headline first (it begins with the verdict and names the culprit), the
+ * fix last. The verdict, the culprit and the fix as args. */
+static void tracer_args(FILE *o, const char *d)
+{
+	const char *end = strstr(d, "; ");
+	const char *fix = strstr(d, "; fix: ");
+	fprintf(o, ",\"verdict\":\"%s\"",
+		!strncmp(d, "blocked", 7)  ? "blocked"
+		: !strncmp(d, "on-CPU", 6) ? "on-cpu"
+					   : "preempted");
+	if (!end)
+		end = d + strlen(d);
+	const char *c = strstr(d, ", culprit ");
+	if (c && c < end) {
+		c += strlen(", culprit ");
+		const char *r = strstr(c, " (still running");
+		if (r && r < end)
+			end = r;
+		char buf[512];
+		snprintf(buf, sizeof buf, "%.*s", (int)(end - c), c);
+		fputs(",\"culprit\":", o);
+		jstr(o, buf);
+	}
+	if (fix) {
+		fputs(",\"fix\":", o);
+		jstr(o, fix + strlen("; fix: "));
+	}
+}
+
+static int warnings(struct ex *x)
+{
+	sqlite3_stmt *st, *pq;
 	int rc;
-	if (spdb_prepare(x->db, "SELECT ts, kind, task, dur, detail, source FROM warnings", &st,
-			 x->err, sizeof x->err))
+	if (spdb_prepare(
+		    x->db,
+		    x->wcol ? "SELECT ts, kind, task, dur, detail, source, worker FROM warnings"
+			    : "SELECT ts, kind, task, dur, detail, source, NULL FROM warnings",
+		    &st, x->err, sizeof x->err))
 		return -1;
+	if (spdb_prepare(x->db,
+			 "SELECT worker, end - dur FROM polls WHERE end >= ?1 AND end <= ?2 AND "
+			 "task = ?3 ORDER BY end LIMIT 1",
+			 &pq, x->err, sizeof x->err)) {
+		sqlite3_finalize(st);
+		return -1;
+	}
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		const char *kind = (const char *)sqlite3_column_text(st, 1);
+		const char *src = (const char *)sqlite3_column_text(st, 5);
+		const char *detail = (const char *)sqlite3_column_text(st, 4);
+		int64_t ts = sqlite3_column_int64(st, 0), dur = sqlite3_column_int64(st, 3);
+		int64_t task = sqlite3_column_int64(st, 2), worker = -1, start = ts;
+		int tracer = kind && src && detail && !strcmp(kind, "long_poll") &&
+			     !strcmp(src, "spindle trace");
+		if (tracer && finding_poll(pq, ts, dur, task, &worker, &start) &&
+		    sqlite3_column_type(st, 6) != SQLITE_NULL)
+			worker = sqlite3_column_int64(st, 6);
 		sep(x);
+		if (tracer && worker >= 0) {
+			/* An annotation on the poll: named after the headline. */
+			const char *p = strstr(detail, "; ");
+			int n = p ? (int)(p - detail) : (int)strlen(detail);
+			char name[256];
+			snprintf(name, sizeof name, "%.*s", n, detail);
+			fprintf(x->o,
+				"{\"ph\":\"i\",\"cat\":\"tracer\",\"s\":\"t\",\"pid\":%lld,"
+				"\"tid\":%lld,\"ts\":%.3f,\"name\":",
+				(long long)x->pid, (long long)worker, us(start));
+			jstr(x->o, name);
+			fprintf(x->o,
+				",\"args\":{\"kind\":\"long_poll\",\"task\":%lld,\"dur_us\":%.3f",
+				(long long)task, us(dur));
+			tracer_args(x->o, detail);
+			fputs(",\"detail\":", x->o);
+			jstr(x->o, detail);
+			fputs(",\"source\":\"spindle trace\"}}", x->o);
+			continue;
+		}
 		fprintf(x->o,
 			"{\"ph\":\"i\",\"cat\":\"warning\",\"s\":\"g\",\"pid\":%lld,\"tid\":0,"
 			"\"ts\":%.3f,\"name\":",
-			(long long)x->pid, us(sqlite3_column_int64(st, 0)));
-		jstr(x->o, (const char *)sqlite3_column_text(st, 1));
-		fprintf(x->o, ",\"args\":{\"task\":%lld,\"dur_us\":%.3f,\"detail\":",
-			(long long)sqlite3_column_int64(st, 2), us(sqlite3_column_int64(st, 3)));
-		jstr(x->o, (const char *)sqlite3_column_text(st, 4));
+			(long long)x->pid, us(ts));
+		jstr(x->o, kind);
+		fprintf(x->o,
+			",\"args\":{\"task\":%lld,\"dur_us\":%.3f,\"detail\":", (long long)task,
+			us(dur));
+		jstr(x->o, detail);
 		fputs(",\"source\":", x->o);
-		jstr(x->o, (const char *)sqlite3_column_text(st, 5));
+		jstr(x->o, src);
 		fputs("}}", x->o);
 	}
 	sqlite3_finalize(st);
+	sqlite3_finalize(pq);
 	return rc == SQLITE_DONE ? 0 : fail(x);
 }
 
@@ -292,6 +409,7 @@ int sp_cmd_export(int argc, char **argv)
 	}
 	if (spdb_meta_int(x.db, "pid", &x.pid))
 		x.pid = 0;
+	x.wcol = has_worker_col(x.db);
 	x.o = strcmp(out, "-") ? fopen(out, "w") : stdout;
 	if (!x.o) {
 		sp_cli_err(CMD, "%s: cannot write", out);

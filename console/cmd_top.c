@@ -63,8 +63,140 @@ void top_rebuild(top_app *a)
 	a->nrows = topm_view(a->m, &a->vo, &a->rows, &a->cap);
 }
 
+/* ---- --bpf: the eBPF tracer in a thread of its own ---------------------------------
+
+ * The tracer's watchdog wants a call every few milliseconds, the console
+ * samples once a second: a thread runs sp_starve_poll and queues findings
+ * (as text) under a mutex; top_sample moves them into the model. */
+#ifdef SP_HAVE_BPF
+#include <pthread.h>
+#include <stdatomic.h>
+
+#include "tracer.h"
+
+#define BPF_QUEUE 64
+struct top_bpf {
+	struct sp_starve *t;
+	pthread_t th;
+	pthread_mutex_t lock;
+	_Atomic int stop;
+	size_t n; /* queued findings, under lock */
+	struct {
+		uint64_t task, at_ns, dur_ns;
+		int worker;
+		char text[200];
+	} q[BPF_QUEUE];
+};
+
+static void bpf_finding(const struct sp_starve_finding *f, void *arg)
+{
+	struct top_bpf *b = arg;
+	char text[200], what[96] = "";
+	const char *verdict = f->verdict == SP_STARVE_BLOCKED ? "blocked" :
+			      f->verdict == SP_STARVE_ONCPU  ? "on-CPU" :
+								"preempted";
+	if (f->verdict == SP_STARVE_BLOCKED && f->nsys > 0)
+		snprintf(what, sizeof what, " in %s", f->sys[0].name);
+	int k = snprintf(text, sizeof text, "%s%s%s", verdict, what,
+			 f->running ? " (still running when reported)" : "");
+	if (f->culprit >= 0 && f->culprit < f->nframes && k > 0 && (size_t)k < sizeof text) {
+		const struct sp_starve_frame *c = &f->frames[f->culprit];
+		if (c->file[0])
+			snprintf(text + k, sizeof text - (size_t)k, ", culprit %s (%s:%d)", c->func,
+				 c->file, c->line);
+		else
+			snprintf(text + k, sizeof text - (size_t)k, ", culprit %s", c->func);
+	}
+	pthread_mutex_lock(&b->lock);
+	if (b->n < BPF_QUEUE) {
+		b->q[b->n].task = f->task_id;
+		b->q[b->n].at_ns = f->start_ns;
+		b->q[b->n].dur_ns = f->total_ns;
+		b->q[b->n].worker = (int)f->worker_idx;
+		snprintf(b->q[b->n].text, sizeof b->q[b->n].text, "%s", text);
+		b->n++;
+	}
+	pthread_mutex_unlock(&b->lock);
+}
+
+static void *bpf_main(void *arg)
+{
+	struct top_bpf *b = arg;
+	char why[256];
+	while (!atomic_load(&b->stop))
+		if (sp_starve_poll(b->t, 50, why, sizeof why) != 0)
+			break; /* the target exited, or the tracer failed: keep the console */
+	return NULL;
+}
+
+static int bpf_start(top_app *a)
+{
+	struct top_bpf *b = calloc(1, sizeof *b);
+	char why[256];
+	if (!b)
+		return 2;
+	pthread_mutex_init(&b->lock, NULL);
+	struct sp_starve_opts o = {.pid = a->pid, .on_finding = bpf_finding, .arg = b};
+	if (sp_starve_open(&b->t, &o, why, sizeof why) < 0) {
+		sp_cli_err("top", "--bpf: %s", why);
+		free(b);
+		return 2;
+	}
+	if (pthread_create(&b->th, NULL, bpf_main, b) != 0) {
+		sp_starve_close(b->t);
+		free(b);
+		sp_cli_err("top", "--bpf: cannot start the tracer thread");
+		return 2;
+	}
+	a->tb = b;
+	return 0;
+}
+
+static void bpf_drain(top_app *a)
+{
+	struct top_bpf *b = a->tb;
+	if (!b)
+		return;
+	pthread_mutex_lock(&b->lock);
+	for (size_t i = 0; i < b->n; i++)
+		topm_kernel_finding(a->m, b->q[i].task, b->q[i].worker, b->q[i].at_ns,
+				    b->q[i].dur_ns, b->q[i].text);
+	b->n = 0;
+	pthread_mutex_unlock(&b->lock);
+}
+
+static void bpf_stop(top_app *a)
+{
+	struct top_bpf *b = a->tb;
+	if (!b)
+		return;
+	atomic_store(&b->stop, 1);
+	pthread_join(b->th, NULL);
+	sp_starve_close(b->t);
+	pthread_mutex_destroy(&b->lock);
+	free(b);
+	a->tb = NULL;
+}
+#else
+static int bpf_start(top_app *a)
+{
+	(void)a;
+	sp_cli_err("top", "--bpf: built without eBPF support: %s", SP_BPF_REASON);
+	return 2;
+}
+static void bpf_drain(top_app *a)
+{
+	(void)a;
+}
+static void bpf_stop(top_app *a)
+{
+	(void)a;
+}
+#endif
+
 void top_sample(top_app *a, int tick)
 {
+	bpf_drain(a);
 	if (a->alive) {
 		spc_stream_poll(a->s, topm_event_cb, a->m);
 		if (!spc_stream_alive(a->s)) {
@@ -197,7 +329,10 @@ static void top_usage(FILE *f)
 		"      --self-wake PCT    self-wake-heavy above PCT%% of wakes (default 50)\n"
 		"      --sched-delay MS   woken but not polled this long (default 10)\n"
 		"      --blocked MS       a worker in one poll this long is blocked (default 100)\n"
-		"      --no-color         monochrome (also when NO_COLOR is set)\n\n"
+		"      --no-color         monochrome (also when NO_COLOR is set)\n"
+		"      --bpf              also run the eBPF tracer (root): its long-poll findings\n"
+		"                         (blocked in which syscall, on-CPU, the culprit) appear\n"
+		"                         as 'kernel' warnings\n\n"
 		"keys: arrows/PgUp/PgDn select, Enter task detail, Tab or 1/2/3 tasks/workers/\n"
 		"warnings, s/< > sort column, r reverse, / filter, d finished tasks, space or p\n"
 		"pause, h help, q quit.\n\n"
@@ -223,7 +358,7 @@ static int num_arg(const char *opt, const char *v, double lo, double hi, double 
 	return 0;
 }
 
-enum { O_KEEP = 256, O_LONG, O_LOST, O_SELF, O_DELAY, O_BLOCKED, O_NOCOLOR };
+enum { O_KEEP = 256, O_LONG, O_LOST, O_SELF, O_DELAY, O_BLOCKED, O_NOCOLOR, O_BPF };
 
 static int parse(int argc, char **argv, top_app *a, topm_config *c, int *batch, int *pid)
 {
@@ -241,6 +376,7 @@ static int parse(int argc, char **argv, top_app *a, topm_config *c, int *batch, 
 					     {"sched-delay", required_argument, 0, O_DELAY},
 					     {"blocked", required_argument, 0, O_BLOCKED},
 					     {"no-color", no_argument, 0, O_NOCOLOR},
+					     {"bpf", no_argument, 0, O_BPF},
 					     {"help", no_argument, 0, 'h'},
 					     {0, 0, 0, 0}};
 	int o;
@@ -299,6 +435,9 @@ static int parse(int argc, char **argv, top_app *a, topm_config *c, int *batch, 
 			break;
 		case O_NOCOLOR:
 			a->color = 0;
+			break;
+		case O_BPF:
+			a->bpf = 1;
 			break;
 		case 'h':
 			top_usage(stdout);
@@ -420,7 +559,13 @@ int sp_cmd_top(int argc, char **argv)
 	a.pid = pid;
 	if ((rc = attach(&a, &c)))
 		return rc;
+	if (a.bpf && (rc = bpf_start(&a))) {
+		topm_free(a.m);
+		spc_stream_close(a.s);
+		return rc;
+	}
 	rc = batch ? run_batch(&a) : top_view_run(&a);
+	bpf_stop(&a);
 	free(a.rows);
 	topm_free(a.m);
 	spc_stream_close(a.s);

@@ -5,9 +5,19 @@
  * (human lines or JSON lines on stdout; banner and notes on stderr). The
  * tracing itself is probes/ (tracer.h); without it (no clang, bpftool, BTF at
  * build time) this command says why and exits 2.
+ *
+ * With -o FILE the findings also become rows of a recording (trace_db.h).
+ * When the target's event rings are on, the recorder (recorder.h) runs in
+ * this process too, on the main thread with its writer thread, while the
+ * tracer polls on a thread of its own: polls, wakes, tasks and findings land
+ * in one database on one time base. With the rings off the database holds
+ * the findings, their tasks and the meta rows.
  */
 #include <errno.h>
+#include <limits.h>
+#include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -31,15 +41,23 @@ int sp_cmd_trace(int argc, char **argv)
 
 #else
 
+#include "recorder.h"
+#include "trace_db.h"
 #include "tracer.h"
+
+#define SEGMENT_WAIT_NS 10000000000ull	     /* a child with rings on makes its segment by then */
+#define SEGMENT_AFTER_WORKER_NS 500000000ull /* ... or this soon after its first worker */
 
 struct trace_args {
 	int pid;
 	char **cmd; /* -- CMD ARGS, NULL-terminated */
 	double threshold_ms;
+	double grace_ms; /* < 0: the default (10 ms; 1000 ms with -o) */
 	unsigned hz;
 	double duration_s; /* 0: until the target exits or Ctrl-C */
 	bool json, verbose;
+	const char *out; /* -o: the recording to write */
+	trdb *q;	 /* with -o: findings on their way to it */
 };
 
 static volatile sig_atomic_t stop;
@@ -78,6 +96,20 @@ static void usage(FILE *f)
 		"  -F, --frequency HZ    cpu-clock samples per second per CPU (default 1000)\n"
 		"  -d, --duration S      stop after S seconds (a started CMD is then terminated)\n"
 		"  -j, --json            one JSON object per finding and line\n"
+		"  -o, --output FILE     also write the findings into FILE, a recording in the\n"
+		"                        format of 'spindle record' (replaced if it exists), for\n"
+		"                        'spindle report' and 'spindle export'. When the target's\n"
+		"                        event rings are on, its polls, wakes and tasks are\n"
+		"                        recorded into the same file, on the same time line: with\n"
+		"                        -- CMD, SPINDLE_TRACE=1 is put in CMD's environment\n"
+		"                        (unless SPINDLE_TRACE is set), so one command gives "
+		"both;\n"
+		"                        with -p, when PID was started with SPINDLE_TRACE=1.\n"
+		"                        Otherwise FILE holds the findings and their tasks only\n"
+		"  -g, --grace MS        report a poll that is still running MS after it crossed\n"
+		"                        the threshold (default 10; 1000 with -o, so that "
+		"recorded\n"
+		"                        findings carry whole polls)\n"
 		"  -v, --verbose         workers as they are found, counters, libbpf's messages\n"
 		"  -h, --help            this text\n"
 		"\n"
@@ -88,7 +120,9 @@ static void usage(FILE *f)
 		"examples:\n"
 		"  spindle trace -- ./build/bin/blocking --seconds 5\n"
 		"  spindle trace -p $(pgrep -n demo) --threshold 5\n"
-		"  spindle trace --json -d 30 -p 4242 > findings.jsonl\n");
+		"  spindle trace --json -d 30 -p 4242 > findings.jsonl\n"
+		"  spindle trace -o t.db -- ./build/bin/blocking --seconds 2; spindle report "
+		"t.db\n");
 }
 
 static int parse_num(const char *opt, const char *s, double lo, double hi, double *out)
@@ -110,7 +144,7 @@ static int parse_args(int argc, char **argv, struct trace_args *a)
 {
 	double v;
 
-	*a = (struct trace_args){.pid = -1, .threshold_ms = 10, .hz = 1000};
+	*a = (struct trace_args){.pid = -1, .threshold_ms = 10, .grace_ms = -1, .hz = 1000};
 	for (int i = 1; i < argc; i++) {
 		const char *o = argv[i];
 		const char *val = i + 1 < argc ? argv[i + 1] : NULL;
@@ -134,6 +168,16 @@ static int parse_args(int argc, char **argv, struct trace_args *a)
 			a->pid = (int)v, i++;
 		} else if (!strcmp(o, "-t") || !strcmp(o, "--threshold")) {
 			if (parse_num(o, val, 0.1, 3600000, &a->threshold_ms))
+				return -1;
+			i++;
+		} else if (!strcmp(o, "-o") || !strcmp(o, "--output")) {
+			if (!val || !*val) {
+				sp_cli_err("trace", "%s wants a file name", o);
+				return -1;
+			}
+			a->out = val, i++;
+		} else if (!strcmp(o, "-g") || !strcmp(o, "--grace")) {
+			if (parse_num(o, val, 0.001, 3600000, &a->grace_ms))
 				return -1;
 			i++;
 		} else if (!strcmp(o, "-F") || !strcmp(o, "--frequency")) {
@@ -294,6 +338,8 @@ static void on_finding(const struct sp_starve_finding *f, void *arg)
 		print_json(f);
 	else
 		print_human(f);
+	if (a->q && trdb_add(a->q, f))
+		fprintf(stderr, "spindle trace: out of memory: a finding is not recorded\n");
 }
 
 static void on_warning(const char *msg, void *arg)
@@ -316,7 +362,7 @@ static void on_note(const char *msg, void *arg)
  * worker start is missed, then lets it exec. *go is the write end to release
  * it; *execd the read end of a CLOEXEC pipe that reaches EOF at exec.
  */
-static int spawn_held(char **cmd, int *go, int *execd)
+static int spawn_held(char **cmd, bool rings, int *go, int *execd)
 {
 	int gp[2], ep[2];
 
@@ -331,6 +377,8 @@ static int spawn_held(char **cmd, int *go, int *execd)
 		close(ep[0]);
 		if (read(gp[0], &c, 1) != 1)
 			_exit(127); /* the tracer gave up */
+		if (rings)
+			setenv("SPINDLE_TRACE", "1", 0);
 		execvp(cmd[0], cmd);
 		int e = errno;
 		if (write(ep[1], &e, sizeof(e)) < 0)
@@ -360,11 +408,340 @@ static int release(int go, int execd)
 	return n == (ssize_t)sizeof(e) ? e : 0;
 }
 
+static uint64_t real_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static void print_stats(struct sp_starve *t)
+{
+	struct sp_starve_stats s;
+	struct rusage ru;
+
+	sp_starve_stats(t, &s);
+	fprintf(stderr,
+		"spindle trace: %llu workers seen, %llu findings, %llu stack samples, %llu "
+		"ring buffer drops\n",
+		(unsigned long long)s.workers_seen, (unsigned long long)s.findings,
+		(unsigned long long)s.samples, (unsigned long long)s.ringbuf_drops);
+	getrusage(RUSAGE_SELF, &ru);
+	fprintf(stderr,
+		"spindle trace: bpf sched_switch %llu runs %.3f ms, sampler %llu runs %.3f ms "
+		"(times need kernel.bpf_stats_enabled=1); tracer cpu %.3f s user %.3f s sys "
+		"in %.3f s\n",
+		(unsigned long long)s.switch_runs, (double)s.switch_ns / 1e6,
+		(unsigned long long)s.sample_runs, (double)s.sample_ns / 1e6,
+		(double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6,
+		(double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6,
+		(double)(mono_ns() - t0_ns) / 1e9);
+}
+
+/* ---- recording (-o) ---------------------------------------------------------------------- */
+
+struct rec {
+	struct trace_args *a;
+	struct sp_starve *t;
+	int pid;
+	spdb_writer *w;
+	uint64_t t0;
+	uint64_t flushed; /* findings written (rings off) */
+	int failed;
+	/* the tracer's thread (rings on) */
+	pthread_t thr;
+	atomic_int mode; /* 0 trace, 1 until the target is gone (by deadline), 2 stop */
+	uint64_t deadline;
+	int err; /* the thread's end: 0, 1 target gone, < 0 error (why) */
+	char why[512];
+};
+
+static void join_args(char *buf, size_t n, char **argv)
+{
+	size_t k = 0;
+
+	buf[0] = 0;
+	for (int i = 0; argv[i] && k + 1 < n; i++)
+		k += (size_t)snprintf(buf + k, n - k, "%s%s", i ? " " : "", argv[i]);
+}
+
+static int write_meta(struct rec *R, spc_stream *s, uint64_t t0_unix)
+{
+	spdb_writer *w = R->w;
+	char cmd[4096], abi[32];
+
+	if (R->a->cmd)
+		join_args(cmd, sizeof(cmd), R->a->cmd);
+	else
+		snprintf(cmd, sizeof(cmd), "(attached to pid %d)", R->pid);
+	if (s) {
+		const sp__seg_reader *r = spc_stream_reader(s);
+		snprintf(abi, sizeof(abi), "%u.%u", r->found_major, r->found_minor);
+		if (spdb_put_meta_text(w, "seg_abi", abi))
+			return -1;
+	}
+	return spdb_put_meta_int(w, "abi", SPDB_ABI) ||
+	       spdb_put_meta_text(w, "clock", "CLOCK_MONOTONIC") ||
+	       spdb_put_meta_int(w, "t0_ns", (int64_t)R->t0) ||
+	       spdb_put_meta_int(w, "start_unix_ns", (int64_t)t0_unix) ||
+	       spdb_put_meta_int(w, "pid", R->pid) || spdb_put_meta_text(w, "command", cmd) ||
+	       spdb_put_meta_int(w, "workers", 0) || spdb_put_meta_int(w, "rings", s != NULL) ||
+	       spdb_put_meta_int(w, "tracer_threshold_ns", (int64_t)(R->a->threshold_ms * 1e6)) ||
+	       spdb_writer_commit(w);
+}
+
+/*
+ * The child was started with SPINDLE_TRACE=1: wait for its segment while the
+ * tracer runs (it finds the workers meanwhile). 1 and *s: rings on; 0: off
+ * (no segment in time, or the child exited); -1: the tracer failed (why).
+ */
+static int wait_segment(struct rec *R, spc_stream **s)
+{
+	uint64_t start = mono_ns(), worker_at = 0;
+	const char *err = NULL;
+
+	for (;;) {
+		int rc = spc_stream_open(s, R->pid, SPC_FROM_OLDEST, &err);
+		if (rc == 0)
+			return 1;
+		if (rc != -ENOENT && rc != -EAGAIN && rc != -ESRCH) {
+			fprintf(stderr, "spindle trace: warning: the event rings of pid %d: %s\n",
+				R->pid, err ? err : strerror(-rc));
+			return 0;
+		}
+		rc = sp_starve_poll(R->t, 1, R->why, sizeof(R->why));
+		if (rc < 0)
+			return -1;
+		if (rc == 1 || stop)
+			return 0;
+		uint64_t now = mono_ns();
+		struct sp_starve_stats st;
+		sp_starve_stats(R->t, &st);
+		if (st.workers_seen && !worker_at)
+			worker_at = now;
+		if ((worker_at && now - worker_at > SEGMENT_AFTER_WORKER_NS) ||
+		    now - start > SEGMENT_WAIT_NS) {
+			fprintf(stderr,
+				"spindle trace: warning: pid %d made no trace segment (its rings "
+				"are "
+				"off): recording the findings only\n",
+				R->pid);
+			return 0;
+		}
+	}
+}
+
+static void *tracer_main(void *arg)
+{
+	struct rec *R = arg;
+	sigset_t set;
+
+	/* Ctrl-C is for the main thread (the recorder's loop sees it). */
+	sigemptyset(&set);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGTERM);
+	pthread_sigmask(SIG_BLOCK, &set, NULL);
+	for (;;) {
+		int m = atomic_load(&R->mode);
+		if (m == 2 || (m == 1 && mono_ns() > R->deadline))
+			break;
+		int err = sp_starve_poll(R->t, 50, R->why, sizeof(R->why));
+		if (err) {
+			R->err = err;
+			break;
+		}
+	}
+	return NULL;
+}
+
+static int before_commit(spdb_writer *w, void *arg)
+{
+	return trdb_flush(arg, w);
+}
+
+/* Rings on: the recorder here, the tracer on its thread. 0 ok, 2 failed. */
+static int record_rings(struct rec *R, spc_stream *s, int child)
+{
+	struct trace_args *a = R->a;
+	int status = INT_MIN, rc = 0;
+
+	double dur = 0;
+	if (a->duration_s) {
+		dur = a->duration_s - (double)(mono_ns() - t0_ns) / 1e9;
+		if (dur <= 0)
+			dur = 0.001;
+	}
+	sprec_live_opts o = {.stream = s,
+			     .db = R->w,
+			     .t0_ns = R->t0,
+			     .duration_s = dur,
+			     .stop = &stop,
+			     .child_pid = child > 0 ? child : 0,
+			     .child_status = &status,
+			     .before_commit = before_commit,
+			     .commit_arg = a->q};
+	sprec_stats st = {0};
+	if (pthread_create(&R->thr, NULL, tracer_main, R)) {
+		sp_cli_err("trace", "cannot start the tracer's thread");
+		return 2;
+	}
+	if (sprec_live_run(&o, &st))
+		rc = 2;
+	/* The target gone: let the tracer report what it had flagged. */
+	bool gone = child > 0 ? status != INT_MIN : !spc_stream_alive(s);
+	R->deadline = mono_ns() + 1000000000u;
+	atomic_store(&R->mode, gone ? 1 : 2);
+	pthread_join(R->thr, NULL);
+	if (R->err < 0) {
+		sp_cli_err("trace", "%s", R->why);
+		rc = 2;
+	}
+	if (child > 0 && status != INT_MIN) {
+		/* reaped by the recorder: tell run() not to wait for it */
+		R->pid = -1;
+		if (a->verbose)
+			fprintf(stderr, "spindle trace: pid %d exited\n", child);
+	}
+	if (trdb_flush(a->q, R->w))
+		rc = 2;
+	fprintf(stderr,
+		"spindle trace: recorded %llu findings, %llu polls, %llu wakes, %llu tasks, "
+		"%llu events lost -> %s\n",
+		(unsigned long long)trdb_count(a->q, NULL), (unsigned long long)st.polls,
+		(unsigned long long)st.wakes, (unsigned long long)st.tasks,
+		(unsigned long long)st.lost, a->out);
+	return rc;
+}
+
+/* Rings off: after a poll of the tracer, write what it found. */
+static int flush_findings(struct rec *R)
+{
+	int64_t workers;
+	uint64_t n = trdb_count(R->a->q, &workers);
+
+	if (n == R->flushed || R->failed)
+		return 0;
+	R->flushed = n;
+	if (trdb_flush(R->a->q, R->w) || spdb_put_meta_int(R->w, "workers", workers) ||
+	    spdb_put_meta_int(R->w, "end_ns", (int64_t)(mono_ns() - R->t0)) ||
+	    spdb_writer_commit(R->w)) {
+		sp_cli_err("trace", "database: %s", spdb_writer_err(R->w));
+		R->failed = 1;
+		return -1;
+	}
+	return 0;
+}
+
+/* The tracer's loop until the target exits, the duration ends or Ctrl-C. */
+static int trace_loop(struct trace_args *a, struct sp_starve *t, int pid, struct rec *R)
+{
+	uint64_t end = a->duration_s ? t0_ns + (uint64_t)(a->duration_s * 1e9) : UINT64_MAX;
+	char why[512];
+	int rc = 0;
+
+	while (!stop && mono_ns() < end) {
+		int err = sp_starve_poll(t, 100, why, sizeof(why));
+		if (R && flush_findings(R))
+			return 2;
+		if (err == 1) {
+			if (a->verbose)
+				fprintf(stderr, "spindle trace: pid %d exited\n", pid);
+			break;
+		}
+		if (err < 0) {
+			sp_cli_err("trace", "%s", why);
+			rc = 2;
+			break;
+		}
+	}
+	return rc;
+}
+
+/* -o: write the recording; with the rings on, record them too. */
+static int record(struct trace_args *a, struct sp_starve *t, int pid, int child, bool rings,
+		  int *reaped)
+{
+	struct rec R = {.a = a, .t = t, .pid = pid};
+	spc_stream *s = NULL;
+	uint64_t t0_unix;
+	char err[512];
+	int rc;
+
+	if (child > 0 && rings) {
+		rc = wait_segment(&R, &s);
+		if (rc < 0) {
+			sp_cli_err("trace", "%s", R.why);
+			return 2;
+		}
+	} else if (child <= 0) {
+		const char *e = NULL;
+		rc = spc_stream_open(&s, pid, 0, &e);
+		if (rc)
+			fprintf(stderr,
+				"spindle trace: pid %d has no event rings (%s): recording the "
+				"findings "
+				"only; start it with SPINDLE_TRACE=1 to record its polls and wakes "
+				"too\n",
+				pid, e ? e : strerror(-rc));
+	}
+	if (s && child > 0) {
+		/* the segment's calibration time: before any of its events */
+		const sp__seg_reader *r = spc_stream_reader(s);
+		R.t0 = r->hdr.clock_ns0;
+		t0_unix = r->hdr.created_ns;
+	} else if (s) {
+		R.t0 = mono_ns();
+		t0_unix = real_ns();
+	} else {
+		R.t0 = t0_ns;
+		t0_unix = real_ns() - (mono_ns() - t0_ns);
+	}
+	trdb_set(a->q, R.t0, s != NULL);
+	if (spdb_writer_open(&R.w, a->out, err, sizeof(err))) {
+		sp_cli_err("trace", "%s", err);
+		spc_stream_close(s);
+		return 2;
+	}
+	if (write_meta(&R, s, t0_unix)) {
+		sp_cli_err("trace", "database: %s", spdb_writer_err(R.w));
+		spdb_writer_close(R.w, 0);
+		spc_stream_close(s);
+		return 2;
+	}
+	if (s) {
+		rc = record_rings(&R, s, child);
+		spc_stream_close(s);
+		*reaped = R.pid < 0;
+	} else {
+		rc = trace_loop(a, t, pid, &R);
+		if (!rc && flush_findings(&R))
+			rc = 2;
+		if (!R.failed && (spdb_put_meta_int(R.w, "end_ns", (int64_t)(mono_ns() - R.t0)) ||
+				  spdb_writer_commit(R.w)))
+			rc = 2;
+		if (!R.failed)
+			fprintf(stderr, "spindle trace: recorded %llu findings -> %s\n",
+				(unsigned long long)R.flushed, a->out);
+	}
+	if (a->verbose)
+		print_stats(t);
+	int fin = spdb_put_meta_int(R.w, "finished", 1) == 0;
+	if (spdb_writer_close(R.w, fin)) {
+		sp_cli_err("trace", "database: %s", spdb_writer_err(R.w));
+		rc = 2;
+	}
+	return rc;
+}
+
 static int run(struct trace_args *a)
 {
 	struct sp_starve_opts o = {
 		.pid = a->pid,
 		.threshold_ns = (uint64_t)(a->threshold_ms * 1e6),
+		.grace_ns = (uint64_t)((a->grace_ms >= 0 ? a->grace_ms
+					: a->out	 ? 1000
+							 : 10) *
+				       1e6),
 		.sample_hz = a->hz,
 		.verbose = a->verbose,
 		.on_finding = on_finding,
@@ -374,12 +751,19 @@ static int run(struct trace_args *a)
 	};
 	struct sp_starve *t;
 	char why[512] = "";
-	int go = -1, execd = -1, child = -1, status = 0, rc = 0;
+	int go = -1, execd = -1, child = -1, status = 0, rc = 0, reaped = 0;
+	const char *env = getenv("SPINDLE_TRACE");
+	bool rings = a->out && (!env || !strcmp(env, "1"));
 
+	if (a->out && !(a->q = trdb_new())) {
+		sp_cli_err("trace", "out of memory");
+		return 2;
+	}
 	if (a->cmd) {
-		child = spawn_held(a->cmd, &go, &execd);
+		child = spawn_held(a->cmd, rings, &go, &execd);
 		if (child < 0) {
 			sp_cli_err("trace", "cannot start %s: %s", a->cmd[0], strerror(errno));
+			trdb_free(a->q);
 			return 2;
 		}
 		o.pid = child;
@@ -393,60 +777,34 @@ static int run(struct trace_args *a)
 			close(execd);
 			waitpid(child, NULL, 0);
 		}
+		trdb_free(a->q);
 		return 2;
 	}
 	if (child > 0 && (err = release(go, execd)) != 0) {
 		sp_cli_err("trace", "cannot run %s: %s", a->cmd[0], strerror(err));
 		waitpid(child, NULL, 0);
 		sp_starve_close(t);
+		trdb_free(a->q);
 		return 2;
 	}
 	fprintf(stderr,
 		"spindle trace: tracing pid %d, polls over %g ms, sampling %u Hz per CPU%s\n",
 		o.pid, a->threshold_ms, a->hz, a->duration_s ? "" : "; Ctrl-C to stop");
-	uint64_t end = a->duration_s ? t0_ns + (uint64_t)(a->duration_s * 1e9) : UINT64_MAX;
-	while (!stop && mono_ns() < end) {
-		err = sp_starve_poll(t, 100, why, sizeof(why));
-		if (err == 1) {
-			if (a->verbose)
-				fprintf(stderr, "spindle trace: pid %d exited\n", o.pid);
-			break;
-		}
-		if (err < 0) {
-			sp_cli_err("trace", "%s", why);
-			rc = 2;
-			break;
-		}
-	}
-	if (a->verbose) {
-		struct sp_starve_stats s;
-		sp_starve_stats(t, &s);
-		fprintf(stderr,
-			"spindle trace: %llu workers seen, %llu findings, %llu stack samples, %llu "
-			"ring buffer drops\n",
-			(unsigned long long)s.workers_seen, (unsigned long long)s.findings,
-			(unsigned long long)s.samples, (unsigned long long)s.ringbuf_drops);
-		struct rusage ru;
-		getrusage(RUSAGE_SELF, &ru);
-		fprintf(stderr,
-			"spindle trace: bpf sched_switch %llu runs %.3f ms, sampler %llu runs %.3f "
-			"ms "
-			"(times need kernel.bpf_stats_enabled=1); tracer cpu %.3f s user %.3f s "
-			"sys "
-			"in %.3f s\n",
-			(unsigned long long)s.switch_runs, (double)s.switch_ns / 1e6,
-			(unsigned long long)s.sample_runs, (double)s.sample_ns / 1e6,
-			(double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6,
-			(double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6,
-			(double)(mono_ns() - t0_ns) / 1e9);
+	if (a->out) {
+		rc = record(a, t, o.pid, child, rings, &reaped);
+	} else {
+		rc = trace_loop(a, t, o.pid, NULL);
+		if (a->verbose)
+			print_stats(t);
 	}
 	sp_starve_close(t);
-	if (child > 0) {
+	if (child > 0 && !reaped) {
 		if (waitpid(child, &status, WNOHANG) == 0) {
 			kill(child, SIGTERM);
 			waitpid(child, &status, 0);
 		}
 	}
+	trdb_free(a->q);
 	return rc;
 }
 

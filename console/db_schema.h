@@ -93,9 +93,22 @@
  *   lost(ts INTEGER PRIMARY KEY, ring, count)      events lost on ring,
  *                                                  noticed at ts
  *   warnings(id INTEGER PRIMARY KEY, ts, kind TEXT, task, dur, detail TEXT,
- *            source TEXT)
+ *            source TEXT, worker)
  *     findings of other tools (the eBPF tracer: kind "long_poll",
- *     "blocking_syscall"...; source names the writer); index warnings_ts
+ *     "blocking_syscall"...; source names the writer); index warnings_ts.
+ *     worker (added in ABI 1, NULL or absent in older files): the worker
+ *     index as the writer knows it.
+ *     `spindle trace -o` writes one row per finding: kind "long_poll",
+ *     source "spindle trace", ts = the poll's start, dur = its duration (so
+ *     far, when it was still running when reported), task = the task id,
+ *     worker = the worker-slot index. detail is one line of "; "-separated
+ *     parts: first the headline, which begins with the verdict ("blocked
+ *     50.1 ms in clock_nanosleep, culprit blocking_call (blocking.c:74)",
+ *     "on-CPU ...", "preempted ..."), then the time split, the poll
+ *     function and thread, and last "fix: ...". The tracer also writes meta
+ *     tracer_threshold_ns, and rings = 0 when the target's event rings
+ *     were off (the file then holds meta, the findings' tasks and sites,
+ *     and warnings only).
  *
  *   timers(ts INTEGER PRIMARY KEY, worker, count, deadline)
  *     one row per TIMER_FIRE: a batch of `count` timers fired at ts by
@@ -158,7 +171,7 @@
 	"CREATE TABLE parks(end INTEGER PRIMARY KEY, worker INTEGER, dur INTEGER);"                \
 	"CREATE TABLE lost(ts INTEGER PRIMARY KEY, ring INTEGER, count INTEGER);"                  \
 	"CREATE TABLE warnings(id INTEGER PRIMARY KEY, ts INTEGER, kind TEXT, task INTEGER, "      \
-	"dur INTEGER, detail TEXT, source TEXT);"                                                  \
+	"dur INTEGER, detail TEXT, source TEXT, worker INTEGER);"                                  \
 	"CREATE INDEX warnings_ts ON warnings(ts);"                                                \
 	"CREATE TABLE timers(ts INTEGER PRIMARY KEY, worker INTEGER, count INTEGER NOT NULL, "     \
 	"deadline INTEGER NOT NULL);"                                                              \

@@ -1047,7 +1047,10 @@ static void *writer_main(void *arg)
 		}
 		uint64_t now = mono_ns(), bytes = 0;
 		if (!err && (done || now - last_commit >= (uint64_t)SPREC_COMMIT_NS)) {
-			err = sprec_commit(L->rec) != 0;
+			if (L->o->before_commit)
+				err = L->o->before_commit(L->o->db, L->o->commit_arg) != 0;
+			if (!err)
+				err = sprec_commit(L->rec) != 0;
 			last_commit = now;
 			if (!err)
 				bytes = spdb_writer_bytes(L->o->db);

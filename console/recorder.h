@@ -59,6 +59,11 @@ typedef struct sprec_live_opts {
 	int child_pid;		     /* > 0: stop when it has exited (reaped here) */
 	int *child_status;	     /* its wait status */
 	int progress;		     /* once a second on stderr */
+	/* Optional: called on the writer thread before each commit (and the
+	 * last), to add rows of another source (the eBPF tracer's warnings)
+	 * to the batch. 0, or -1 (a database error: spdb_writer_err). */
+	int (*before_commit)(spdb_writer *w, void *arg);
+	void *commit_arg;
 } sprec_live_opts;
 
 /* Record until the end; fills *st. 0, or -1 (message printed). */

@@ -175,6 +175,7 @@ static int load_meta(struct ctx *c)
 	f->finished = !spdb_meta_int(c->db, "finished", &v) && v;
 	f->synthetic = !spdb_meta_int(c->db, "synthetic", &v) && v;
 	f->t_end = spdb_meta_int(c->db, "end_ns", &v) ? 0 : v;
+	f->rings_off = !spdb_meta_int(c->db, "rings", &v) && !v;
 	f->t_begin = 0;
 	c->lo = c->o->since_ns > f->t_begin ? c->o->since_ns : f->t_begin;
 	c->hi = c->o->until_ns < f->t_end ? c->o->until_ns : f->t_end;
@@ -904,7 +905,7 @@ static int warnings(struct ctx *c)
 	int rc;
 	if (prep(c,
 		 "SELECT ts, kind, task, dur, detail, source FROM warnings "
-		 "WHERE ts >= ?1 AND ts <= ?2 ORDER BY ts LIMIT 1000",
+		 "WHERE ts + ifnull(dur, 0) >= ?1 AND ts <= ?2 ORDER BY ts LIMIT 1000",
 		 &st))
 		return -1;
 	sqlite3_bind_int64(st, 1, c->lo);
@@ -921,10 +922,35 @@ static int warnings(struct ctx *c)
 				      .dur = col_opt(st, 3),
 				      .detail = keep(f, (const char *)sqlite3_column_text(st, 4)),
 				      .source = keep(f, (const char *)sqlite3_column_text(st, 5))};
+		spr_warning *w = &p[f->nwarnings - 1];
+		if (!w->kind || !w->detail || !w->source)
+			break;
+		w->site = task_site(c, w->task);
+		w->tracer = !strcmp(w->kind, "long_poll") && !strcmp(w->source, SPR_TRACER_SOURCE);
 		f->flagged = 1;
 	}
 	sqlite3_finalize(st);
+	if (rc == SQLITE_ROW) {
+		snprintf(c->err, c->errlen, "out of memory");
+		return -1;
+	}
 	return rc == SQLITE_DONE ? 0 : dberr(c);
+}
+
+/* The tracer's finding on each listed long poll: the same task, overlapping. */
+static int annotate(struct ctx *c)
+{
+	spr_findings *f = c->f;
+	for (size_t i = 0; i < f->nlong; i++) {
+		spr_long_poll *l = &f->long_polls[i];
+		for (size_t k = 0; k < f->nwarnings && !l->tracer; k++) {
+			const spr_warning *w = &f->warnings[k];
+			if (w->tracer && w->task == l->task && w->ts <= l->start + l->dur &&
+			    w->ts + (w->dur > 0 ? w->dur : 0) >= l->start)
+				l->tracer = w->detail;
+		}
+	}
+	return 0;
 }
 
 int spr_analyse(sqlite3 *db, const spr_opts *o, spr_findings **out, char *err, size_t errlen)
@@ -941,7 +967,7 @@ int spr_analyse(sqlite3 *db, const spr_opts *o, spr_findings **out, char *err, s
 	}
 	ret = load_meta(&c) || load_sites(&c) || load_tasks(&c) || passes(&c) || find_stalls(&c) ||
 			      long_polls(&c) || delays(&c) || workers(&c) || selfwakes(&c) ||
-			      warnings(&c)
+			      warnings(&c) || annotate(&c)
 		      ? -1
 		      : 0;
 	if (ret && !err[0])

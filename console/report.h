@@ -52,6 +52,7 @@ typedef struct spr_victim {
 typedef struct spr_long_poll {
 	int64_t task, worker, start, dur;
 	spr_site site;
+	const char *tracer; /* the eBPF tracer's finding on this poll (its detail), or NULL */
 	spr_victim victims[8];
 	unsigned nvictims;
 } spr_long_poll;
@@ -78,12 +79,17 @@ typedef struct spr_selfwake {
 typedef struct spr_warning {
 	int64_t ts, task, dur; /* task, dur: SPR_NONE when absent */
 	char *kind, *detail, *source;
+	spr_site site; /* the task's */
+	int tracer;    /* a finding of the eBPF tracer (kind long_poll, source "spindle trace") */
 } spr_warning;
+
+#define SPR_TRACER_SOURCE "spindle trace"
 
 typedef struct spr_findings {
 	char command[512];
 	int64_t pid, workers, t_begin, t_end, polls, wakes, tasks, lost;
 	int finished, synthetic;
+	int rings_off; /* written by `spindle trace -o` without the event rings */
 	spr_stall *stalls;
 	size_t nstalls;
 	spr_long_poll *long_polls; /* the top N, longest first */

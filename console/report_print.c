@@ -59,6 +59,29 @@ static void stall_text(FILE *o, const spr_stall *s)
 	}
 }
 
+/* The tracer's detail (db_schema.h warnings): "; "-separated parts, the
+ * headline first and the fix last. The length of the headline. */
+static int headline(const char *d)
+{
+	const char *p = strstr(d, "; ");
+	return p ? (int)(p - d) : (int)strlen(d);
+}
+
+static void tracer_text(FILE *o, const spr_warning *w)
+{
+	const char *d = w->detail;
+	int n = headline(d);
+	fprintf(o, "  !! t=%.3f s task %lld '%s' long poll %.1f ms: %.*s\n", sec(w->ts),
+		(long long)w->task, w->site.name, w->dur > 0 ? ms(w->dur) : 0.0, n, d);
+	d += n;
+	while (*d) {
+		d += 2; /* "; " */
+		n = headline(d);
+		fprintf(o, "       %.*s\n", n, d);
+		d += n;
+	}
+}
+
 void spr_print_text(FILE *o, const spr_findings *f, const char *path)
 {
 	fprintf(o, "spindle report: %s\n", path);
@@ -69,6 +92,9 @@ void spr_print_text(FILE *o, const spr_findings *f, const char *path)
 		(long long)f->pid, sec(f->t_end - f->t_begin),
 		f->finished ? "" : " (recorder did not finish)", (long long)f->workers,
 		(long long)f->tasks, (long long)f->polls, (long long)f->wakes, (long long)f->lost);
+	if (f->rings_off)
+		fprintf(o, "  (the event rings were off: the eBPF tracer's findings only; run the "
+			   "target with SPINDLE_TRACE=1 to record its polls and wakes too)\n");
 
 	fprintf(o, "\nSTALLED TASKS\n");
 	if (!f->nstalls)
@@ -85,6 +111,10 @@ void spr_print_text(FILE *o, const spr_findings *f, const char *path)
 		fprintf(o, "  !! %8.1f ms  task %lld '%s' (%s:%lld) on worker %lld at t=%.3f s\n",
 			ms(l->dur), (long long)l->task, l->site.name, base(l->site.file),
 			(long long)l->site.line, (long long)l->worker, sec(l->start));
+		if (l->tracer) {
+			int n = headline(l->tracer);
+			fprintf(o, "       tracer: %.*s\n", n, l->tracer);
+		}
 		for (unsigned k = 0; k < l->nvictims; k++)
 			fprintf(o, "       delayed task %lld '%s' by %.1f ms%s\n",
 				(long long)l->victims[k].task, l->victims[k].site.name,
@@ -122,10 +152,22 @@ void spr_print_text(FILE *o, const spr_findings *f, const char *path)
 				(long long)s->polls);
 		}
 	}
-	if (f->nwarnings) {
+	size_t ntracer = 0;
+	for (size_t i = 0; i < f->nwarnings; i++)
+		ntracer += f->warnings[i].tracer;
+	if (ntracer) {
+		fprintf(o, "\nTRACER FINDINGS (eBPF, spindle trace: %zu long poll%s)\n", ntracer,
+			ntracer == 1 ? "" : "s");
+		for (size_t i = 0; i < f->nwarnings; i++)
+			if (f->warnings[i].tracer)
+				tracer_text(o, &f->warnings[i]);
+	}
+	if (f->nwarnings > ntracer) {
 		fprintf(o, "\nWARNINGS (from other tools)\n");
 		for (size_t i = 0; i < f->nwarnings; i++) {
 			const spr_warning *w = &f->warnings[i];
+			if (w->tracer)
+				continue;
 			char task[32] = "";
 			if (w->task != SPR_NONE)
 				snprintf(task, sizeof task, " task %lld", (long long)w->task);
@@ -211,9 +253,13 @@ void spr_print_json(FILE *o, const spr_findings *f, const char *path)
 		const spr_long_poll *l = &f->long_polls[i];
 		fprintf(o, "%s\n  {\"task\": %lld, ", i ? "," : "", (long long)l->task);
 		jsite(o, &l->site);
-		fprintf(o,
-			", \"worker\": %lld, \"start_ns\": %lld, \"dur_ns\": %lld, \"victims\": [",
+		fprintf(o, ", \"worker\": %lld, \"start_ns\": %lld, \"dur_ns\": %lld, \"tracer\": ",
 			(long long)l->worker, (long long)l->start, (long long)l->dur);
+		if (l->tracer)
+			jstr(o, l->tracer);
+		else
+			fprintf(o, "null");
+		fprintf(o, ", \"victims\": [");
 		for (unsigned k = 0; k < l->nvictims; k++) {
 			fprintf(o, "%s{\"task\": %lld, \"name\": ", k ? ", " : "",
 				(long long)l->victims[k].task);
@@ -266,7 +312,9 @@ void spr_print_json(FILE *o, const spr_findings *f, const char *path)
 		jstr(o, w->detail);
 		fprintf(o, ", \"source\": ");
 		jstr(o, w->source);
-		fprintf(o, "}");
+		fprintf(o, ", \"task_name\": ");
+		jstr(o, w->site.name);
+		fprintf(o, ", \"tracer\": %s}", w->tracer ? "true" : "false");
 	}
 	fprintf(o, "]}\n");
 }

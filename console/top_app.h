@@ -35,6 +35,9 @@ typedef struct top_app {
 	/* the current view list */
 	topm_task **rows;
 	size_t nrows, cap;
+	/* --bpf: the eBPF tracer's findings, from its thread (cmd_top.c) */
+	int bpf;
+	struct top_bpf *tb;
 } top_app;
 
 uint64_t top_now_ns(void);

@@ -57,6 +57,12 @@ struct topm_model {
 	/* warnings */
 	topm_warning warns[TOPM_MAX_WARNINGS];
 	size_t nwarns, warns_total;
+	struct kfind {
+		uint64_t task, at_ns, dur_ns;
+		int worker;
+		char text[200];
+	} kern[TOPM_MAX_KERNEL]; /* a ring: nkern total, the last MAX kept */
+	size_t nkern;
 	/* focus */
 	uint64_t focus_id;
 	topm_ev focus[TOPM_FOCUS_EVENTS];
@@ -826,7 +832,28 @@ void topm_tick(topm_model *m, uint64_t now)
 				t->warn |= 1u << TOPM_W_BLOCKED_WORKER;
 		}
 	}
+	size_t nk = m->nkern < TOPM_MAX_KERNEL ? m->nkern : TOPM_MAX_KERNEL;
+	for (size_t i = 0; i < nk; i++) {
+		const struct kfind *k = &m->kern[i];
+		if (since(k->at_ns, now) > m->cfg.warn_hold_ns)
+			continue;
+		warn_add(m, TOPM_W_KERNEL, 0, k->worker, k->task, k->dur_ns, k->at_ns);
+		topm_task *t = topm_task_get(m, k->task);
+		if (t)
+			t->warn |= 1u << TOPM_W_KERNEL;
+	}
 	qsort(m->warns, m->nwarns, sizeof m->warns[0], cmp_warn);
+}
+
+void topm_kernel_finding(topm_model *m, uint64_t task, int worker, uint64_t at_ns,
+			 uint64_t dur_ns, const char *text)
+{
+	struct kfind *k = &m->kern[m->nkern++ % TOPM_MAX_KERNEL];
+	k->task = task;
+	k->worker = worker;
+	k->at_ns = at_ns;
+	k->dur_ns = dur_ns;
+	snprintf(k->text, sizeof k->text, "%s", text ? text : "");
 }
 
 /* ---- queries ----------------------------------------------------------------------------------
@@ -903,14 +930,14 @@ const char *topm_state_name(unsigned state)
 
 const char *topm_warn_name(unsigned kind)
 {
-	static const char *n[] = {"long-poll", "lost-waker", "self-wake", "sched-delay",
-				  "blocked-worker"};
+	static const char *n[] = {"long-poll", "lost-waker",	 "self-wake",
+				  "sched-delay", "blocked-worker", "kernel"};
 	return kind < TOPM_W__COUNT ? n[kind] : "?";
 }
 
 const char *topm_warn_short(unsigned kind)
 {
-	static const char *n[] = {"P", "L", "S", "D", "B"};
+	static const char *n[] = {"P", "L", "S", "D", "B", "K"};
 	return kind < TOPM_W__COUNT ? n[kind] : "?";
 }
 
@@ -952,6 +979,15 @@ void topm_warning_text(topm_model *m, const topm_warning *w, char *buf, size_t n
 	case TOPM_W_BLOCKED_WORKER:
 		snprintf(buf, n, "worker %d stuck in one poll of this task for %s", w->worker, v);
 		break;
+	case TOPM_W_KERNEL: {
+		const char *text = "";
+		size_t nk = m->nkern < TOPM_MAX_KERNEL ? m->nkern : TOPM_MAX_KERNEL;
+		for (size_t i = 0; i < nk; i++)
+			if (m->kern[i].task == w->task && m->kern[i].at_ns == w->at_ns)
+				text = m->kern[i].text;
+		snprintf(buf, n, "eBPF: a %s poll (%s ago): %s", v, ago, text);
+		break;
+	}
 	default:
 		snprintf(buf, n, "?");
 	}
@@ -1025,7 +1061,8 @@ struct sort_ctx {
 static int warn_rank(uint32_t w)
 {
 	/* the lost waker first, then live hazards */
-	return (w >> TOPM_W_LOST_WAKER & 1) * 16 + (w >> TOPM_W_BLOCKED_WORKER & 1) * 8 +
+	return (w >> TOPM_W_KERNEL & 1) * 32 + (w >> TOPM_W_LOST_WAKER & 1) * 16 +
+	       (w >> TOPM_W_BLOCKED_WORKER & 1) * 8 +
 	       (w >> TOPM_W_LONG_POLL & 1) * 4 + (w >> TOPM_W_SCHED_DELAY & 1) * 2 +
 	       (w >> TOPM_W_SELF_WAKE & 1);
 }
@@ -1100,7 +1137,42 @@ static int cmp_vkey(const void *a, const void *b, void *arg)
 	return x->id < y->id ? -1 : x->id > y->id;
 }
 
-static int sort_by_key(topm_model *m, const struct sort_ctx *c, topm_task **v, size_t n)
+/* Move the `lim` smallest keys (in cmp_vkey order) to k[0 .. lim), in no
+ * particular order (quickselect, expected O(n)). */
+static void select_first(struct vkey *k, size_t n, size_t lim, int *dir)
+{
+	size_t lo = 0, hi = n; /* the boundary lim lies in [lo, hi) */
+	uint64_t rng = 0x9e3779b97f4a7c15ull ^ n;
+	while (hi - lo > 1) {
+		rng ^= rng << 13, rng ^= rng >> 7, rng ^= rng << 17;
+		struct vkey p = k[lo + rng % (hi - lo)];
+		/* three-way partition of [lo, hi) around p */
+		size_t lt = lo, i = lo, gt = hi;
+		while (i < gt) {
+			int c = cmp_vkey(&k[i], &p, dir);
+			if (c < 0) {
+				struct vkey t = k[lt];
+				k[lt++] = k[i];
+				k[i++] = t;
+			} else if (c > 0) {
+				struct vkey t = k[--gt];
+				k[gt] = k[i];
+				k[i] = t;
+			} else {
+				i++;
+			}
+		}
+		if (lim < lt)
+			hi = lt;
+		else if (lim >= gt)
+			lo = gt;
+		else
+			return;
+	}
+}
+
+static int sort_by_key(topm_model *m, const struct sort_ctx *c, topm_task **v, size_t n,
+		       size_t limit)
 {
 	struct vkey *k = malloc(sizeof *k * (n ? n : 1));
 	if (!k)
@@ -1108,7 +1180,13 @@ static int sort_by_key(topm_model *m, const struct sort_ctx *c, topm_task **v, s
 	for (size_t i = 0; i < n; i++)
 		k[i] = (struct vkey){num_key(m, v[i], c->col), v[i]->id, v[i]};
 	int dir = c->dir;
-	qsort_r(k, n, sizeof *k, cmp_vkey, &dir);
+	size_t sorted = n;
+	if (limit && limit < n / 2) {
+		/* a screen of 100,000 rows: order the head only */
+		select_first(k, n, limit, &dir);
+		sorted = limit;
+	}
+	qsort_r(k, sorted, sizeof *k, cmp_vkey, &dir);
 	for (size_t i = 0; i < n; i++)
 		v[i] = k[i].t;
 	free(k);
@@ -1158,7 +1236,7 @@ size_t topm_view(topm_model *m, const topm_view_opts *o, topm_task ***out, size_
 	struct sort_ctx c = {m, col, topm_cols[col].desc ? -1 : 1};
 	if (o->reverse)
 		c.dir = -c.dir;
-	if (col == TOPM_COL_NAME || col == TOPM_COL_LOC || !sort_by_key(m, &c, *out, n))
+	if (col == TOPM_COL_NAME || col == TOPM_COL_LOC || !sort_by_key(m, &c, *out, n, o->limit))
 		qsort_r(*out, n, sizeof **out, cmp_task, &c);
 	return n;
 }

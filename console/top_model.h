@@ -53,6 +53,7 @@ enum topm_warn_kind {
 	TOPM_W_SELF_WAKE,
 	TOPM_W_SCHED_DELAY,
 	TOPM_W_BLOCKED_WORKER,
+	TOPM_W_KERNEL, /* a finding of the eBPF tracer (spindle top --bpf) */
 	TOPM_W__COUNT,
 };
 
@@ -177,6 +178,12 @@ uint64_t topm_task_poll_age(const topm_model *m, const topm_task *t);
 int64_t topm_task_wakers(const topm_task *t);
 const char *topm_state_name(unsigned state);
 const char *topm_warn_name(unsigned kind);  /* "long-poll" ... */
+/* A finding from outside the event stream (the eBPF tracer): shown as a
+ * TOPM_W_KERNEL warning of `task` for the warning hold time, with `text` as
+ * its explanation. The model keeps the last TOPM_MAX_KERNEL of them. */
+#define TOPM_MAX_KERNEL 64
+void topm_kernel_finding(topm_model *m, uint64_t task, int worker, uint64_t at_ns,
+			 uint64_t dur_ns, const char *text);
 const char *topm_warn_short(unsigned kind); /* one letter for the task list */
 /* One line explaining a warning (for the Warnings view). */
 void topm_warning_text(topm_model *m, const topm_warning *w, char *buf, size_t n);
@@ -233,6 +240,8 @@ typedef struct topm_view_opts {
 	int reverse;	    /* flip the column's default direction */
 	int show_done;	    /* list finished tasks too */
 	const char *filter; /* substring of name or file:line, case-insensitive; NULL/"" all */
+	size_t limit;	    /* only the first `limit` rows need the order (a screen's
+			     * worth): the rest follow in no order; 0: sort all */
 } topm_view_opts;
 
 /* Fill *out (grown as needed with realloc; *cap its capacity) with the tasks

@@ -420,6 +420,14 @@ static void move_sel(struct ui *u, long d)
 		s = 0;
 	u->sel = (size_t)s;
 	u->sel_id = n ? u->a->rows[u->sel]->id : 0;
+	/* Rows past the sorted head (vo.limit) are in no order: moving near
+	 * them sorts further before they are shown. */
+	topm_view_opts *vo = &u->a->vo;
+	if (vo->limit && u->sel + 2 * (size_t)LINES >= vo->limit) {
+		vo->limit = u->sel + 4 * (size_t)LINES + 256;
+		top_rebuild(u->a);
+		u->sel_id = u->a->nrows ? u->a->rows[u->sel]->id : 0;
+	}
 }
 
 /* Returns 1 to quit. */
@@ -556,6 +564,8 @@ static void colors(int want)
 int top_view_run(top_app *a)
 {
 	struct ui u = {.a = a, .view = V_TASKS};
+	/* the screen shows a head of the view: sort only that much */
+	a->vo.limit = 4 * (size_t)(LINES > 0 ? LINES : 50) + 256;
 	if (screen_start())
 		return 2;
 	if (COLS < MIN_COLS || LINES < MIN_LINES) {

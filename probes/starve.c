@@ -9,8 +9,9 @@
  *	or removed from `starve_workers` (so late workers are seen within one
  *	tick). A slot inside the same poll (same poll_seq) for longer than the
  *	threshold is *flagged*: `starve_want[tid]` asks the sampler for stacks.
- *	A flagged poll is reported once: when it ends, or SP_STARVE_GRACE_MS
- *	after it crossed the threshold if it still runs. The poll's age comes
+ *	A flagged poll is reported once: when it ends, or the grace time
+ *	(SP_STARVE_GRACE_MS unless opts.grace_ns) after it crossed the
+ *	threshold if it still runs. The poll's age comes
  *	from the slot's raw start ticks and this process's own TSC read, so no
  *	clock conversion happens in BPF.
  *   sched_switch (starve.bpf.c)
@@ -68,7 +69,7 @@ struct wd {
 	uint32_t worker_idx;
 	uint64_t seq; /* the poll being watched (slot poll_seq), 0: none */
 	uint64_t task_id, poll_fn, start;
-	uint64_t name; /* the task name's address in the target */
+	uint64_t name;	   /* the task name's address in the target */
 	uint64_t seen;	   /* clock value (slot units) when last seen running */
 	uint64_t cross_ns; /* CLOCK_MONOTONIC when flagged */
 	bool flagged, reported;
@@ -79,6 +80,7 @@ struct wd {
 
 struct sp_starve {
 	struct sp_starve_opts o;
+	uint64_t grace_ns; /* o.grace_ns or the default */
 	struct starve_bpf *skel;
 	struct ring_buffer *rb;
 	struct bpf_link **links;
@@ -609,7 +611,13 @@ static void report(struct sp_starve *t, struct wd *w, bool running, uint64_t tot
 	if (f->blocked_ns + f->preempted_ns > total_ns)
 		total_ns = f->blocked_ns + f->preempted_ns; /* clocks disagree by a hair */
 	f->total_ns = total_ns;
-	f->start_ns = now - total_ns; /* exact when running; an upper bound otherwise */
+	/*
+	 * The start from the slot's own start ticks, as their age now: exact to
+	 * the calibration's rate error over that age, where now - total_ns would
+	 * be late by the time between the poll's end and this report.
+	 */
+	uint64_t mnow = mono_ns(), tnow = slot_now(&t->reg);
+	f->start_ns = tnow > w->start ? mnow - slot_ns(&t->reg, tnow - w->start) : now - total_ns;
 	f->oncpu_ns = total_ns - f->blocked_ns - f->preempted_ns;
 	/*
 	 * The verdict names what the poll itself did: the larger of blocked and
@@ -717,7 +725,7 @@ static void watch_slot(struct sp_starve *t, struct wd *w, const struct starve_sl
 	uint64_t age = now > w->start ? slot_ns(&t->reg, now - w->start) : 0;
 	if (!w->flagged && age >= thr)
 		flag(t, w);
-	if (w->flagged && !w->reported && age >= thr + SP_STARVE_GRACE_MS * 1000000ull)
+	if (w->flagged && !w->reported && age >= thr + t->grace_ns)
 		report(t, w, true, age);
 	if (w->flagged && !w->reported)
 		t->any_flagged = true;
@@ -808,6 +816,7 @@ int sp_starve_open(struct sp_starve **out, const struct sp_starve_opts *o, char 
 	t->o = *o;
 	if (!t->o.threshold_ns)
 		t->o.threshold_ns = 10000000;
+	t->grace_ns = o->grace_ns ? o->grace_ns : SP_STARVE_GRACE_MS * 1000000ull;
 	err = check_env(o, why, whylen);
 	if (!err && !o->wait_registry)
 		err = attach_registry(t, why, whylen);

@@ -4,7 +4,8 @@
  * their own callback.
  *
  * A finding is one poll that ran longer than the threshold, reported once,
- * either when it ended or `SP_STARVE_GRACE_MS` after it crossed the threshold
+ * either when it ended or the grace time (opts.grace_ns, default
+ * `SP_STARVE_GRACE_MS`) after it crossed the threshold
  * if it still runs then (`running` is true and the times are the times so
  * far). Its time splits into on-CPU, blocked (per syscall) and preempted;
  * `verdict` names the larger of blocked and on-CPU when it is at least a
@@ -94,6 +95,8 @@ struct sp_starve_opts {
 	unsigned sample_hz;    /* cpu-clock samples per second per CPU; 0: 1000 */
 	bool verbose;	       /* let libbpf print */
 	bool wait_registry;    /* the target is about to exec: retry finding the registry */
+	uint64_t grace_ns;     /* report a still-running poll this long after it crossed the
+				* threshold; 0: SP_STARVE_GRACE_MS */
 	sp_starve_cb on_finding;
 	sp_starve_note_cb on_note;    /* progress, for --verbose */
 	sp_starve_note_cb on_warning; /* degraded tracing (e.g. stripped target): always shown */

@@ -227,13 +227,28 @@ static void fill_counters(sp__task *t, sp__seg_task *st)
 	st->last_ts = t->last_ticks;
 }
 
+/* The site index of a spawn site, with a one-entry cache per thread (code
+ * that spawns tends to spawn from one site in a row). */
+static uint32_t site_index(const sp_spawn_site *site)
+{
+	static _Thread_local const sp_spawn_site *last;
+	static _Thread_local uint32_t last_idx;
+	if (site == last)
+		return last_idx;
+	uint32_t idx = sp__seg_site(&seg, site, site->name, site->file, site->line);
+	if (idx != SP__SEG_SITE_NONE) {
+		last = site;
+		last_idx = idx;
+	}
+	return idx;
+}
+
 void sp__trace_spawn(sp__task *t)
 {
 	t->seg_slot = SP__NO_SEG_SLOT;
 	if (!seg_ready())
 		return;
-	const sp_spawn_site *site = t->site;
-	uint32_t sidx = sp__seg_site(&seg, site, site->name, site->file, site->line);
+	uint32_t sidx = site_index(t->site);
 	sp__ring *r = sp__trace_ring();
 	if (r)
 		sp__ring_emit_at(r, ev_ticks(), SP_EV_SPAWN, sidx, t->id);
@@ -261,7 +276,7 @@ static void table_enter(sp__task *t, uint64_t end)
 	st.id = t->id;
 	st.parent = t->parent_id;
 	st.line = site->line;
-	st.site = sp__seg_site(&seg, site, site->name, site->file, site->line);
+	st.site = site_index(site);
 	/* The spawn time, from the first poll: its start less the time it
 	 * waited to be polled (all of sched_ticks then). Later: unknown. */
 	if (t->polls == 1)

@@ -30,11 +30,19 @@ add_executable(late_target bpf/late_target.c)
 target_link_libraries(late_target PRIVATE spindle_obj Threads::Threads)
 set_target_properties(late_target PROPERTIES RUNTIME_OUTPUT_DIRECTORY ${CMAKE_BINARY_DIR}/tests)
 if(TARGET blocking)
-  foreach(c blocking fixed late errors)
+  foreach(c blocking fixed late errors top)
     add_test(NAME trace_${c} COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/bpf/trace_test.sh ${c}
       $<TARGET_FILE:spindle> $<TARGET_FILE:blocking> $<TARGET_FILE:late_target>)
     math(EXPR t "30 * ${SP_TEST_TIMEOUT_MULT}")
     set_tests_properties(trace_${c} PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT ${t} RUN_SERIAL TRUE)
+  endforeach()
+  # spindle trace -o: findings in a recording, read by report and export
+  # (tests/bpf/trace_record.sh).
+  foreach(c rings norings)
+    add_test(NAME trace_record_${c} COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/bpf/trace_record.sh
+      ${c} $<TARGET_FILE:spindle> $<TARGET_FILE:blocking>)
+    math(EXPR t "40 * ${SP_TEST_TIMEOUT_MULT}")
+    set_tests_properties(trace_record_${c} PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT ${t} RUN_SERIAL TRUE)
   endforeach()
 endif()
 

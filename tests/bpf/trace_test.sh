@@ -80,6 +80,19 @@ fixed)
 	[ "$n" = 0 ] || fail "$n blocked or on-CPU findings on the fixed program"
 	grep -q "blocking: fixed" "$TMP/out" || fail "the target did not run"
 	;;
+top)
+	# spindle top --bpf: the tracer's findings among the console's warnings
+	SPINDLE_TRACE=1 "$BLOCKING" --seconds 4 >"$TMP/target" 2>&1 &
+	TPID=$!
+	for _ in $(seq 100); do [ -e /dev/shm/spindle.$TPID ] && break; sleep 0.02; done
+	"$SPINDLE" top --bpf --batch -n 3 -d 1 "$TPID" >"$TMP/out" 2>"$TMP/err"
+	rc=$?
+	grep -q "not permitted" "$TMP/err" && skip "$(head -1 "$TMP/err")"
+	[ $rc = 0 ] || fail "exit status $rc"
+	grep -q "kernel .*sleeper: eBPF: .*blocked in clock_nanosleep" "$TMP/out" ||
+		fail "no kernel warning for the sleeper blocked in clock_nanosleep"
+	wait "$TPID"; TPID=
+	;;
 late)
 	"$LATE" 400 4 >"$TMP/pid" &
 	TPID=$!

@@ -314,6 +314,42 @@ static void view__sorts_by_any_column_and_reverses(void **state)
 	topm_free(m);
 }
 
+/* With a limit (the screen's head) the first rows are exactly those of a
+ * full sort; the others are all there, in any order. */
+static void view__limit_orders_the_head_like_a_full_sort(void **state)
+{
+	(void)state;
+	topm_model *m = mk();
+	uint64_t seed = 5;
+	for (uint64_t id = 1; id <= 2000; id++) {
+		spawn(m, T0, id, 0, 0);
+		seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+		unsigned polls = 1 + (unsigned)((seed >> 33) % 50); /* many ties */
+		for (unsigned k = 0; k < polls; k++)
+			poll_once(m, T0 + MS + k * 1000, 100, id, 0, 0);
+	}
+	topm_tick(m, T0 + 20 * MS);
+	topm_task **full = NULL, **head = NULL;
+	size_t cf = 0, ch = 0;
+	for (int rev = 0; rev < 2; rev++) {
+		topm_view_opts o = {.sort_col = TOPM_COL_POLLS, .reverse = rev};
+		size_t n = topm_view(m, &o, &full, &cf);
+		o.limit = 37;
+		size_t nh = topm_view(m, &o, &head, &ch);
+		assert_int_equal(n, 2000);
+		assert_int_equal(nh, 2000);
+		for (size_t i = 0; i < 37; i++)
+			assert_int_equal(head[i]->id, full[i]->id);
+		uint64_t sum_full = 0, sum_head = 0;
+		for (size_t i = 0; i < n; i++)
+			sum_full += full[i]->id, sum_head += head[i]->id;
+		assert_int_equal(sum_full, sum_head);
+	}
+	free(full);
+	free(head);
+	topm_free(m);
+}
+
 static void view__filters_by_name_or_location_and_done(void **state)
 {
 	(void)state;
@@ -512,6 +548,7 @@ int main(void)
 		cmocka_unit_test(self_wake_and_sched_delay),
 		cmocka_unit_test(workers__steals_parks_rates),
 		cmocka_unit_test(view__sorts_by_any_column_and_reverses),
+		cmocka_unit_test(view__limit_orders_the_head_like_a_full_sort),
 		cmocka_unit_test(view__filters_by_name_or_location_and_done),
 		cmocka_unit_test(expiry__done_tasks_leave_after_keep_and_cap),
 		cmocka_unit_test(snapshot__seeds_raises_and_ends_missing),
