@@ -328,51 +328,82 @@ static int add_long(struct ctx *c, int64_t task_id, int64_t worker, int64_t star
 	return 0;
 }
 
+/* One poll row of the window (pass_polls). 0, or -1 out of memory. */
+static int poll_row(struct ctx *c, int64_t end, int64_t id, int64_t wk, int64_t dur, int64_t delay,
+		    size_t *cap)
+{
+	c->f->polls++;
+	struct task_rec *t = task(c, id);
+	if (t) {
+		t->polls++;
+		t->busy += dur;
+		t->last_start = end - dur;
+		t->last_end = end;
+	}
+	spr_worker *w = worker_of(c, wk);
+	if (w) {
+		w->polls++;
+		w->busy_ns += dur;
+	}
+	if (dur >= c->o->long_poll_ns && add_long(c, id, wk, end - dur, dur, cap))
+		return -1;
+	struct site_rec *s = t ? t->sr : NULL;
+	if (s && delay != NONE) {
+		if (!s->hist && !(s->hist = calloc(HBUCKETS, sizeof *s->hist)))
+			return -1;
+		s->hist[hbucket(delay)]++;
+		s->polls++;
+		if (delay > s->max)
+			s->max = delay;
+	}
+	return 0;
+}
+
+struct poll_pass {
+	struct ctx *c;
+	size_t cap;
+};
+
+/* sp__poll(end, task, worker, dur, delay): poll_row inside the scan, so that
+ * the ten million rows of a big recording are not each handed out as a
+ * result row and read back column by column (a third of the pass). */
+static void poll_fn(sqlite3_context *cx, int argc, sqlite3_value **v)
+{
+	struct poll_pass *p = sqlite3_user_data(cx);
+	(void)argc;
+	int64_t delay = sqlite3_value_type(v[4]) == SQLITE_NULL ? NONE : sqlite3_value_int64(v[4]);
+	if (poll_row(p->c, sqlite3_value_int64(v[0]), sqlite3_value_int64(v[1]),
+		     sqlite3_value_int64(v[2]), sqlite3_value_int64(v[3]), delay, &p->cap)) {
+		sqlite3_result_error_nomem(cx);
+		return;
+	}
+	sqlite3_result_int(cx, 0);
+}
+
 static int pass_polls(struct ctx *c)
 {
 	sqlite3_stmt *st;
-	int rc;
-	size_t cap = 0;
-	if (prep(c, "SELECT end, task, worker, dur, delay FROM polls WHERE end >= ?1 AND end <= ?2",
-		 &st))
-		return -1;
-	sqlite3_bind_int64(st, 1, c->lo);
-	sqlite3_bind_int64(st, 2, c->hi);
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		int64_t end = sqlite3_column_int64(st, 0), id = sqlite3_column_int64(st, 1);
-		int64_t wk = sqlite3_column_int64(st, 2), dur = sqlite3_column_int64(st, 3);
-		int64_t delay = col_opt(st, 4);
-		c->f->polls++;
-		struct task_rec *t = task(c, id);
-		if (t) {
-			t->polls++;
-			t->busy += dur;
-			t->last_start = end - dur;
-			t->last_end = end;
-		}
-		spr_worker *w = worker_of(c, wk);
-		if (w) {
-			w->polls++;
-			w->busy_ns += dur;
-		}
-		if (dur >= c->o->long_poll_ns && add_long(c, id, wk, end - dur, dur, &cap))
-			break;
-		struct site_rec *s = t ? t->sr : NULL;
-		if (s && delay != NONE) {
-			if (!s->hist && !(s->hist = calloc(HBUCKETS, sizeof *s->hist)))
-				break;
-			s->hist[hbucket(delay)]++;
-			s->polls++;
-			if (delay > s->max)
-				s->max = delay;
-		}
+	struct poll_pass p = {.c = c};
+	if (sqlite3_create_function_v2(c->db, "sp__poll", 5, SQLITE_UTF8 | SQLITE_DIRECTONLY, &p,
+				       poll_fn, NULL, NULL, NULL) != SQLITE_OK)
+		return dberr(c);
+	int rc = prep(c,
+		      "SELECT count(*) FROM polls WHERE end >= ?1 AND end <= ?2 AND "
+		      "sp__poll(end, task, worker, dur, delay)",
+		      &st);
+	if (!rc) {
+		sqlite3_bind_int64(st, 1, c->lo);
+		sqlite3_bind_int64(st, 2, c->hi);
+		rc = sqlite3_step(st);
+		if (rc == SQLITE_NOMEM)
+			snprintf(c->err, c->errlen, "out of memory");
+		else if (rc != SQLITE_ROW)
+			dberr(c);
+		rc = rc == SQLITE_ROW ? 0 : -1;
+		sqlite3_finalize(st);
 	}
-	sqlite3_finalize(st);
-	if (rc == SQLITE_ROW) {
-		snprintf(c->err, c->errlen, "out of memory");
-		return -1;
-	}
-	return rc == SQLITE_DONE ? 0 : dberr(c);
+	sqlite3_create_function_v2(c->db, "sp__poll", 5, SQLITE_UTF8, NULL, NULL, NULL, NULL, NULL);
+	return rc;
 }
 
 /* Wakes per task in the window: the count, self-wakes, the first and the
