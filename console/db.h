@@ -3,7 +3,9 @@
  *
  * Two halves. The WRITER (the recorder, the synthetic generator) creates a
  * database, appends rows through prepared statements inside one open
- * transaction and commits when told; it keeps each event table's time keys
+ * transaction (polls and wakes are buffered and inserted 64 rows per
+ * statement; the buffers are flushed by commit and close) and commits when
+ * told; it keeps each event table's time keys
  * unique and increasing (db_schema.h TIME KEYS). The READER helpers (report,
  * export, top --replay) open a recording read-only and validate it: a file
  * that is not a spindle recording, a truncated or corrupt one, or one of a

@@ -16,6 +16,8 @@
  *
  * PER-RING STATE. The poll in progress on each ring (task, start); a
  * POLL_END whose start was lost is dropped (counted in meta.orphan_ends).
+ * The blocking-pool job in progress on a pool thread's ring (job, start):
+ * a BLOCKING_END that matches it makes a blocking row.
  */
 #include <errno.h>
 #include <stddef.h>

@@ -11,7 +11,9 @@
  *   sprec_live: a process being recorded. The calling thread reads the
  *   stream (a reader must keep up with the rings: it never waits on SQLite)
  *   and hands chunks of events to a writer thread that owns the sprec and
- *   the database and commits at least every SPREC_COMMIT_NS.
+ *   the database and commits at least every SPREC_COMMIT_NS. The reader
+ *   runs SCHED_RR priority 1 when the process may (else nice -10; env
+ *   SPINDLE_RECORD_RT=0: neither), the writer as an ordinary thread.
  */
 #ifndef SPINDLE_CONSOLE_RECORDER_H
 #define SPINDLE_CONSOLE_RECORDER_H
