@@ -49,7 +49,8 @@ kill -0 "$child" 2>/dev/null && fail "the child $child survived the SIGINT"
 grep -q "killed by signal 2" "$T/int.err" || fail "SIGINT not forwarded: $(cat "$T/int.err")"
 [ "$(meta "$T/int.db" finished)" = 1 ] || fail "meta finished is not 1 after SIGINT"
 [ "$(sqlite3 "$T/int.db" 'PRAGMA integrity_check')" = ok ] || fail "integrity_check"
-ok "SIGINT forwarded to the child, recording finished ($(sqlite3 "$T/int.db" 'SELECT count(*) FROM polls') polls)"
+n=$(sqlite3 "$T/int.db" 'SELECT count(*) FROM polls')
+ok "SIGINT forwarded to the child, recording finished ($n polls)"
 
 # 2. -p PID --duration 1 on a running traced demo records its polls.
 SPINDLE_TRACE=1 "$BIN/demo" --seconds 20 >/dev/null 2>&1 &
@@ -76,8 +77,9 @@ ok "record -p PID --duration 1: $n polls"
 "$SPINDLE" record -q -o "$T/b1.db" -- "$BIN/blocking" --seconds 2 --workers 1 >/dev/null 2>&1 ||
 	fail "record blocking --workers 1"
 "$SPINDLE" report "$T/b1.db" >"$T/b1.txt"
-grep -Eq "^       delayed task [0-9]+ 'ticker' by [0-9]+\.[0-9] ms \(its timer was due during the poll\)" \
-	"$T/b1.txt" || fail "the ticker is not named as a victim: $(cat "$T/b1.txt")"
+victim="^       delayed task [0-9]+ 'ticker' by [0-9]+\.[0-9] ms"
+grep -Eq "$victim \(its timer was due during the poll\)" "$T/b1.txt" ||
+	fail "the ticker is not named as a victim: $(cat "$T/b1.txt")"
 "$SPINDLE" report --json "$T/b1.db" >"$T/b1.json"
 python3 - "$T/b1.json" <<'PY' || fail "report --json: no timer victim"
 import json, sys
@@ -122,7 +124,8 @@ w = json.load(open(sys.argv[1]))["warnings"]
 assert w[0]["task"] is None and w[0]["dur_ns"] is None, w[0]
 assert w[1]["task"] == 3 and w[1]["dur_ns"] == 15000000, w[1]
 PY
-"$SPINDLE" report "$T/w.db" | grep -q "^  !! t=0.000 s blocking_syscall 0.0 ms: read(2) 20 ms \[test\]" ||
+line="^  !! t=0.000 s blocking_syscall 0.0 ms: read(2) 20 ms \[test\]"
+"$SPINDLE" report "$T/w.db" | grep -q "$line" ||
 	fail "warning text without a task: $("$SPINDLE" report "$T/w.db" | grep blocking_syscall)"
 ok "warnings without a task: null in JSON"
 
