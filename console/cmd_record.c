@@ -217,7 +217,8 @@ static void discard_db(spdb_writer *w, const char *path)
 
 static void take_signals(void)
 {
-	struct sigaction sa = {.sa_handler = on_signal};
+	/* SA_RESTART: a signal must not fail a database write it interrupts. */
+	struct sigaction sa = {.sa_handler = on_signal, .sa_flags = SA_RESTART};
 	sigemptyset(&sa.sa_mask);
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);

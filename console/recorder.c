@@ -1017,6 +1017,14 @@ static void *writer_main(void *arg)
 	int err = 0;
 	struct sched_param sp = {.sched_priority = 0};
 	pthread_setschedparam(pthread_self(), SCHED_OTHER, &sp);
+	/* Ctrl-C and friends go to the reader (its loop notices them); none
+	 * interrupts this thread inside SQLite's file I/O. */
+	sigset_t ss;
+	sigemptyset(&ss);
+	sigaddset(&ss, SIGINT);
+	sigaddset(&ss, SIGTERM);
+	sigaddset(&ss, SIGHUP);
+	pthread_sigmask(SIG_BLOCK, &ss, NULL);
 	setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), 0);
 	for (;;) {
 		pthread_mutex_lock(&L->mu);
