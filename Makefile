@@ -73,7 +73,7 @@ fuzz:
 ANCHORS ?= $(firstword $(wildcard ../shared/anchors $(CURDIR)/../shared/anchors))
 bench: build
 	@test -n "$(ANCHORS)" || { echo "make bench: ../shared/anchors not found (set ANCHORS=path)" >&2; exit 2; }
-	ANCHOR_EXTRA_NAME=spindle ANCHOR_EXTRA_CMD=$(CURDIR)/$(BUILD)/bin/spindle-bench \
+	ANCHOR_EXTRA_NAME=spindle ANCHOR_EXTRA_CMD=$(abspath $(BUILD))/bin/spindle-bench \
 		$(ANCHORS)/run-anchors.sh spawn_many_local spawn_many_local_task spawn_many_remote_idle \
 		spawn_many_remote_busy1 spawn_many_remote_busy2 yield_many ping_pong chained_spawn \
 		timer tcp_echo
