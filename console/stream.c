@@ -395,6 +395,27 @@ size_t spc_stream_tasks(spc_stream *s, void (*cb)(const sp__seg_task *t, void *a
 	return sp__seg_read_tasks(&s->r, task_fwd, &f, NULL);
 }
 
+int spc_stream_worker_queue(const spc_stream *s, int worker, uint32_t *depth, uint32_t *inject)
+{
+	/* The newest publication of that worker index: rings are reused by
+	 * the workers of later runtimes, whose indices repeat. */
+	uint64_t best = 0;
+	int rc = -1;
+	for (unsigned i = 0; i < s->r.hdr.nrings; i++) {
+		sp__seg_wstat_info wi;
+		if (sp__seg_read_wstat(&s->r, i, &wi) != 0 || (int)wi.worker != worker ||
+		    wi.ts < best)
+			continue;
+		if (!sp__seg_reader_ring_owner(&s->r, i))
+			continue; /* the ring's thread has gone */
+		best = wi.ts;
+		*depth = wi.depth;
+		*inject = wi.inject;
+		rc = 0;
+	}
+	return rc;
+}
+
 int spc_stream_alive(const spc_stream *s)
 {
 	return sp__seg_pid_alive((int)s->r.hdr.pid, s->r.hdr.start_time);

@@ -98,6 +98,11 @@ const spc_site *spc_stream_site(spc_stream *s, uint32_t idx);
  * Returns the number delivered. */
 size_t spc_stream_tasks(spc_stream *s, void (*cb)(const sp__seg_task *t, void *arg), void *arg);
 
+/* The queue depths worker `worker` last published (segment ABI 2.1): its
+ * local queue with the LIFO slot, and its runtime's injection queue. 0, or
+ * -1 when unknown (an older segment, or nothing published yet). */
+int spc_stream_worker_queue(const spc_stream *s, int worker, uint32_t *depth, uint32_t *inject);
+
 /* 1 while the target process lives (same pid, same start time). */
 int spc_stream_alive(const spc_stream *s);
 

@@ -12,8 +12,9 @@
 static void print_workers(top_app *a, FILE *f)
 {
 	char age[32];
-	fprintf(f, "%-3s %6s %8s %9s %10s %6s %-7s %8s %8s\n", "W", "BUSY%", "POLLS/S", "STEALS-IN",
-		"STEALS-OUT", "PARKS", "CURRENT", "POLLAGE", "TID");
+	uint32_t inject = 0, inj;
+	fprintf(f, "%-3s %6s %8s %9s %10s %6s %5s %-7s %8s %8s\n", "W", "BUSY%", "POLLS/S",
+		"STEALS-IN", "STEALS-OUT", "PARKS", "QUEUE", "CURRENT", "POLLAGE", "TID");
 	for (unsigned i = 0; i < topm_worker_count(a->m); i++) {
 		const topm_worker *w = topm_worker_get(a->m, i);
 		if (!w->present)
@@ -29,11 +30,18 @@ static void print_workers(top_app *a, FILE *f)
 				    age, sizeof age);
 		else
 			snprintf(age, sizeof age, "-");
-		fprintf(f, "%-3u %6.1f %8.0f %9llu %10llu %6llu %-7s %8s %8u\n", i, w->busy_pct,
+		uint32_t depth;
+		char q[16] = "-";
+		if (spc_stream_worker_queue(a->s, (int)i, &depth, &inj) == 0) {
+			snprintf(q, sizeof q, "%u", depth);
+			inject = inj;
+		}
+		fprintf(f, "%-3u %6.1f %8.0f %9llu %10llu %6llu %5s %-7s %8s %8u\n", i, w->busy_pct,
 			w->polls_per_s, (unsigned long long)w->steals_in,
-			(unsigned long long)w->steals_out, (unsigned long long)w->parks, cur, age,
-			w->tid);
+			(unsigned long long)w->steals_out, (unsigned long long)w->parks, q, cur,
+			age, w->tid);
 	}
+	fprintf(f, "injection queue: %u\n", inject);
 }
 
 static void print_warnings(top_app *a, FILE *f)

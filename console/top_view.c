@@ -178,8 +178,10 @@ static void draw_workers(struct ui *u, int y0, int rows)
 	top_app *a = u->a;
 	char age[32];
 	pen_on(C_TITLE, 0);
-	line_at(y0, 1, "%-3s %6s %8s %9s %10s %6s %-8s %-14s %8s %8s", "W", "BUSY%", "POLLS/S",
-		"STEALS-IN", "STEALS-OUT", "PARKS", "CURRENT", "NAME", "POLLAGE", "TID");
+	line_at(y0, 1, "%-3s %6s %8s %9s %10s %6s %5s %-8s %-14s %8s %8s", "W", "BUSY%",
+		"POLLS/S", "STEALS-IN", "STEALS-OUT", "PARKS", "QUEUE", "CURRENT", "NAME", "POLLAGE",
+		"TID");
+	uint32_t inject = 0, inj, depth;
 	pen_off();
 	int y = y0 + 1;
 	for (unsigned i = 0; i < topm_worker_count(a->m) && y < y0 + rows; i++) {
@@ -202,9 +204,14 @@ static void draw_workers(struct ui *u, int y0, int rows)
 		int blocked =
 			w->current && topm_now(a->m) - w->poll_start >= topm_cfg(a->m)->blocked_ns;
 		pen_on(blocked ? C_WARN : 0, 0);
-		line_at(y++, 1, "%-3u %6.1f %8.0f %9llu %10llu %6llu %-8s %-14.14s %8s %8u", i,
+		char q[16] = "-";
+		if (spc_stream_worker_queue(a->s, (int)i, &depth, &inj) == 0) {
+			snprintf(q, sizeof q, "%u", depth);
+			inject = inj;
+		}
+		line_at(y++, 1, "%-3u %6.1f %8.0f %9llu %10llu %6llu %5s %-8s %-14.14s %8s %8u", i,
 			w->busy_pct, w->polls_per_s, (unsigned long long)w->steals_in,
-			(unsigned long long)w->steals_out, (unsigned long long)w->parks, cur, name,
+			(unsigned long long)w->steals_out, (unsigned long long)w->parks, q, cur, name,
 			age, w->tid);
 		pen_off();
 	}
@@ -212,8 +219,9 @@ static void draw_workers(struct ui *u, int y0, int rows)
 		line_at(y++, 1, "%s", "");
 	if (y < y0 + rows)
 		line_at(y++, 1,
-			"local queue depth: not shown (the events do not say which queue a "
-			"stolen task left)");
+			"injection queue: %u   (QUEUE: the worker's local queue with its LIFO "
+			"slot, as it last published it)",
+			inject);
 }
 
 static void draw_warnings(struct ui *u, int y0, int rows)

@@ -494,6 +494,7 @@ void sp__trace_task_done(sp__task *t, bool cancelled);
 void sp__trace_wake(uint64_t id, bool self, unsigned queue, bool by_value);
 void sp__trace_waker(sp__task *t, uint32_t type);
 void sp__trace_emit(uint32_t type, uint32_t a, uint64_t b);
+void sp__trace_worker_stats(sp__worker *w, uint32_t depth, uint32_t inject);
 static inline bool sp__tracing(void)
 {
 	return atomic_load_explicit(&sp__trace_enabled, memory_order_relaxed);

@@ -195,6 +195,14 @@ struct sp__ring *sp__trace_ring_slow(void)
 	return sp__tls.ring;
 }
 
+/* A worker's queue depths into the segment (its maintenance, its parking). */
+void sp__trace_worker_stats(sp__worker *w, uint32_t depth, uint32_t inject)
+{
+	if (w->ring_idx >= 0 && seg_ready())
+		sp__seg_wstat_write(&seg, (unsigned)w->ring_idx, w->now ? w->now : 1, w->index,
+				    depth, inject);
+}
+
 void sp__trace_emit(uint32_t type, uint32_t a, uint64_t b)
 {
 	sp__ring *r = sp__trace_ring();

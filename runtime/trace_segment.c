@@ -154,7 +154,8 @@ int sp__seg_create_at(sp__segment *out, const char *path, unsigned nrings, uint3
 	uint32_t site_slots = sp__seg_site_slots;
 	if (site_slots == 0 || site_slots > SP__SEG_MAX_SITE_SLOTS || (site_slots & (site_slots - 1)))
 		return -EINVAL;
-	uint64_t total = site_off + (uint64_t)site_slots * SP__SEG_SITE_SLOT_SIZE;
+	uint64_t wstat_off = site_off + (uint64_t)site_slots * SP__SEG_SITE_SLOT_SIZE;
+	uint64_t total = wstat_off + (uint64_t)nrings * SP__SEG_WSTAT_SIZE;
 
 	/* Writer-side tables in our own memory: the task slot free list and
 	 * the site hash (twice the site slots, a power of two). */
@@ -225,6 +226,8 @@ int sp__seg_create_at(sp__segment *out, const char *path, unsigned nrings, uint3
 	h->site_off = site_off;
 	h->site_slot_size = SP__SEG_SITE_SLOT_SIZE;
 	h->site_slots = site_slots;
+	h->wstat_size = nrings ? SP__SEG_WSTAT_SIZE : 0;
+	h->wstat_off = nrings ? wstat_off : 0;
 
 	out->base = base;
 	out->size = total;
@@ -633,6 +636,19 @@ int sp__seg_attach_mem(sp__seg_reader *r, const void *mem, size_t size)
 	if (overlap(c->site_off, site_end, c->task_off, task_end))
 		return fail(r, -EINVAL, "segment regions overlap");
 
+	uint64_t wstat_end = 0;
+	if (c->wstat_off || c->wstat_size) {
+		if (c->wstat_size < SP__SEG_WSTAT_SIZE || c->wstat_size % SEG_ALIGN ||
+		    c->wstat_off % SEG_ALIGN)
+			return fail(r, -EINVAL, "bad worker-stats slot size or alignment");
+		if (region(c->wstat_off, c->nrings, c->wstat_size, c->header_size, total,
+			   &wstat_end))
+			return fail(r, -EINVAL, "worker stats out of bounds");
+		if (overlap(c->wstat_off, wstat_end, c->task_off, task_end) ||
+		    overlap(c->wstat_off, wstat_end, c->site_off, site_end))
+			return fail(r, -EINVAL, "segment regions overlap");
+	}
+
 	uint64_t own_end = 0, ring_end = 0;
 	if (c->nrings) {
 		size_t rb = sp__ring_bytes(c->ring_capacity);
@@ -652,7 +668,9 @@ int sp__seg_attach_mem(sp__seg_reader *r, const void *mem, size_t size)
 		    overlap(c->ring_owner_off, own_end, c->task_off, task_end) ||
 		    overlap(c->ring_off, ring_end, c->task_off, task_end) ||
 		    overlap(c->ring_owner_off, own_end, c->site_off, site_end) ||
-		    overlap(c->ring_off, ring_end, c->site_off, site_end))
+		    overlap(c->ring_off, ring_end, c->site_off, site_end) ||
+		    (wstat_end && (overlap(c->ring_owner_off, own_end, c->wstat_off, wstat_end) ||
+				   overlap(c->ring_off, ring_end, c->wstat_off, wstat_end))))
 			return fail(r, -EINVAL, "segment regions overlap");
 		r->rings = calloc(c->nrings, sizeof *r->rings);
 		if (!r->rings)
@@ -987,5 +1005,35 @@ int sp__seg_read_site(const sp__seg_reader *r, uint32_t idx, sp__seg_site_info *
 	out->name[SP__SEG_NAME_LEN] = 0;
 	memcpy(out->file, ss->file, SP__SEG_SITE_FILE_LEN);
 	out->file[SP__SEG_SITE_FILE_LEN] = 0;
+	return 0;
+}
+
+void sp__seg_wstat_write(sp__segment *seg, unsigned idx, uint64_t ts, uint32_t worker,
+			 uint32_t depth, uint32_t inject)
+{
+	if (!seg->hdr->wstat_off || idx >= seg->hdr->nrings)
+		return;
+	sp__seg_wstat *w = (sp__seg_wstat *)((char *)seg->base + seg->hdr->wstat_off +
+					     (size_t)idx * seg->hdr->wstat_size);
+	/* ordering: relaxed; independent values for display, each whole. */
+	atomic_store_explicit(&w->worker, worker, memory_order_relaxed);
+	atomic_store_explicit(&w->depth, depth, memory_order_relaxed);
+	atomic_store_explicit(&w->inject, inject, memory_order_relaxed);
+	atomic_store_explicit(&w->ts, ts, memory_order_relaxed);
+}
+
+int sp__seg_read_wstat(const sp__seg_reader *r, unsigned i, sp__seg_wstat_info *out)
+{
+	if (!r->base || !r->hdr.wstat_off || i >= r->hdr.nrings)
+		return -1;
+	sp__seg_wstat *w = (sp__seg_wstat *)((const char *)r->base + r->hdr.wstat_off +
+					     (size_t)i * r->hdr.wstat_size);
+	/* ordering: relaxed, as written. */
+	out->ts = atomic_load_explicit(&w->ts, memory_order_relaxed);
+	if (!out->ts)
+		return -1;
+	out->worker = atomic_load_explicit(&w->worker, memory_order_relaxed);
+	out->depth = atomic_load_explicit(&w->depth, memory_order_relaxed);
+	out->inject = atomic_load_explicit(&w->inject, memory_order_relaxed);
 	return 0;
 }

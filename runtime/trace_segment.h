@@ -25,7 +25,7 @@
  *                                 a u64); 0 while the creator is filling the
  *                                 file in, stored last, with release
  *        8    2  abi_major        2 (SP__SEG_ABI_MAJOR)
- *       10    2  abi_minor        0 (SP__SEG_ABI_MINOR)
+ *       10    2  abi_minor        1 (SP__SEG_ABI_MINOR)
  *       12    4  header_size      192 in 2.0; readers accept >= 192
  *       16    4  pid              the creating process
  *       20    4  reserved         0
@@ -55,7 +55,11 @@
  *      144    4  task_hwm (atomic) 1 + the highest task slot index ever
  *                                 allocated: readers scan slots below it
  *                                 (clamped to task_slots) and no further
- *      148   44  reserved         0
+ *      148    4  wstat_size       bytes per worker-stats slot: 64 in 2.1; 0
+ *                                 when there are none (2.0 writers)
+ *      152    8  wstat_off        offset of worker-stats slot 0 (one per ring,
+ *                                 nrings of them), 0 when there are none
+ *      160   32  reserved         0
  *
  *   Ring owner table at ring_owner_off: nrings x u32 (atomic), the thread id
  *   that owns ring i, 0 when the ring is free; padded to 64 bytes.
@@ -98,6 +102,17 @@
  *   the runtime writes the site only, and readers take name, file and line
  *   from the site table (sp__seg_read_tasks does). The counters are as of the
  *   task's last poll end.
+ *
+ *   Worker-stats slots at wstat_off + i * wstat_size, i < nrings (ABI 2.1):
+ *   what the worker that owns ring i last published (at its maintenance
+ *   ticks and before it parks), each field a single-copy-atomic store of its
+ *   own (fields are independent; no seq):
+ *   offset size  field
+ *        0    8  ts (atomic)      raw ticks of the publication, 0 never
+ *        8    4  worker (atomic)  worker index
+ *       12    4  depth (atomic)   tasks in its local queue, LIFO slot included
+ *       16    4  inject (atomic)  tasks in its runtime's injection queue
+ *       20   44  reserved         0
  *
  *   Site slots at site_off + i * site_slot_size, i < site_slots: one per
  *   spawn site (name, file, line) the process has used, in order of first
@@ -162,7 +177,8 @@
 
 #define SP__SEG_MAGIC 0x4745534c444e5053ull /* "SPNDLSEG" */
 #define SP__SEG_ABI_MAJOR 2
-#define SP__SEG_ABI_MINOR 0
+#define SP__SEG_ABI_MINOR 1
+#define SP__SEG_WSTAT_SIZE 64
 #define SP__SEG_HEADER_SIZE 192
 #define SP__SEG_TASK_SLOT_SIZE 192
 #define SP__SEG_SITE_SLOT_SIZE 128
@@ -204,8 +220,19 @@ typedef struct sp__seg_header {
 	uint32_t site_slot_size;
 	uint32_t site_slots;
 	_Atomic uint32_t task_hwm;
-	uint32_t reserved1[11];
+	uint32_t wstat_size;
+	uint64_t wstat_off;
+	uint64_t reserved1[4];
 } sp__seg_header;
+
+typedef struct sp__seg_wstat {
+	_Atomic uint64_t ts;
+	_Atomic uint32_t worker;
+	_Atomic uint32_t depth;
+	_Atomic uint32_t inject;
+	uint32_t reserved0;
+	uint64_t reserved1[5];
+} sp__seg_wstat;
 
 typedef struct sp__seg_slot {
 	_Atomic uint64_t seq;
@@ -240,6 +267,8 @@ _Static_assert(sizeof(sp__seg_header) == SP__SEG_HEADER_SIZE, "segment header is
 _Static_assert(offsetof(sp__seg_header, site_off) == 128, "site_off at 128");
 _Static_assert(offsetof(sp__seg_header, task_hwm) == 144, "task_hwm at 144");
 _Static_assert(sizeof(sp__seg_site_slot) == SP__SEG_SITE_SLOT_SIZE, "site slot is 128 bytes");
+_Static_assert(offsetof(sp__seg_header, wstat_off) == 152, "wstat_off at 152");
+_Static_assert(sizeof(sp__seg_wstat) == SP__SEG_WSTAT_SIZE, "worker-stats slot is 64 bytes");
 _Static_assert(offsetof(sp__seg_slot, site) == 152, "site at 152");
 _Static_assert(offsetof(sp__seg_slot, last_ts) == 168, "last_ts at 168");
 _Static_assert(offsetof(sp__seg_header, pid) == 16, "pid at 16");
@@ -403,6 +432,17 @@ typedef struct sp__seg_site_info {
 	char file[SP__SEG_SITE_FILE_LEN + 1];
 } sp__seg_site_info;
 int sp__seg_read_site(const sp__seg_reader *r, uint32_t idx, sp__seg_site_info *out);
+
+/* Writer: publish ring idx's worker stats. */
+void sp__seg_wstat_write(sp__segment *seg, unsigned idx, uint64_t ts, uint32_t worker,
+			 uint32_t depth, uint32_t inject);
+/* Reader: ring i's worker stats; 0, or -1 when the segment has none (2.0) or
+ * nothing was published for ring i. */
+typedef struct sp__seg_wstat_info {
+	uint64_t ts;
+	uint32_t worker, depth, inject;
+} sp__seg_wstat_info;
+int sp__seg_read_wstat(const sp__seg_reader *r, unsigned i, sp__seg_wstat_info *out);
 
 /* Ticks of this segment's clock to CLOCK_MONOTONIC ns. */
 uint64_t sp__seg_ticks_to_ns(const sp__seg_reader *r, uint64_t ticks);

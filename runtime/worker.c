@@ -106,6 +106,10 @@ void sp__worker_publish(sp__worker *w)
 	SP__BATCH_FIELDS(SP__X)
 #undef SP__X
 	atomic_store_explicit(&w->pub_depth, q_len(w), memory_order_relaxed);
+	if (SP__UNLIKELY(w->ring != NULL))
+		sp__trace_worker_stats(w, q_len(w) + (w->lifo != NULL),
+				       (uint32_t)atomic_load_explicit(&w->rt->inject.nlen,
+								      memory_order_relaxed));
 }
 
 /* ---- scheduling ----------------------------------------------------------- */

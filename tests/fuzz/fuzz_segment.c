@@ -49,6 +49,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			sp__ring_event ev[8];
 			uint64_t cur = 0, lost = 0;
 			(void)sp__seg_reader_ring_owner(&r, i);
+			sp__seg_wstat_info wi;
+			(void)sp__seg_read_wstat(&r, i, &wi);
 			for (int k = 0; k < 4; k++)
 				if (sp__seg_reader_ring_read(&r, i, &cur, ev, 8, &lost) == 0)
 					break;

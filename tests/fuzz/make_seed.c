@@ -31,6 +31,7 @@ static int make(const char *dir, const char *name, uint32_t events)
 	int slot = sp__seg_task_alloc(&seg);
 	sp__seg_task t = {.id = 7, .parent = 1, .state = 4, .polls = 3, .site = site};
 	sp__seg_task_spawn(&seg, (unsigned)slot, &t);
+	sp__seg_wstat_write(&seg, 0, 1234, 0, 5, 1);
 	for (unsigned r = 0; r < 2; r++) {
 		sp__ring *ring = sp__seg_ring(&seg, r);
 		for (uint32_t i = 0; i < events; i++)

@@ -535,6 +535,19 @@ static void seg__damage_gives_the_documented_error(void **state)
 	H->site_slot_size = 72;
 	expect_error(c, n, -EINVAL, "bad site slot size");
 	FRESH();
+	H->wstat_size = 8;
+	expect_error(c, n, -EINVAL, "bad worker-stats slot size");
+	FRESH();
+	H->wstat_off = H->task_off;
+	expect_error(c, n, -EINVAL, "overlap");
+	FRESH();
+	H->wstat_off = (uint64_t)1 << 62;
+	expect_error(c, n, -EINVAL, "worker stats out of bounds");
+	FRESH();
+	H->wstat_off = 0; /* a 2.0 writer: no worker stats, still valid */
+	H->wstat_size = 0;
+	assert_int_equal(open_image(c, n, &msg), 0);
+	FRESH();
 	H->nrings = 0x7fffffffu;
 	expect_error(c, n, -EINVAL, "bad ring count");
 	FRESH();

@@ -176,6 +176,15 @@ static void stream__events_sites_sources_and_task_table(void **state)
 	size_t ntasks = spc_stream_tasks(s, on_task, &tb); /* "lost" still lives */
 	spc_stream_flush(s, on_event, &x);
 	uint64_t lost_records = spc_stream_lost_total(s);
+	uint32_t depth = 99, inject = 99;
+	int queue_rc = -1;
+	for (int i = 0; i < 200 && queue_rc != 0; i++) { /* published when a worker parks */
+		queue_rc = spc_stream_worker_queue(s, 0, &depth, &inject);
+		if (queue_rc)
+			usleep(5000);
+	}
+	uint32_t d77, i77;
+	int queue77_rc = spc_stream_worker_queue(s, 77, &d77, &i77); /* no such worker */
 	sp_join_handle_abort(&jl);
 	sp_join_handle_wait(&jl);
 	sp_runtime_free(rt);
@@ -188,6 +197,9 @@ static void stream__events_sites_sources_and_task_table(void **state)
 	assert_true(tb.idle);
 	assert_true(tb.no_wakers);
 	assert_int_equal(lost_records, 0);
+	assert_int_equal(queue_rc, 0);
+	assert_true(depth <= 256);
+	assert_int_equal(queue77_rc, -1);
 	assert_true(x.threads >= 2); /* the workers, and this thread's ring */
 	assert_true(x.sleepy_site_ok);
 	assert_true(x.kid_parent_ok);
