@@ -11,6 +11,7 @@
 #include "stream.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -70,6 +71,56 @@ const char *spc_event_name(uint32_t type)
 	if (type < SP_EV__COUNT && names[type])
 		return names[type];
 	return "unknown";
+}
+
+void spc_event_detail(uint32_t type, uint32_t a, char *buf, size_t n)
+{
+	static const char *const src[] = {"a task", "the reactor", "a timer", "the blocking pool",
+					  "a foreign thread", "a join"};
+	static const char *const q[] = {"no queue (already scheduled)", "the LIFO slot",
+					"the local queue", "the injection queue"};
+	static const char *const hold[] = {"user code", "the reactor", "a timer",
+					   "a channel",	"a sync primitive", "a join handle",
+					   "the blocking pool", "a select"};
+	char fd[24] = "";
+	buf[0] = 0;
+	switch (type) {
+	case SP_EV_POLL_START:
+		snprintf(buf, n, "on worker %u", a);
+		break;
+	case SP_EV_POLL_END:
+		snprintf(buf, n, "%s%s%s", a & SP_POLL_READY ? "ready" : "pending",
+			 a & SP_POLL_CANCELLED ? ", cancelled" : "",
+			 a >> SP_POLL_BUDGET_SHIFT ? ", budget spent" : "");
+		break;
+	case SP_EV_WAKE: {
+		unsigned s = (a & SP_WAKE_SRC_MASK) >> SP_WAKE_SRC_SHIFT;
+		unsigned d = a >> SP_WAKE_DETAIL_SHIFT;
+		if (s == SP_WAKE_SRC_REACTOR && d != SP_WAKE_DETAIL_NONE)
+			snprintf(fd, sizeof fd, " (fd %u)", d);
+		snprintf(buf, n, "from %s%s to %s%s%s", s < 6 ? src[s] : "?", fd,
+			 q[(a & SP_WAKE_Q_MASK) >> SP_WAKE_Q_SHIFT], a & SP_WAKE_SELF ? ", self" : "",
+			 a & SP_WAKE_BY_VALUE ? ", by value" : "");
+		break;
+	}
+	case SP_EV_WAKER_CLONE:
+	case SP_EV_WAKER_DROP: {
+		unsigned k = a & 0xff, d = a >> 8;
+		if (k == SP_HOLD_REACTOR && d != SP_WAKE_DETAIL_NONE)
+			snprintf(fd, sizeof fd, " (fd %u)", d);
+		snprintf(buf, n, "%s %s%s", type == SP_EV_WAKER_CLONE ? "held by" : "let go by",
+			 k < 8 ? hold[k] : "?", fd);
+		break;
+	}
+	case SP_EV_TASK_DONE:
+		snprintf(buf, n, "%s", a ? "aborted" : "completed");
+		break;
+	case SP_EV_INJECT_POP:
+		snprintf(buf, n, "by worker %u", a);
+		break;
+	default:
+		snprintf(buf, n, "a=0x%x", a);
+	}
 }
 
 static uint64_t mono_ns(void)

@@ -112,5 +112,8 @@ uint64_t spc_stream_ticks_to_ns(const spc_stream *s, uint64_t ticks);
 
 /* Name of an event type ("poll_start"...), "unknown" for others. */
 const char *spc_event_name(uint32_t type);
+/* The `a` field of an event of a task, in words: "pending", "ready", "from
+ * the reactor (fd 7) to the LIFO slot", "held by a timer"... */
+void spc_event_detail(uint32_t type, uint32_t a, char *buf, size_t n);
 
 #endif

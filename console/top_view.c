@@ -325,8 +325,10 @@ static void draw_detail(struct ui *u, int y0, int rows)
 		char ago[16];
 		uint64_t now = topm_now(a->m);
 		topm_fmt_ns(now > ev[i].ns ? now - ev[i].ns : 0, ago, sizeof ago);
-		line_at(y++, 1, "  -%-9s %-13s a=0x%-8x worker %d", ago, spc_event_name(ev[i].type),
-			ev[i].a, ev[i].worker);
+		char what[96];
+		spc_event_detail(ev[i].type, ev[i].a, what, sizeof what);
+		line_at(y++, 1, "  -%-9s %-12s %-60.60s %s%d", ago, spc_event_name(ev[i].type), what,
+			ev[i].worker >= 0 ? "w" : "", ev[i].worker);
 	}
 	while (y < end)
 		line_at(y++, 1, "%s", "");

@@ -164,6 +164,15 @@ expect_exit2 "a pid with no process" 'no process' "$SPINDLE" top -b 2147483600
 expect_exit2 "a process that is not spindle" 'no trace segment' "$SPINDLE" top -b $$
 expect_exit2 "not a pid" 'not a process id' "$SPINDLE" top -b pid1
 expect_exit2 "bad threshold" 'wants a number' "$SPINDLE" top -b --long-poll x "$TPID"
+# a segment of another ABI major, beside a live process that is not spindle
+sleep 30 &
+SPID=$!
+python3 -c 'import struct,sys; open(sys.argv[1],"wb").write(b"SPNDLSEG"+struct.pack("<HHI",9,0,192)+bytes(176))' \
+	/dev/shm/spindle.$SPID
+expect_exit2 "a segment of an unsupported version" 'reads 2\.x' "$SPINDLE" top -b "$SPID"
+rm -f /dev/shm/spindle.$SPID
+kill $SPID 2>/dev/null
+wait $SPID 2>/dev/null
 new_screen
 tmux -L "$SOCK" new-session -d -s top -x 40 -y 8 "$SPINDLE top $TPID; echo EXIT=\$?; sleep 30"
 check "a terminal too small: message and exit 2" 'EXIT=2' 10

@@ -224,6 +224,16 @@ static void stream__no_segment_is_an_error(void **state)
 	assert_null(s);
 	assert_string_equal(spc_event_name(SP_EV_WAKE), "wake");
 	assert_string_equal(spc_event_name(999), "unknown");
+	char buf[128];
+	spc_event_detail(SP_EV_WAKE,
+			 SP_WAKE_SRC_REACTOR << SP_WAKE_SRC_SHIFT | SP_WAKE_Q_LIFO << SP_WAKE_Q_SHIFT |
+				 7u << SP_WAKE_DETAIL_SHIFT,
+			 buf, sizeof buf);
+	assert_string_equal(buf, "from the reactor (fd 7) to the LIFO slot");
+	spc_event_detail(SP_EV_WAKER_CLONE, SP_HOLD_TIMER, buf, sizeof buf);
+	assert_string_equal(buf, "held by a timer");
+	spc_event_detail(SP_EV_POLL_END, SP_POLL_READY, buf, sizeof buf);
+	assert_string_equal(buf, "ready");
 }
 
 int main(void)
