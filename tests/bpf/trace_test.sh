@@ -80,6 +80,23 @@ fixed)
 	[ "$n" = 0 ] || fail "$n blocked or on-CPU findings on the fixed program"
 	grep -q "blocking: fixed" "$TMP/out" || fail "the target did not run"
 	;;
+demo)
+	# The demo service: healthy but for `hiccup`, which computes 30 ms in one
+	# poll every 2 s on purpose. Over 50 ms nothing is flagged (no blocked and
+	# no on-CPU finding); at 20 ms the hiccup task is, on-CPU.
+	DEMO=$(dirname "$BLOCKING")/demo
+	"$SPINDLE" trace -t 50 --json -- "$DEMO" --seconds 3 >"$TMP/out" 2>"$TMP/err"
+	rc=$?
+	grep -q "not permitted" "$TMP/err" && skip "$(head -1 "$TMP/err")"
+	[ $rc = 0 ] || fail "exit status $rc"
+	n=$(( $(count "$TMP/out" '"verdict":"blocked"') + $(count "$TMP/out" '"verdict":"on-cpu"') ))
+	[ "$n" = 0 ] || fail "$n findings over 50 ms on the demo service"
+	"$SPINDLE" trace -t 20 --json -- "$DEMO" --seconds 3 >"$TMP/out" 2>"$TMP/err"
+	n=$(count "$TMP/out" '"task_name":"hiccup"' '"func":"hiccup_poll"')
+	[ "$n" -ge 1 ] || fail "the demo's 30 ms hiccup was not flagged"
+	n=$(count "$TMP/out" '"task_name":"client"')
+	[ "$n" = 0 ] || fail "a client task flagged $n times"
+	;;
 top)
 	# spindle top --bpf: the tracer's findings among the console's warnings
 	SPINDLE_TRACE=1 "$BLOCKING" --seconds 4 >"$TMP/target" 2>&1 &
