@@ -235,18 +235,22 @@ static void fill_counters(sp__task *t, sp__seg_task *st)
 	st->last_ts = t->last_ticks;
 }
 
-/* The site index of a spawn site, with a one-entry cache per thread (code
- * that spawns tends to spawn from one site in a row). */
+/* The site index of a spawn site, through a small direct-mapped cache per
+ * thread (code spawns from a handful of sites, often in turn). */
+#define SITE_CACHE 16
 static uint32_t site_index(const sp_spawn_site *site)
 {
-	static _Thread_local const sp_spawn_site *last;
-	static _Thread_local uint32_t last_idx;
-	if (site == last)
-		return last_idx;
+	static _Thread_local struct {
+		const sp_spawn_site *site;
+		uint32_t idx;
+	} cache[SITE_CACHE];
+	unsigned h = (unsigned)(((uintptr_t)site >> 4) * 0x9e3779b1u >> 28) % SITE_CACHE;
+	if (cache[h].site == site)
+		return cache[h].idx;
 	uint32_t idx = sp__seg_site(&seg, site, site->name, site->file, site->line);
 	if (idx != SP__SEG_SITE_NONE) {
-		last = site;
-		last_idx = idx;
+		cache[h].site = site;
+		cache[h].idx = idx;
 	}
 	return idx;
 }

@@ -21,7 +21,7 @@ size_t sp__ring_bytes(uint32_t capacity)
 	return SP__RING_HEADER_SIZE + (size_t)capacity * SP__RING_RECORD_SIZE;
 }
 
-sp__ring *sp__ring_init(void *mem, size_t size, uint32_t capacity)
+static sp__ring *ring_format(void *mem, size_t size, uint32_t capacity, bool zeroed)
 {
 	size_t need = sp__ring_bytes(capacity);
 
@@ -29,7 +29,10 @@ sp__ring *sp__ring_init(void *mem, size_t size, uint32_t capacity)
 		return NULL;
 	/* Nobody reads the memory yet: plain stores, published to readers by
 	 * whatever makes the ring known to them (the segment's own release). */
-	memset(mem, 0, need);
+	if (!zeroed)
+		memset(mem, 0, need);
+	else
+		memset(mem, 0, SP__RING_HEADER_SIZE);
 	sp__ring *r = mem;
 	r->magic = SP__RING_MAGIC;
 	r->version_major = SP__RING_VERSION_MAJOR;
@@ -40,6 +43,16 @@ sp__ring *sp__ring_init(void *mem, size_t size, uint32_t capacity)
 	/* ordering: relaxed: see above, the ring is not shared yet. */
 	atomic_store_explicit(&r->head, 0, memory_order_relaxed);
 	return r;
+}
+
+sp__ring *sp__ring_init(void *mem, size_t size, uint32_t capacity)
+{
+	return ring_format(mem, size, capacity, false);
+}
+
+sp__ring *sp__ring_init_zeroed(void *mem, size_t size, uint32_t capacity)
+{
+	return ring_format(mem, size, capacity, true);
 }
 
 sp__ring *sp__ring_attach(void *mem, size_t size)

@@ -148,6 +148,10 @@ size_t sp__ring_bytes(uint32_t capacity);
  * `capacity` records. Returns the ring, or NULL if the arguments do not fit.
  * Call before any reader can see the memory. */
 sp__ring *sp__ring_init(void *mem, size_t size, uint32_t capacity);
+/* The same over memory known to be zero (a fresh ftruncate'd file): the
+ * record slots are left untouched, so their pages are not faulted in until
+ * the producer reaches them. */
+sp__ring *sp__ring_init_zeroed(void *mem, size_t size, uint32_t capacity);
 
 /* Check that `size` bytes at mem hold a ring this reader understands (see
  * VERSIONING); returns it, or NULL. */

@@ -234,8 +234,9 @@ int sp__seg_create_at(sp__segment *out, const char *path, unsigned nrings, uint3
 	out->hdr = h;
 	strcpy(out->path, path);
 	for (unsigned i = 0; i < nrings; i++) {
-		sp__ring *ring = sp__ring_init((char *)base + ring_off + (size_t)i * stride, stride,
-					       ring_capacity);
+		/* ftruncate made the file zero: format the headers only */
+		sp__ring *ring = sp__ring_init_zeroed((char *)base + ring_off + (size_t)i * stride,
+						      stride, ring_capacity);
 		SP__ASSERT(ring, "segment ring layout");
 	}
 	/* ordering: release: a reader that loads the magic (acquire) sees the
