@@ -205,7 +205,7 @@ static void draw_workers(struct ui *u, int y0, int rows)
 			w->current && topm_now(a->m) - w->poll_start >= topm_cfg(a->m)->blocked_ns;
 		pen_on(blocked ? C_WARN : 0, 0);
 		char q[16] = "-";
-		if (spc_stream_worker_queue(a->s, (int)i, &depth, &inj) == 0) {
+		if (a->s && spc_stream_worker_queue(a->s, (int)i, &depth, &inj) == 0) {
 			snprintf(q, sizeof q, "%u", depth);
 			inject = inj;
 		}
