@@ -91,9 +91,8 @@ void top_batch_print(top_app *a, FILE *f)
 			(unsigned long long)topm_events_seen(a->m), (unsigned long long)a->ev_rate);
 	else
 		fprintf(f,
-			"spindle top - pid %d (%s)  watched %s  tasks %zu live, %zu done  workers "
-			"%u  "
-			"events %llu (%llu/s)  lost %llu  target %s\n",
+			"spindle top - pid %d (%s)  watched %s  tasks %zu live, %zu done  "
+			"workers %u  events %llu (%llu/s)  lost %llu  target %s\n",
 			a->pid, a->comm, up, live, done, topm_worker_count(a->m),
 			(unsigned long long)topm_events_seen(a->m), (unsigned long long)a->ev_rate,
 			(unsigned long long)a->lost, a->alive ? "running" : "exited");

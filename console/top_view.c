@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "replay.h"
 #include "top_app.h"
 
 #define TOP_POLL_MS 50
@@ -33,6 +34,7 @@ struct ui {
 	int editing; /* the filter prompt is open */
 	char edit[64];
 	size_t edit_len;
+	char msg[160]; /* replay: a read error, shown on the status line */
 };
 
 static int color_on;
@@ -79,10 +81,18 @@ static void draw_summary(struct ui *u)
 	topm_warnings(a->m, &nw, &total);
 	const char *st = !a->alive ? "TARGET EXITED (last state)" : a->paused ? "PAUSED" : "live";
 	pen_on(C_HEAD, A_BOLD);
-	line_at(0, 1,
-		"spindle top  pid %d (%s)  tasks %zu live %zu done  workers %u  %llu ev/s  [%s]",
-		a->pid, a->comm, live, done, topm_worker_count(a->m),
-		(unsigned long long)a->ev_rate, st);
+	if (a->rp)
+		line_at(0, 1,
+			"spindle top  REPLAY %s (pid %d, %s)  tasks %zu live %zu done  workers %u  "
+			"%llu ev/s",
+			a->replay_path, a->pid, a->comm, live, done, topm_worker_count(a->m),
+			(unsigned long long)a->ev_rate);
+	else
+		line_at(0, 1,
+			"spindle top  pid %d (%s)  tasks %zu live %zu done  workers %u  %llu ev/s  "
+			"[%s]",
+			a->pid, a->comm, live, done, topm_worker_count(a->m),
+			(unsigned long long)a->ev_rate, st);
 	pen_off();
 	unsigned per[TOPM_W__COUNT] = {0};
 	const topm_warning *w = topm_warnings(a->m, &nw, &total);
@@ -346,6 +356,11 @@ static const char *help_text[] = {
 	"  d              show or hide finished tasks (kept --keep seconds)",
 	"  space  p       pause / resume (events missed while paused count as lost)",
 	"  h  ?           this help;  q  quit",
+	"replay (--replay FILE): the screen at a time cursor of the recording",
+	"  Right Left  . ,      the cursor forward / back by the refresh interval (-d)",
+	"  ] [  Shift-arrows    forward / back by 0.1 s",
+	"  Home End             the recording's start / end (not the selection)",
+	"  w  W                 the longest poll: running (a live long-poll) / its end",
 	"",
 	"warnings (WARN column letters):",
 	"  P long-poll      a poll >= --long-poll ms, live while it runs",
@@ -390,6 +405,13 @@ static void draw(struct ui *u)
 	pen_on(C_TITLE, 0);
 	if (u->editing)
 		line_at(LINES - 1, 1, "filter: %s_", u->edit);
+	else if (a->rp)
+		line_at(LINES - 1, 1,
+			"REPLAY t=%.3f s of %.3f s | %s | < > , . [ ] Home End w W move | sort %s%s "
+			"| filter '%s' | h help  q quit",
+			(double)replay_cursor(a->rp) / 1e9, (double)replay_end(a->rp) / 1e9,
+			u->msg[0] ? u->msg : "paused", topm_cols[a->vo.sort_col].key,
+			a->vo.reverse ? " rev" : "", a->filter);
 	else
 		line_at(LINES - 1, 1,
 			"%s lost %llu | sort %s%s | filter '%s' | %s | h help  q quit",
@@ -440,6 +462,64 @@ static void move_sel(struct ui *u, long d)
 	}
 }
 
+/* --replay: move the cursor to t; the model may be a new one (a move back
+ * rebuilds it), so the detail's focus is set again. */
+static void replay_to(struct ui *u, int64_t t)
+{
+	top_app *a = u->a;
+	u->msg[0] = 0;
+	if (top_replay_seek(a, t))
+		snprintf(u->msg, sizeof u->msg, "read error: %s", replay_err(a->rp));
+	if (u->view == V_DETAIL)
+		topm_focus(a->m, u->detail_id);
+	if (u->sel >= a->nrows)
+		u->sel = a->nrows ? a->nrows - 1 : 0;
+	u->sel_id = a->nrows ? a->rows[u->sel]->id : 0;
+}
+
+/* The replay's cursor keys; 1 when ch was one. */
+static int replay_key(struct ui *u, int ch)
+{
+	top_app *a = u->a;
+	int64_t cur = replay_cursor(a->rp), step = (int64_t)a->interval_ns, fine = 100000000;
+	int64_t t;
+	switch (ch) {
+	case KEY_RIGHT:
+	case '.':
+		t = cur + step;
+		break;
+	case KEY_LEFT:
+	case ',':
+		t = cur - step;
+		break;
+	case KEY_SRIGHT:
+	case ']':
+		t = cur + fine;
+		break;
+	case KEY_SLEFT:
+	case '[':
+		t = cur - fine;
+		break;
+	case KEY_HOME:
+		t = 0;
+		break;
+	case KEY_END:
+		t = replay_end(a->rp);
+		break;
+	case 'w':
+	case 'W':
+		if ((t = top_replay_worst(a, ch == 'W')) < 0) {
+			snprintf(u->msg, sizeof u->msg, "no poll in this recording");
+			return 1;
+		}
+		break;
+	default:
+		return 0;
+	}
+	replay_to(u, t);
+	return 1;
+}
+
 /* Returns 1 to quit. */
 static int key(struct ui *u, int ch)
 {
@@ -453,6 +533,8 @@ static int key(struct ui *u, int ch)
 		u->view = u->back;
 		return 0;
 	}
+	if (a->rp && replay_key(u, ch))
+		return 0;
 	switch (ch) {
 	case 'q':
 	case 'Q':

@@ -96,4 +96,43 @@ for args in "--replay $T/bl.db 1 --batch" "--replay $T/bl.db --batch --at soon" 
 	ok "top $args: $(cat "$T/err")"
 done
 
+# 6. the interactive screen (tmux): the status line, 'w', the arrows, Home.
+if ! command -v tmux >/dev/null; then
+	echo "tmux not installed: interactive checks skipped"
+	echo PASS
+	exit 0
+fi
+screen() { tmux -L "$SOCK" capture-pane -p -t top 2>/dev/null; }
+wait_for() {
+	local i
+	for ((i = 0; i < 100; i++)); do
+		screen | grep -Eq "$1" && return 0
+		sleep 0.1
+	done
+	echo "  screen:"
+	screen | sed 's/^/  | /'
+	return 1
+}
+tmux -L "$SOCK" new-session -d -s top -x 160 -y 40 \
+	"$SPINDLE top --replay $T/bl.db --at 0 --no-color; sleep 30" || fail "tmux"
+wait_for "REPLAY t=0.000 s of" || fail "interactive: no REPLAY status at 0"
+tmux -L "$SOCK" send-keys -t top w
+wait_for "^P +[0-9]+ running +(spinner|sleeper) " || fail "interactive w: the poll does not run"
+tmux -L "$SOCK" send-keys -t top 3
+wait_for "^long-poll +NOW +[0-9]+ (spinner|sleeper) +in one poll" || fail "interactive w: no live long poll"
+ok "interactive w: $(screen | grep -Eo 'REPLAY t=[0-9.]+ s' | head -1), live long poll"
+tmux -L "$SOCK" send-keys -t top W
+wait_for "^long-poll +was +[0-9]+ (spinner|sleeper) +a poll took" || fail "interactive W"
+screen | grep -q "NOW" && fail "interactive W: the poll should be over"
+tmux -L "$SOCK" send-keys -t top 1
+tmux -L "$SOCK" send-keys -t top Home
+wait_for "REPLAY t=0.000 s" || fail "interactive Home"
+tmux -L "$SOCK" send-keys -t top Right
+wait_for "REPLAY t=1.000 s" || fail "interactive Right"
+tmux -L "$SOCK" send-keys -t top ']'
+wait_for "REPLAY t=1.100 s" || fail "interactive ]"
+tmux -L "$SOCK" send-keys -t top Left
+wait_for "REPLAY t=0.100 s" || fail "interactive Left (back: a rebuild)"
+ok "interactive: W, Home, Right, ], Left move the cursor"
+tmux -L "$SOCK" send-keys -t top q
 echo PASS
