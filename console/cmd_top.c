@@ -645,7 +645,7 @@ static int top_replay(top_app *a, const topm_config *c, int batch, int pid, cons
 	a->pid = replay_pid(a->rp);
 	/* comm: the program's base name, from the recorded command line */
 	const char *cmd = replay_command(a->rp);
-	size_t n = strcspn(cmd, " ");
+	size_t n = cmd[0] == '(' ? strlen(cmd) : strcspn(cmd, " "); /* "(attached to pid N)" */
 	const char *base = cmd;
 	for (size_t i = 0; i < n; i++)
 		if (cmd[i] == '/')

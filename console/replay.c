@@ -53,7 +53,7 @@ static const uint8_t src_rank[S__N] = {
 static const char *const src_sql[S__N] = {
 	[S_END] = "SELECT end, task, worker, result FROM polls ORDER BY end",
 	[S_UNPARK] = "SELECT end, worker FROM parks ORDER BY end",
-	[S_SPAWN] = "SELECT spawn, id, parent, site FROM tasks WHERE spawn IS NOT NULL "
+	[S_SPAWN] = "SELECT spawn, id, parent, site FROM tasks WHERE spawn >= 0 "
 		    "ORDER BY spawn, id",
 	[S_START] = "SELECT end - dur, task, worker FROM polls ORDER BY end - dur, end",
 	[S_STEAL] = "SELECT ts, worker, victim, count FROM steals ORDER BY ts",
@@ -85,7 +85,7 @@ struct replay {
 	topm_config cfg;
 	topm_model *m;
 	struct cur c[S__N];
-	sqlite3_stmt *pre; /* tasks spawned before the recording */
+	sqlite3_stmt *pre; /* tasks spawned before the recording (replay.h) */
 	struct site *sites;
 	size_t nsites;
 	uint64_t t0;
@@ -275,8 +275,10 @@ static int rebuild(replay *r)
 		if (cur_step(r, (enum src)i))
 			return -1;
 	}
-	/* Tasks spawned before the recording: idle at its start. Their waker
-	 * counts began before it, so they stay unknown (no lost-waker guess). */
+	/* Tasks spawned before the recording (at an unknown or a negative time):
+	 * idle since their spawn, as the live console seeds them from the task
+	 * table. What they did before is not recorded: their waker counts stay
+	 * unknown (no lost-waker guess) and no scheduling delay is invented. */
 	sqlite3_reset(r->pre);
 	topm_snapshot_begin(r->m, r->t0);
 	int rc;
@@ -284,10 +286,12 @@ static int rebuild(replay *r)
 		sp__seg_task s = {.id = (uint64_t)col(r->pre, 0), .polls = 1};
 		s.parent = col_null(r->pre, 1) ? 0 : (uint64_t)col(r->pre, 1);
 		s.site = col_null(r->pre, 2) ? SP_SITE_NONE : site_index(r, col(r->pre, 2));
-		topm_snapshot_task(r->m, &s, 0, 0);
+		topm_snapshot_task(r->m, &s, col_null(r->pre, 3) ? 0 : ns_of(r, col(r->pre, 3)), 0);
 		topm_task *t = topm_task_get(r->m, s.id);
-		if (t)
+		if (t) {
 			t->counts_known = 0;
+			t->polls = 0; /* .polls = 1 only made it idle, not scheduled */
+		}
 	}
 	if (rc != SQLITE_DONE)
 		return fail(r, "reading the tasks");
@@ -394,8 +398,10 @@ int replay_open(replay **out, const char *path, const topm_config *cfg, char *er
 	for (int i = 0; i < S__N; i++)
 		if (spdb_prepare(r->db, src_sql[i], &r->c[i].st, err, errlen))
 			goto bad;
-	if (spdb_prepare(r->db, "SELECT id, parent, site FROM tasks WHERE spawn IS NULL", &r->pre,
-			 err, errlen))
+	if (spdb_prepare(
+		    r->db,
+		    "SELECT id, parent, site, spawn FROM tasks WHERE spawn IS NULL OR spawn < 0",
+		    &r->pre, err, errlen))
 		goto bad;
 	/* the end: meta end_ns, or the last poll when the recorder died early */
 	sqlite3_stmt *st;

@@ -15,8 +15,9 @@
  * Ties (equal ns) go in the order a worker produces them: a poll's end, then
  * what follows at that instant (the next poll's start, the wakes and spawns
  * it makes), then the task's end.
- * Tasks spawned before the recording (spawn NULL) are seeded idle at its
- * start, with waker counts unknown (they began before we saw them).
+ * Tasks spawned before the recording (spawn NULL or negative: an attach)
+ * are seeded idle since their spawn (or the start), with waker counts
+ * unknown: what they did before it is not recorded.
  *
  * TIME. The model sees CLOCK_MONOTONIC ns: meta.t0_ns + the recording's
  * relative ns. The cursor is relative ns, clamped to [0, end].

@@ -16,8 +16,10 @@ SPINDLE=$1
 BIN=$2
 T=$(mktemp -d /tmp/spindle-replay.XXXXXX)
 SOCK=spindle-replay-e2e-$$
+DEMO=
 cleanup() {
 	tmux -L "$SOCK" kill-server 2>/dev/null
+	[ -n "$DEMO" ] && kill -9 "$DEMO" 2>/dev/null
 	rm -rf "$T"
 }
 trap cleanup EXIT
@@ -78,7 +80,26 @@ h1=$(sha256sum "$T/bl.db" | cut -d' ' -f1)
 [ "$h1" = "$(sha256sum "$T/bl.db" | cut -d' ' -f1)" ] || fail "the recording changed"
 ok "the recording is not modified"
 
-# 5. bad input: one line, exit 2.
+# 5. an attach (record -p): tasks spawned before the recording are idle
+# since their spawn, not scheduled (nothing about them before it is known).
+SPINDLE_TRACE=1 "$BIN/demo" --seconds 20 >/dev/null 2>&1 &
+DEMO=$!
+sleep 0.5
+n=0
+until "$SPINDLE" record -q -o "$T/p.db" -p $DEMO --duration 1 >/dev/null 2>"$T/p.err"; do
+	n=$((n + 1))
+	[ $n -lt 50 ] || fail "record -p: $(cat "$T/p.err")"
+	sleep 0.1
+done
+kill $DEMO
+"$SPINDLE" top --replay "$T/p.db" --batch -n 1 --at 0.5 >"$T/p.txt" || fail "replay of an attach"
+grep -q "(attached to pid $DEMO)" "$T/p.txt" || fail "attach: $(head -1 "$T/p.txt")"
+grep -Eq "^ *[A-Z]* +[0-9]+ [a-z]+ +server " "$T/p.txt" || fail "attach: no server task: $(cat "$T/p.txt")"
+grep -Eq "sched-delay +NOW +task [0-9]+ (server|hiccup)" "$T/p.txt" &&
+	fail "attach: a task spawned before the recording shown as scheduled since: $(cat "$T/p.txt")"
+ok "attach: $(grep -c 'demo.c' "$T/p.txt") tasks, the ones from before the recording idle"
+
+# 6. bad input: one line, exit 2.
 echo hello >"$T/text.db"
 head -c 4096 /dev/urandom >"$T/random.db"
 for f in "$T/text.db" "$T/random.db" "$T/missing.db"; do
@@ -96,7 +117,7 @@ for args in "--replay $T/bl.db 1 --batch" "--replay $T/bl.db --batch --at soon" 
 	ok "top $args: $(cat "$T/err")"
 done
 
-# 6. the interactive screen (tmux): the status line, 'w', the arrows, Home.
+# 7. the interactive screen (tmux): the status line, 'w', the arrows, Home.
 if ! command -v tmux >/dev/null; then
 	echo "tmux not installed: interactive checks skipped"
 	echo PASS
