@@ -60,6 +60,8 @@ if(SP_BUILD_EXAMPLES)
 endif()
 sp_add_test(NAME test_top_model SOURCES unit/test_top_model.c TIMEOUT 30)
 target_link_libraries(test_top_model PRIVATE spindle_console)
+sp_add_test(NAME test_replay SOURCES unit/test_replay.c TIMEOUT 30)
+target_link_libraries(test_replay PRIVATE spindle_console)
 # spindle top end to end: the ncurses screen in tmux against the examples.
 add_test(NAME e2e_top_tmux COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/e2e/top_tmux.sh
   $<TARGET_FILE:spindle> $<TARGET_FILE_DIR:demo>)
