@@ -477,46 +477,71 @@ static void replay_to(struct ui *u, int64_t t)
 	u->sel_id = a->nrows ? a->rows[u->sel]->id : 0;
 }
 
-/* The replay's cursor keys; 1 when ch was one. */
-static int replay_key(struct ui *u, int ch)
+/* Where replay cursor key ch moves the cursor from *t: 1 and *t updated, 0
+ * when ch is no cursor key. */
+static int replay_target(struct ui *u, int ch, int64_t *t)
 {
 	top_app *a = u->a;
-	int64_t cur = replay_cursor(a->rp), step = (int64_t)a->interval_ns, fine = 100000000;
-	int64_t t;
+	int64_t step = (int64_t)a->interval_ns, fine = 100000000, w;
 	switch (ch) {
 	case KEY_RIGHT:
 	case '.':
-		t = cur + step;
+		*t += step;
 		break;
 	case KEY_LEFT:
 	case ',':
-		t = cur - step;
+		*t -= step;
 		break;
 	case KEY_SRIGHT:
 	case ']':
-		t = cur + fine;
+		*t += fine;
 		break;
 	case KEY_SLEFT:
 	case '[':
-		t = cur - fine;
+		*t -= fine;
 		break;
 	case KEY_HOME:
-		t = 0;
+		*t = 0;
 		break;
 	case KEY_END:
-		t = replay_end(a->rp);
+		*t = replay_end(a->rp);
 		break;
 	case 'w':
 	case 'W':
-		if ((t = top_replay_worst(a, ch == 'W')) < 0) {
+		if ((w = top_replay_worst(a, ch == 'W')) >= 0)
+			*t = w;
+		else
 			snprintf(u->msg, sizeof u->msg, "no poll in this recording");
-			return 1;
-		}
 		break;
 	default:
 		return 0;
 	}
-	replay_to(u, t);
+	/* clamped here too, so that steps past an end do not add up */
+	if (*t < 0)
+		*t = 0;
+	if (*t > replay_end(a->rp))
+		*t = replay_end(a->rp);
+	return 1;
+}
+
+/* The replay's cursor keys; 1 when ch was one. A move back rebuilds the
+ * model from the start (slow on a big recording): the cursor keys typed
+ * meanwhile are taken together, one move. */
+static int replay_key(struct ui *u, int ch)
+{
+	int64_t t = replay_cursor(u->a->rp);
+	if (!replay_target(u, ch, &t))
+		return 0;
+	timeout(0);
+	for (int next; (next = getch()) != ERR;) {
+		if (!replay_target(u, next, &t)) {
+			ungetch(next);
+			break;
+		}
+	}
+	timeout(TOP_POLL_MS);
+	if (t != replay_cursor(u->a->rp))
+		replay_to(u, t);
 	return 1;
 }
 
