@@ -24,6 +24,7 @@ enum src {
 	S_DROP,
 	S_PARK,
 	S_DONE,
+	S_FIND,
 	S__N
 };
 
@@ -42,12 +43,13 @@ enum rank {
 	R_CLONE,
 	R_DROP,
 	R_PARK,
-	R_DONE
+	R_DONE,
+	R_FIND
 };
 static const uint8_t src_rank[S__N] = {
 	[S_END] = R_END,     [S_UNPARK] = R_UNPARK, [S_SPAWN] = R_SPAWN, [S_START] = R_START,
 	[S_STEAL] = R_STEAL, [S_WAKE] = R_WAKE,	    [S_CLONE] = R_CLONE, [S_DROP] = R_DROP,
-	[S_PARK] = R_PARK,   [S_DONE] = R_DONE,
+	[S_PARK] = R_PARK,   [S_DONE] = R_DONE,	    [S_FIND] = R_FIND,
 };
 
 static const char *const src_sql[S__N] = {
@@ -64,14 +66,19 @@ static const char *const src_sql[S__N] = {
 		"SELECT coalesce(last, 0), task, drops FROM wakers WHERE drops > 0 ORDER BY 1, 2",
 	[S_PARK] = "SELECT end - dur, worker FROM parks ORDER BY end - dur, end",
 	[S_DONE] = "SELECT end, id, state FROM tasks WHERE end IS NOT NULL ORDER BY end, id",
+	/* other tools' findings (spindle trace -o): known once the poll ended */
+	[S_FIND] = "SELECT ts + coalesce(dur, 0), task, ts, coalesce(dur, 0), "
+		   "coalesce(detail, kind) FROM warnings WHERE ts IS NOT NULL ORDER BY 1, id",
 };
 
 struct cur {
 	sqlite3_stmt *st;
-	int have;   /* ev holds the next row's event */
-	int64_t ts; /* its relative time */
-	int rank;   /* enum rank: the order among equal times */
-	uint64_t n; /* clones / drops it stands for */
+	int have;		   /* ev holds the next row's event */
+	int64_t ts;		   /* its relative time */
+	int rank;		   /* enum rank: the order among equal times */
+	uint64_t n;		   /* clones / drops it stands for */
+	int64_t find_at, find_dur; /* S_FIND: the finding's time and duration */
+	char text[200];		   /* S_FIND: its headline */
 	spc_event ev;
 };
 
@@ -210,6 +217,15 @@ static int cur_step(replay *r, enum src k)
 		e->b = (uint64_t)col(st, 1);
 		c->n = (uint64_t)col(st, 2);
 		break;
+	case S_FIND: {
+		e->b = col_null(st, 1) ? 0 : (uint64_t)col(st, 1);
+		c->find_at = col(st, 2);
+		c->find_dur = col(st, 3);
+		const unsigned char *d = sqlite3_column_text(st, 4);
+		snprintf(c->text, sizeof c->text, "%s", d ? (const char *)d : "?");
+		c->text[strcspn(c->text, ";")] = 0; /* the headline: its first part */
+		break;
+	}
 	default:
 		break;
 	}
@@ -247,7 +263,11 @@ static int feed(replay *r, int64_t upto, int64_t tick_until)
 			r->next_tick += TICK_NS;
 		}
 		c->ev.ns = ns_of(r, c->ts);
-		topm_event(r->m, &c->ev);
+		if (k == S_FIND)
+			topm_kernel_finding(r->m, c->ev.b, -1, ns_of(r, c->find_at),
+					    c->find_dur > 0 ? (uint64_t)c->find_dur : 0, c->text);
+		else
+			topm_event(r->m, &c->ev);
 		if (c->n > 1) {
 			/* the aggregate's other clones/drops: counted, not listed */
 			topm_task *t = topm_task_get(r->m, c->ev.b);

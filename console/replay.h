@@ -12,6 +12,8 @@
  *   wakers -> WAKER_CLONE at `first`, WAKER_DROP at `last` (the table is an
  *             aggregate: between them a task's outstanding count is too high,
  *             never too low, so no lost waker is shown early)
+ *   warnings (other tools' findings, spindle trace -o) -> a 'kernel'
+ *             finding (topm_kernel_finding) at ts + dur, when it was known
  * Ties (equal ns) go in the order a worker produces them: a poll's end, then
  * what follows at that instant (the next poll's start, the wakes and spawns
  * it makes), then the task's end.

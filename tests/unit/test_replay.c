@@ -40,6 +40,7 @@ static char path[64];
  * Task 3 (made-up site): spawned before the recording (spawn -1 s).
  * Task 4 'holder' (site 7): spawned at 2, polled [6, 7]; its waker
  * aggregate: 2 clones (first at 7), 2 drops (last at 80).
+ * A spindle trace finding about task 1's worst poll.
  */
 static void write_db(void)
 {
@@ -71,6 +72,17 @@ static void write_db(void)
 	assert_int_equal(spdb_put_waker(w, 4, SP_HOLD_CHANNEL, 0, 2, 2, 0, 7 * MS, 80 * MS), 0);
 	assert_int_equal(spdb_put_meta_int(w, "finished", 1), 0);
 	assert_int_equal(spdb_writer_close(w, 1), 0);
+	/* a finding of spindle trace -o about the worst poll */
+	sqlite3 *db;
+	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db,
+				      "INSERT INTO warnings(ts, kind, task, dur, detail, source) "
+				      "VALUES (12000000, 'long_poll', 1, 30000000, 'blocked 30.0 ms "
+				      "in clock_nanosleep, culprit nap (t.c:5); fix: move it', "
+				      "'spindle trace')",
+				      NULL, NULL, NULL),
+			 SQLITE_OK);
+	sqlite3_close(db);
 }
 
 static replay *open_it(void)
@@ -152,6 +164,28 @@ static void cursor__long_poll_live_then_past_then_back(void **state)
 	close_it(r);
 }
 
+static void findings__shown_once_the_poll_ended(void **state)
+{
+	(void)state;
+	replay *r = open_it();
+	size_t n, total;
+	char text[200];
+	assert_int_equal(replay_seek(r, 30 * MS, 0), 0);
+	assert_false(task(r, 1)->warn & (1u << TOPM_W_KERNEL));
+	assert_int_equal(replay_seek(r, 45 * MS, 0), 0);
+	assert_true(task(r, 1)->warn & (1u << TOPM_W_KERNEL));
+	const topm_warning *w = topm_warnings(replay_model(r), &n, &total);
+	size_t i = 0;
+	while (i < n && w[i].kind != TOPM_W_KERNEL)
+		i++;
+	assert_true(i < n);
+	assert_int_equal(w[i].task, 1);
+	topm_warning_text(replay_model(r), &w[i], text, sizeof text);
+	assert_non_null(strstr(text, "blocked 30.0 ms in clock_nanosleep"));
+	assert_null(strstr(text, "fix:"));
+	close_it(r);
+}
+
 static void wakers__lost_waker_and_aggregate(void **state)
 {
 	(void)state;
@@ -198,6 +232,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(ties__timer_wake_before_its_poll_self_wake_after),
 		cmocka_unit_test(cursor__long_poll_live_then_past_then_back),
+		cmocka_unit_test(findings__shown_once_the_poll_ended),
 		cmocka_unit_test(wakers__lost_waker_and_aggregate),
 		cmocka_unit_test(open__bad_files_one_line),
 	};
