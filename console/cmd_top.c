@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "commands.h"
+#include "replay.h"
 #include "top_app.h"
 
 /* The first complete picture (with rates) comes this long after attaching;
@@ -196,6 +197,8 @@ static void bpf_stop(top_app *a)
 
 void top_sample(top_app *a, int tick)
 {
+	if (a->rp)
+		return; /* a replay moves only with its cursor (top_replay_seek) */
 	bpf_drain(a);
 	if (a->alive) {
 		spc_stream_poll(a->s, topm_event_cb, a->m);
@@ -306,7 +309,8 @@ static int pick_target(int interactive)
 static void top_usage(FILE *f)
 {
 	fprintf(f,
-		"usage: spindle top [PID] [options]\n\n"
+		"usage: spindle top [PID] [options]\n"
+		"       spindle top --replay FILE [options]\n\n"
 		"Live console of a spindle process's tasks, workers and warnings. Without PID,\n"
 		"watches the only traceable process (or lets you choose). Read-only: the target\n"
 		"is never written to or stopped. Targets turn their rings on with "
@@ -332,17 +336,28 @@ static void top_usage(FILE *f)
 		"      --no-color         monochrome (also when NO_COLOR is set)\n"
 		"      --bpf              also run the eBPF tracer (root): its long-poll findings\n"
 		"                         (blocked in which syscall, on-CPU, the culprit) appear\n"
-		"                         as 'kernel' warnings\n\n"
+		"                         as 'kernel' warnings\n"
+		"      --replay FILE      the console over a recording of `spindle record`, with\n"
+		"                         a time cursor (no PID)\n"
+		"      --at WHEN          replay: the cursor's first position: SECONDS from the\n"
+		"                         recording's start, 'worst' (the longest poll, shown\n"
+		"                         live) or 'end' (default: just before the last record,\n"
+		"                         so that tasks the exit aborted show as they were);\n"
+		"                         batch snapshots follow every -d seconds of recording\n"
+		"                         time (default: up to its end)\n\n"
 		"keys: arrows/PgUp/PgDn select, Enter task detail, Tab or 1/2/3 tasks/workers/\n"
 		"warnings, s/< > sort column, r reverse, / filter, d finished tasks, space or p\n"
-		"pause, h help, q quit.\n\n"
+		"pause, h help, q quit.\n"
+		"replay keys: Left/Right or , . step the cursor by -d, [ ] (or shifted arrows)\n"
+		"by 0.1 s, Home/End the start/end, w the worst poll live, W its end.\n\n"
 		"examples:\n"
 		"  SPINDLE_TRACE=1 build/bin/demo --seconds 60 &\n"
 		"  spindle top                          # the live console\n"
 		"  spindle top $! --sort busy           # busiest tasks first\n"
 		"  spindle top --batch -n 3 -d 0.5      # three text snapshots, half a second "
 		"apart\n"
-		"  spindle top -b -n 1 --filter conn --long-poll 5\n");
+		"  spindle top -b -n 1 --filter conn --long-poll 5\n"
+		"  spindle top --replay run.db --at worst   # the recording at its longest poll\n");
 }
 
 static int num_arg(const char *opt, const char *v, double lo, double hi, double *out)
@@ -358,9 +373,10 @@ static int num_arg(const char *opt, const char *v, double lo, double hi, double 
 	return 0;
 }
 
-enum { O_KEEP = 256, O_LONG, O_LOST, O_SELF, O_DELAY, O_BLOCKED, O_NOCOLOR, O_BPF };
+enum { O_KEEP = 256, O_LONG, O_LOST, O_SELF, O_DELAY, O_BLOCKED, O_NOCOLOR, O_BPF, O_REPLAY, O_AT };
 
-static int parse(int argc, char **argv, top_app *a, topm_config *c, int *batch, int *pid)
+static int parse(int argc, char **argv, top_app *a, topm_config *c, int *batch, int *pid,
+		 const char **at)
 {
 	static const struct option opts[] = {{"batch", no_argument, 0, 'b'},
 					     {"count", required_argument, 0, 'n'},
@@ -377,6 +393,8 @@ static int parse(int argc, char **argv, top_app *a, topm_config *c, int *batch, 
 					     {"blocked", required_argument, 0, O_BLOCKED},
 					     {"no-color", no_argument, 0, O_NOCOLOR},
 					     {"bpf", no_argument, 0, O_BPF},
+					     {"replay", required_argument, 0, O_REPLAY},
+					     {"at", required_argument, 0, O_AT},
 					     {"help", no_argument, 0, 'h'},
 					     {0, 0, 0, 0}};
 	int o;
@@ -438,6 +456,16 @@ static int parse(int argc, char **argv, top_app *a, topm_config *c, int *batch, 
 			break;
 		case O_BPF:
 			a->bpf = 1;
+			break;
+		case O_REPLAY:
+			if (!*optarg || strlen(optarg) >= sizeof a->replay_path) {
+				sp_cli_err("top", "--replay wants a recording's file name");
+				return 2;
+			}
+			snprintf(a->replay_path, sizeof a->replay_path, "%s", optarg);
+			break;
+		case O_AT:
+			*at = optarg;
 			break;
 		case 'h':
 			top_usage(stdout);
@@ -539,6 +567,117 @@ static int run_batch(top_app *a)
 	}
 }
 
+/* ---- --replay: a recording with a time cursor ------------------------------------ */
+
+int top_replay_seek(top_app *a, int64_t t)
+{
+	int rc = replay_seek(a->rp, t, a->interval_ns);
+	a->m = replay_model(a->rp);
+	a->ev_rate = replay_ev_rate(a->rp);
+	a->last_tick = topm_now(a->m);
+	top_rebuild(a);
+	return rc;
+}
+
+int64_t top_replay_worst(top_app *a, int at_end)
+{
+	int64_t start, dur;
+	uint64_t task;
+	if (replay_worst_poll(a->rp, &start, &dur, &task))
+		return -1;
+	if (at_end)
+		return start + dur;
+	/* just past the long-poll threshold, still inside the poll: the poll
+	 * runs at the cursor, so it is a live warning with its age */
+	int64_t in = (int64_t)topm_cfg(a->m)->long_poll_ns + 1000000;
+	return start + (in < dur ? in : dur > 0 ? dur - 1 : 0);
+}
+
+static int run_replay_batch(top_app *a, int64_t at)
+{
+	int64_t end = replay_end(a->rp);
+	signal(SIGPIPE, SIG_IGN);
+	for (long printed = 0;;) {
+		if (top_replay_seek(a, at)) {
+			sp_cli_err("top", "%s: %s", a->replay_path, replay_err(a->rp));
+			return 2;
+		}
+		top_batch_print(a, stdout);
+		if (ferror(stdout))
+			return 1;
+		if ((a->count && ++printed >= a->count) || at >= end)
+			return 0;
+		at = at + (int64_t)a->interval_ns < end ? at + (int64_t)a->interval_ns : end;
+	}
+}
+
+static int top_replay(top_app *a, const topm_config *c, int batch, int pid, const char *at)
+{
+	char err[512];
+	double sec = 0;
+	int rc;
+	if (pid) {
+		sp_cli_err("top", "--replay reads a recording: give no PID");
+		return 2;
+	}
+	if (a->bpf) {
+		sp_cli_err("top", "--bpf traces a live process: not with --replay");
+		return 2;
+	}
+	if (at && strcmp(at, "worst") && strcmp(at, "end")) {
+		char *e;
+		sec = strtod(at, &e);
+		if (e == at || *e || !(sec >= 0 && sec <= 1e6)) {
+			sp_cli_err("top", "--at wants SECONDS, 'worst' or 'end', not '%s'", at);
+			return 2;
+		}
+	}
+	if (replay_open(&a->rp, a->replay_path, c, err, sizeof err)) {
+		sp_cli_err("top", "%s", err);
+		return 2;
+	}
+	if (!batch && (!isatty(STDOUT_FILENO) || !isatty(STDIN_FILENO))) {
+		replay_close(a->rp);
+		sp_cli_err("top", "not a terminal; use --batch for text output");
+		return 2;
+	}
+	a->m = replay_model(a->rp);
+	a->pid = replay_pid(a->rp);
+	/* comm: the program's base name, from the recorded command line */
+	const char *cmd = replay_command(a->rp);
+	size_t n = cmd[0] == '(' ? strlen(cmd) : strcspn(cmd, " "); /* "(attached to pid N)" */
+	const char *base = cmd;
+	for (size_t i = 0; i < n; i++)
+		if (cmd[i] == '/')
+			base = cmd + i + 1;
+	snprintf(a->comm, sizeof a->comm, "%.*s", (int)(n - (size_t)(base - cmd)), base);
+	a->start_ns = replay_t0(a->rp);
+	a->alive = 0;
+	a->paused = 1;
+	/* default: just before the last record, which often is the program's
+	 * exit aborting what still ran: those tasks show as they were */
+	int64_t t = replay_end(a->rp) > 0 ? replay_end(a->rp) - 1 : 0;
+	if (at && !strcmp(at, "end"))
+		t = replay_end(a->rp);
+	else if (at && !strcmp(at, "worst"))
+		t = top_replay_worst(a, 0);
+	else if (at)
+		t = (int64_t)(sec * 1e9);
+	if (t < 0)
+		t = replay_end(a->rp); /* no poll at all */
+	if (batch) {
+		rc = run_replay_batch(a, t);
+	} else if (top_replay_seek(a, t)) {
+		sp_cli_err("top", "%s: %s", a->replay_path, replay_err(a->rp));
+		rc = 2;
+	} else {
+		rc = top_view_run(a);
+	}
+	free(a->rows);
+	replay_close(a->rp);
+	return rc;
+}
+
 int sp_cmd_top(int argc, char **argv)
 {
 	top_app a = {.interval_ns = 1000000000ull, .color = 1};
@@ -548,8 +687,15 @@ int sp_cmd_top(int argc, char **argv)
 	a.vo.sort_col = TOPM_COL_WARN;
 	if (getenv("NO_COLOR"))
 		a.color = 0;
-	if ((rc = parse(argc, argv, &a, &c, &batch, &pid)) >= 0)
+	const char *at = NULL;
+	if ((rc = parse(argc, argv, &a, &c, &batch, &pid, &at)) >= 0)
 		return rc;
+	if (a.replay_path[0])
+		return top_replay(&a, &c, batch, pid, at);
+	if (at) {
+		sp_cli_err("top", "--at moves a replay's cursor: use it with --replay");
+		return 2;
+	}
 	if (!batch && (!isatty(STDOUT_FILENO) || !isatty(STDIN_FILENO))) {
 		sp_cli_err("top", "not a terminal; use --batch for text output");
 		return 2;

@@ -38,6 +38,10 @@ typedef struct top_app {
 	/* --bpf: the eBPF tracer's findings, from its thread (cmd_top.c) */
 	int bpf;
 	struct top_bpf *tb;
+	/* --replay: a recording instead of a process (s is NULL, alive 0, paused
+	 * 1); m is the replay's model, replaced when the cursor moves back */
+	struct replay *rp;
+	char replay_path[256];
 } top_app;
 
 uint64_t top_now_ns(void);
@@ -45,6 +49,12 @@ uint64_t top_now_ns(void);
  * also snapshot the task table, tick the model and rebuild the rows. */
 void top_sample(top_app *a, int tick);
 void top_rebuild(top_app *a);
+/* --replay: move the cursor to t (recording ns, clamped) and rebuild the
+ * rows; 0, or -1 after a read error (the message is in replay_err). */
+int top_replay_seek(top_app *a, int64_t t);
+/* --replay: the cursor that shows the worst poll live (start + threshold),
+ * or its end (at_end); -1 when the recording has no poll. */
+int64_t top_replay_worst(top_app *a, int at_end);
 
 /* Plain-text snapshot (batch mode). */
 void top_batch_print(top_app *a, FILE *f);

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "replay.h"
 #include "top_app.h"
 
 static void print_workers(top_app *a, FILE *f)
@@ -32,7 +33,7 @@ static void print_workers(top_app *a, FILE *f)
 			snprintf(age, sizeof age, "-");
 		uint32_t depth;
 		char q[16] = "-";
-		if (spc_stream_worker_queue(a->s, (int)i, &depth, &inj) == 0) {
+		if (a->s && spc_stream_worker_queue(a->s, (int)i, &depth, &inj) == 0) {
 			snprintf(q, sizeof q, "%u", depth);
 			inject = inj;
 		}
@@ -81,12 +82,20 @@ void top_batch_print(top_app *a, FILE *f)
 	char up[32];
 	topm_task_count(a->m, &live, &done);
 	topm_fmt_ns(topm_now(a->m) - a->start_ns, up, sizeof up);
-	fprintf(f,
-		"spindle top - pid %d (%s)  watched %s  tasks %zu live, %zu done  workers %u  "
-		"events %llu (%llu/s)  lost %llu  target %s\n",
-		a->pid, a->comm, up, live, done, topm_worker_count(a->m),
-		(unsigned long long)topm_events_seen(a->m), (unsigned long long)a->ev_rate,
-		(unsigned long long)a->lost, a->alive ? "running" : "exited");
+	if (a->rp)
+		fprintf(f,
+			"spindle top - REPLAY t=%.3f s of %.3f s  %s (pid %d, %s)  tasks %zu live, "
+			"%zu done  workers %u  events %llu (%llu/s)\n",
+			(double)replay_cursor(a->rp) / 1e9, (double)replay_end(a->rp) / 1e9,
+			a->replay_path, a->pid, a->comm, live, done, topm_worker_count(a->m),
+			(unsigned long long)topm_events_seen(a->m), (unsigned long long)a->ev_rate);
+	else
+		fprintf(f,
+			"spindle top - pid %d (%s)  watched %s  tasks %zu live, %zu done  "
+			"workers %u  events %llu (%llu/s)  lost %llu  target %s\n",
+			a->pid, a->comm, up, live, done, topm_worker_count(a->m),
+			(unsigned long long)topm_events_seen(a->m), (unsigned long long)a->ev_rate,
+			(unsigned long long)a->lost, a->alive ? "running" : "exited");
 	fprintf(f, "sort %s%s%s%s\n\n", topm_cols[a->vo.sort_col].key,
 		a->vo.reverse ? " reversed" : "", a->filter[0] ? "  filter " : "", a->filter);
 	print_workers(a, f);

@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "replay.h"
 #include "top_app.h"
 
 #define TOP_POLL_MS 50
@@ -33,6 +34,7 @@ struct ui {
 	int editing; /* the filter prompt is open */
 	char edit[64];
 	size_t edit_len;
+	char msg[160]; /* replay: a read error, shown on the status line */
 };
 
 static int color_on;
@@ -79,10 +81,18 @@ static void draw_summary(struct ui *u)
 	topm_warnings(a->m, &nw, &total);
 	const char *st = !a->alive ? "TARGET EXITED (last state)" : a->paused ? "PAUSED" : "live";
 	pen_on(C_HEAD, A_BOLD);
-	line_at(0, 1,
-		"spindle top  pid %d (%s)  tasks %zu live %zu done  workers %u  %llu ev/s  [%s]",
-		a->pid, a->comm, live, done, topm_worker_count(a->m),
-		(unsigned long long)a->ev_rate, st);
+	if (a->rp)
+		line_at(0, 1,
+			"spindle top  REPLAY %s (pid %d, %s)  tasks %zu live %zu done  workers %u  "
+			"%llu ev/s",
+			a->replay_path, a->pid, a->comm, live, done, topm_worker_count(a->m),
+			(unsigned long long)a->ev_rate);
+	else
+		line_at(0, 1,
+			"spindle top  pid %d (%s)  tasks %zu live %zu done  workers %u  %llu ev/s  "
+			"[%s]",
+			a->pid, a->comm, live, done, topm_worker_count(a->m),
+			(unsigned long long)a->ev_rate, st);
 	pen_off();
 	unsigned per[TOPM_W__COUNT] = {0};
 	const topm_warning *w = topm_warnings(a->m, &nw, &total);
@@ -205,7 +215,7 @@ static void draw_workers(struct ui *u, int y0, int rows)
 			w->current && topm_now(a->m) - w->poll_start >= topm_cfg(a->m)->blocked_ns;
 		pen_on(blocked ? C_WARN : 0, 0);
 		char q[16] = "-";
-		if (spc_stream_worker_queue(a->s, (int)i, &depth, &inj) == 0) {
+		if (a->s && spc_stream_worker_queue(a->s, (int)i, &depth, &inj) == 0) {
 			snprintf(q, sizeof q, "%u", depth);
 			inject = inj;
 		}
@@ -346,6 +356,11 @@ static const char *help_text[] = {
 	"  d              show or hide finished tasks (kept --keep seconds)",
 	"  space  p       pause / resume (events missed while paused count as lost)",
 	"  h  ?           this help;  q  quit",
+	"replay (--replay FILE): the screen at a time cursor of the recording",
+	"  Right Left  . ,      the cursor forward / back by the refresh interval (-d)",
+	"  ] [  Shift-arrows    forward / back by 0.1 s",
+	"  Home End             the recording's start / end (not the selection)",
+	"  w  W                 the longest poll: running (a live long-poll) / its end",
 	"",
 	"warnings (WARN column letters):",
 	"  P long-poll      a poll >= --long-poll ms, live while it runs",
@@ -390,6 +405,13 @@ static void draw(struct ui *u)
 	pen_on(C_TITLE, 0);
 	if (u->editing)
 		line_at(LINES - 1, 1, "filter: %s_", u->edit);
+	else if (a->rp)
+		line_at(LINES - 1, 1,
+			"REPLAY t=%.3f s of %.3f s | %s | < > , . [ ] Home End w W move | sort %s%s "
+			"| filter '%s' | h help  q quit",
+			(double)replay_cursor(a->rp) / 1e9, (double)replay_end(a->rp) / 1e9,
+			u->msg[0] ? u->msg : "paused", topm_cols[a->vo.sort_col].key,
+			a->vo.reverse ? " rev" : "", a->filter);
 	else
 		line_at(LINES - 1, 1,
 			"%s lost %llu | sort %s%s | filter '%s' | %s | h help  q quit",
@@ -440,6 +462,89 @@ static void move_sel(struct ui *u, long d)
 	}
 }
 
+/* --replay: move the cursor to t; the model may be a new one (a move back
+ * rebuilds it), so the detail's focus is set again. */
+static void replay_to(struct ui *u, int64_t t)
+{
+	top_app *a = u->a;
+	u->msg[0] = 0;
+	if (top_replay_seek(a, t))
+		snprintf(u->msg, sizeof u->msg, "read error: %s", replay_err(a->rp));
+	if (u->view == V_DETAIL)
+		topm_focus(a->m, u->detail_id);
+	if (u->sel >= a->nrows)
+		u->sel = a->nrows ? a->nrows - 1 : 0;
+	u->sel_id = a->nrows ? a->rows[u->sel]->id : 0;
+}
+
+/* Where replay cursor key ch moves the cursor from *t: 1 and *t updated, 0
+ * when ch is no cursor key. */
+static int replay_target(struct ui *u, int ch, int64_t *t)
+{
+	top_app *a = u->a;
+	int64_t step = (int64_t)a->interval_ns, fine = 100000000, w;
+	switch (ch) {
+	case KEY_RIGHT:
+	case '.':
+		*t += step;
+		break;
+	case KEY_LEFT:
+	case ',':
+		*t -= step;
+		break;
+	case KEY_SRIGHT:
+	case ']':
+		*t += fine;
+		break;
+	case KEY_SLEFT:
+	case '[':
+		*t -= fine;
+		break;
+	case KEY_HOME:
+		*t = 0;
+		break;
+	case KEY_END:
+		*t = replay_end(a->rp);
+		break;
+	case 'w':
+	case 'W':
+		if ((w = top_replay_worst(a, ch == 'W')) >= 0)
+			*t = w;
+		else
+			snprintf(u->msg, sizeof u->msg, "no poll in this recording");
+		break;
+	default:
+		return 0;
+	}
+	/* clamped here too, so that steps past an end do not add up */
+	if (*t < 0)
+		*t = 0;
+	if (*t > replay_end(a->rp))
+		*t = replay_end(a->rp);
+	return 1;
+}
+
+/* The replay's cursor keys; 1 when ch was one. A move back rebuilds the
+ * model from the start (slow on a big recording): the cursor keys typed
+ * meanwhile are taken together, one move. */
+static int replay_key(struct ui *u, int ch)
+{
+	int64_t t = replay_cursor(u->a->rp);
+	if (!replay_target(u, ch, &t))
+		return 0;
+	timeout(0);
+	for (int next; (next = getch()) != ERR;) {
+		if (!replay_target(u, next, &t)) {
+			ungetch(next);
+			break;
+		}
+	}
+	timeout(TOP_POLL_MS);
+	if (t != replay_cursor(u->a->rp))
+		replay_to(u, t);
+	return 1;
+}
+
 /* Returns 1 to quit. */
 static int key(struct ui *u, int ch)
 {
@@ -453,6 +558,8 @@ static int key(struct ui *u, int ch)
 		u->view = u->back;
 		return 0;
 	}
+	if (a->rp && replay_key(u, ch))
+		return 0;
 	switch (ch) {
 	case 'q':
 	case 'Q':

@@ -60,11 +60,21 @@ if(SP_BUILD_EXAMPLES)
 endif()
 sp_add_test(NAME test_top_model SOURCES unit/test_top_model.c TIMEOUT 30)
 target_link_libraries(test_top_model PRIVATE spindle_console)
+sp_add_test(NAME test_replay SOURCES unit/test_replay.c TIMEOUT 30)
+target_link_libraries(test_replay PRIVATE spindle_console)
 # spindle top end to end: the ncurses screen in tmux against the examples.
 add_test(NAME e2e_top_tmux COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/e2e/top_tmux.sh
   $<TARGET_FILE:spindle> $<TARGET_FILE_DIR:demo>)
 math(EXPR t "150 * ${SP_TEST_TIMEOUT_MULT}")
 set_tests_properties(e2e_top_tmux PROPERTIES TIMEOUT ${t} SKIP_RETURN_CODE 77 RUN_SERIAL TRUE)
+# spindle top --replay: the console over recordings of the examples (batch,
+# bad input, and the interactive cursor keys in tmux when it is there).
+if(SP_BUILD_EXAMPLES)
+  add_test(NAME e2e_top_replay COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/e2e/top_replay.sh
+    $<TARGET_FILE:spindle> ${CMAKE_BINARY_DIR}/bin)
+  math(EXPR t "60 * ${SP_TEST_TIMEOUT_MULT}")
+  set_tests_properties(e2e_top_replay PROPERTIES TIMEOUT ${t})
+endif()
 
 # USDT end to end: usdt_target under bpftrace with probes/*.bt (skips, exit
 # 77, without bpftrace, root or <sys/sdt.h>; SPINDLE_REQUIRE_BPF=1 makes a
