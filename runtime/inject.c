@@ -2,8 +2,9 @@
  * inject.c - the global injection queue: spawns and wakes from outside the
  * workers, and local-queue overflow.
  *
- * A ring of task pointers under a mutex. It grows by doubling and never
- * shrinks, so after warm-up pushes do not allocate (the intrusive list Tokio
+ * Two rings of task pointers (lanes: tasks already started or queued, and
+ * tasks never run; internal.h says how pops choose) under one mutex. They
+ * grow by doubling and never shrink, so after warm-up pushes do not allocate (the intrusive list Tokio
  * uses would cost 8 bytes in every task header; ours is full at 128). `nlen`
  * mirrors `len` so that workers can skip the lock when the queue is empty.
  * Once closed (shutdown), pushes fail and the caller drops its reference.
@@ -16,11 +17,16 @@
 
 int sp__inject_init(sp__inject *q)
 {
-	q->buf = malloc(INJECT_INITIAL_CAP * sizeof(*q->buf));
-	if (!q->buf)
-		return SP_ENOMEM;
-	q->cap = INJECT_INITIAL_CAP;
-	q->head = q->len = 0;
+	for (int l = 0; l < 2; l++) {
+		q->lane[l].buf = malloc(INJECT_INITIAL_CAP * sizeof(*q->lane[l].buf));
+		if (!q->lane[l].buf) {
+			free(q->lane[0].buf);
+			return SP_ENOMEM;
+		}
+		q->lane[l].cap = INJECT_INITIAL_CAP;
+		q->lane[l].head = q->lane[l].len = 0;
+	}
+	q->batches = 0;
 	q->closed = false;
 	atomic_init(&q->nlen, 0);
 	/* Adaptive: spin briefly before sleeping. The spawner holds this lock
@@ -37,11 +43,13 @@ int sp__inject_init(sp__inject *q)
 void sp__inject_destroy(sp__inject *q)
 {
 	pthread_mutex_destroy(&q->lock);
-	free(q->buf);
-	q->buf = NULL;
+	for (int l = 0; l < 2; l++) {
+		free(q->lane[l].buf);
+		q->lane[l].buf = NULL;
+	}
 }
 
-static bool grow(sp__inject *q, size_t need)
+static bool grow(sp__inject_lane *q, size_t need)
 {
 	size_t cap = q->cap;
 	while (cap < need)
@@ -60,22 +68,38 @@ static bool grow(sp__inject *q, size_t need)
 	return true;
 }
 
-bool sp__inject_push_batch(sp__inject *q, sp__task **tasks, size_t n)
+static size_t total(const sp__inject *q)
+{
+	return q->lane[0].len + q->lane[1].len;
+}
+
+bool sp__inject_push_batch(sp__inject *q, sp__task **tasks, size_t n, int lane)
 {
 	pthread_mutex_lock(&q->lock);
 	if (q->closed) {
 		pthread_mutex_unlock(&q->lock);
 		return false;
 	}
-	if (!grow(q, q->len + n))
+	sp__inject_lane *l = &q->lane[lane == SP__LANE_NEW];
+	if (!grow(l, l->len + n))
 		sp__panic("injection queue could not grow (out of memory)");
 	for (size_t i = 0; i < n; i++)
-		q->buf[(q->head + q->len + i) & (q->cap - 1)] = tasks[i];
-	q->len += n;
+		l->buf[(l->head + l->len + i) & (l->cap - 1)] = tasks[i];
+	l->len += n;
 	/* ordering: release, see sp__inject_is_empty. */
-	atomic_store_explicit(&q->nlen, q->len, memory_order_release);
+	atomic_store_explicit(&q->nlen, total(q), memory_order_release);
 	pthread_mutex_unlock(&q->lock);
 	return true;
+}
+
+static size_t take(sp__inject_lane *l, sp__task **out, size_t max)
+{
+	size_t n = l->len < max ? l->len : max;
+	for (size_t i = 0; i < n; i++)
+		out[i] = l->buf[(l->head + i) & (l->cap - 1)];
+	l->head = (l->head + n) & (l->cap - 1);
+	l->len -= n;
+	return n;
 }
 
 size_t sp__inject_pop_n(sp__inject *q, sp__task **out, size_t max)
@@ -83,12 +107,10 @@ size_t sp__inject_pop_n(sp__inject *q, sp__task **out, size_t max)
 	if (sp__inject_is_empty(q))
 		return 0;
 	pthread_mutex_lock(&q->lock);
-	size_t n = q->len < max ? q->len : max;
-	for (size_t i = 0; i < n; i++)
-		out[i] = q->buf[(q->head + i) & (q->cap - 1)];
-	q->head = (q->head + n) & (q->cap - 1);
-	q->len -= n;
-	atomic_store_explicit(&q->nlen, q->len, memory_order_release);
+	int first = ++q->batches % SP__INJECT_NEW_EVERY == 0 ? SP__LANE_NEW : SP__LANE_WOKEN;
+	size_t n = take(&q->lane[first], out, max);
+	n += take(&q->lane[!first], out + n, max - n);
+	atomic_store_explicit(&q->nlen, total(q), memory_order_release);
 	pthread_mutex_unlock(&q->lock);
 	return n;
 }

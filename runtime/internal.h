@@ -198,22 +198,35 @@ extern unsigned sp__local_queue_cap_override;
 
 /* ---- injection queue (inject.c) ------------------------------------------ */
 
-/* A mutex-protected ring of task pointers that grows by doubling (never
- * shrinks), with an atomic length for the lock-free emptiness check. */
+/* Two mutex-protected rings of task pointers (lanes) that grow by doubling
+ * (never shrink), with an atomic total length for the lock-free emptiness
+ * check. Lane WOKEN holds tasks that have run before or were already queued
+ * on a worker (remote wakes, local-queue overflow); lane NEW holds tasks
+ * spawned from outside the workers that have never run. Pops take WOKEN
+ * first, except every SP__INJECT_NEW_EVERY-th batch, which starts with NEW,
+ * so a burst of new tasks cannot delay work already started (a woken timer
+ * waiting behind 100,000 fresh spawns) and a stream of wakes cannot starve
+ * new tasks either. */
+enum { SP__LANE_WOKEN = 0, SP__LANE_NEW = 1 };
+#define SP__INJECT_NEW_EVERY 4
+typedef struct sp__inject_lane {
+	sp__task **buf;
+	size_t cap, head, len; /* under the queue's lock */
+} sp__inject_lane;
 typedef struct sp__inject {
 	pthread_mutex_t lock;
-	sp__task **buf;
-	size_t cap, head, len; /* under lock */
-	_Atomic size_t nlen;   /* mirror of len for readers without the lock */
+	sp__inject_lane lane[2];
+	size_t batches;        /* pops so far, under lock */
+	_Atomic size_t nlen;   /* both lanes' length, for readers without the lock */
 	bool closed;           /* under lock */
 } sp__inject;
 
 int sp__inject_init(sp__inject *q);
 void sp__inject_destroy(sp__inject *q);
-/* Push n tasks; false if closed (the caller keeps them). */
-bool sp__inject_push_batch(sp__inject *q, sp__task **tasks, size_t n);
+/* Push n tasks into a lane; false if closed (the caller keeps them). */
+bool sp__inject_push_batch(sp__inject *q, sp__task **tasks, size_t n, int lane);
 sp__task *sp__inject_pop(sp__inject *q);
-/* Pop up to max tasks into out; returns how many. */
+/* Pop up to max tasks into out (lane order above); returns how many. */
 size_t sp__inject_pop_n(sp__inject *q, sp__task **out, size_t max);
 void sp__inject_close(sp__inject *q);
 static inline bool sp__inject_is_empty(sp__inject *q)
@@ -444,7 +457,7 @@ static inline bool sp__is_remote(sp__task *t)
 }
 /* Remote scheduling: push, notify, then drop the in-flight count and the extra
  * reference the caller took with it. */
-void sp__schedule_remote(sp__task *t);
+void sp__schedule_remote(sp__task *t, int lane); /* lane: SP__LANE_* */
 
 /* Schedule a notified task (the caller passes its notification reference).
  * is_yield: the task yielded, it goes behind the others (never to the LIFO

@@ -173,7 +173,7 @@ static void submit_wake(sp__task *t, bool remote)
 	 * timers, block_on's root future) queues at the back: first woken,
 	 * first run, so timers run in deadline order. */
 	if (remote)
-		sp__schedule_remote(t);
+		sp__schedule_remote(t, SP__LANE_WOKEN);
 	else
 		sp__schedule(t, sp__tls.current == NULL);
 }
@@ -553,7 +553,7 @@ int sp__spawn(sp_runtime *rt, sp_join_handle *jh, const sp_future *fut, size_t s
 		sp__join_handle_init(jh, t);
 	}
 	if (remote)
-		sp__schedule_remote(t);
+		sp__schedule_remote(t, SP__LANE_NEW);
 	else
 		sp__schedule(t, false);
 	return 0;

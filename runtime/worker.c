@@ -121,7 +121,7 @@ static void push_overflow(sp__worker *w, sp__task *t)
 	batch[n++] = t;
 	if (n > 1)
 		w->batch.overflows++;
-	if (!sp__inject_push_batch(&w->rt->inject, batch, n)) {
+	if (!sp__inject_push_batch(&w->rt->inject, batch, n, SP__LANE_WOKEN)) {
 		/* Shutting down: the owned list cancels them; drop our refs. */
 		for (uint32_t i = 0; i < n; i++)
 			sp__task_ref_dec(batch[i]);
@@ -138,13 +138,13 @@ static void push_back(sp__worker *w, sp__task *t)
 	}
 }
 
-void sp__schedule_remote(sp__task *t)
+void sp__schedule_remote(sp__task *t, int lane)
 {
 	sp_runtime *rt = t->rt;
 	if (SP__UNLIKELY(sp__tracing()))
 		sp__trace_emit(SP_EV_INJECT_PUSH, 0, t->id);
 	SP_USDT(inject_push, t->id);
-	if (sp__inject_push_batch(&rt->inject, &t, 1))
+	if (sp__inject_push_batch(&rt->inject, &t, 1, lane))
 		sp__runtime_notify_parked(rt);
 	else
 		sp__task_ref_dec(t); /* closed: shutdown cancels the task */
