@@ -297,8 +297,16 @@ static void waker_wake_by_ref(const void *data)
 		 * the poll notifies it (transition_to_idle). */
 		SP__BUMP(t->self_wakes, 1);
 		sp__tls.self_notified++;
-		if (SP__UNLIKELY(sp__tracing() || SP_USDT_ENABLED(wake)))
-			wake_event(t->id, true, SP_WAKE_Q_NONE, false);
+		if (SP__UNLIKELY(sp__tracing() || SP_USDT_ENABLED(wake))) {
+			/* The yield path: with only the ring to feed, emit here
+			 * (a self-wake's source is the ring's current task; it
+			 * queues nowhere until the poll ends). */
+			sp__worker *w = sp__tls.worker;
+			if (w && w->ring && !sp__tls.wake_src && !SP_USDT_ENABLED(wake))
+				sp__ring_emit_at(w->ring, w->now, SP_EV_WAKE, SP_WAKE_SELF, t->id);
+			else
+				wake_event(t->id, true, SP_WAKE_Q_NONE, false);
+		}
 		return;
 	}
 	bool remote = sp__is_remote(t);
