@@ -350,6 +350,8 @@ static int ev_poll_start(sprec *r, const spc_event *ev, int64_t ts)
 	return 0;
 }
 
+static int ev_done(sprec *r, const spc_event *ev, int64_t ts);
+
 static int ev_poll_end(sprec *r, const spc_event *ev, int64_t ts)
 {
 	struct ringstate *rs = ring_of(r, ev->ring);
@@ -371,7 +373,17 @@ static int ev_poll_end(sprec *r, const spc_event *ev, int64_t ts)
 	t->woke_running = 0;
 	int32_t worker = ev->worker >= 0 ? ev->worker : 0;
 	r->st.polls++;
-	return spdb_put_poll(r->w, start, ts, (int64_t)ev->b, worker, ev->a, delay);
+	int rc = spdb_put_poll(r->w, start, ts, (int64_t)ev->b, worker, ev->a, delay);
+	/* A ready poll completes its task: since segment ABI 2.1 no TASK_DONE
+	 * follows it (older writers sent one with a = 0: ev_done again, the
+	 * same end). */
+	if (rc == 0 && (ev->a & SP_POLL_READY)) {
+		spc_event done = *ev;
+		done.type = SP_EV_TASK_DONE;
+		done.a = 0;
+		rc = ev_done(r, &done, ts);
+	}
+	return rc;
 }
 
 static int ev_wake(sprec *r, const spc_event *ev, int64_t ts)

@@ -317,9 +317,11 @@ void sp__trace_poll_end(sp__task *t, uint64_t end)
 
 void sp__trace_task_done(sp__task *t, bool cancelled)
 {
-	sp__ring *r = sp__trace_ring();
+	/* A completion is its POLL_END with the ready bit; only an abort needs
+	 * a record of its own. */
+	sp__ring *r = cancelled ? sp__trace_ring() : NULL;
 	if (r)
-		sp__ring_emit_at(r, ev_ticks(), SP_EV_TASK_DONE, cancelled, t->id);
+		sp__ring_emit_at(r, ev_ticks(), SP_EV_TASK_DONE, 1, t->id);
 	if (t->seg_slot != SP__NO_SEG_SLOT && seg_ready()) {
 		slot_put(t->seg_slot);
 		t->seg_slot = SP__NO_SEG_SLOT;

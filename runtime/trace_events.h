@@ -29,7 +29,7 @@
  *   9     WAKER_DROP    HOLD_* kind | detail << 8          task id
  *   10    INJECT_PUSH   0                                  task id
  *   11    INJECT_POP    worker index                       task id
- *   12    TASK_DONE     0 completed, 1 aborted             task id
+ *   12    TASK_DONE     1 aborted (0: see below)           task id
  *   13    BLOCKING_START  0                                job id (per process)
  *   14    BLOCKING_END    0                                job id
  *   15    TIMER_FIRE    timers fired in this batch         deadline of the last
@@ -40,6 +40,11 @@
  *   16    IO_READY      fd                                 readiness: 1 read,
  *                                                          2 write, 4 error/hup
  *   17    THREAD        worker index, or 0                 THREAD_* kind
+ *
+ * A task that completes is done at its POLL_END with the ready bit: since
+ * segment ABI 2.1 no TASK_DONE follows it (2.0 writers sent TASK_DONE with
+ * a = 0 after it; readers take either). TASK_DONE (a = 1) marks an abort,
+ * which has no ready poll.
  *
  * POLL_END bits (a): bit 0 ready (the future completed); bit 1 the poll ended
  * by cancellation; bits 8..31 polls of runtime-provided futures that spent

@@ -69,7 +69,7 @@ struct seen {
 	spc_stream *s;
 	uint64_t sleepy, parent, kid, lost;
 	int sleepy_site_ok, kid_parent_ok, sleepy_timer_hold, sleepy_timer_wake;
-	int parent_join_wake, sleepy_done, lost_polls, polls_without_worker;
+	int parent_join_wake, sleepy_done, lost_polls, polls_without_worker, lost_aborted;
 	int starts, ends, order_bad, threads;
 	uint64_t last_ns;
 };
@@ -103,6 +103,7 @@ static void on_event(const spc_event *ev, void *arg)
 		break;
 	case SP_EV_POLL_END:
 		x->ends++;
+		x->sleepy_done += ev->b == x->sleepy && (ev->a & SP_POLL_READY);
 		break;
 	case SP_EV_WAKER_CLONE:
 		if (ev->b == x->sleepy && (ev->a & 0xff) == SP_HOLD_TIMER)
@@ -116,8 +117,9 @@ static void on_event(const spc_event *ev, void *arg)
 			x->parent_join_wake = 1;
 		break;
 	}
-	case SP_EV_TASK_DONE:
+	case SP_EV_TASK_DONE: /* aborts only */
 		x->sleepy_done += ev->b == x->sleepy;
+		x->lost_aborted += ev->b == x->lost && ev->a == 1;
 		break;
 	}
 }
@@ -187,6 +189,7 @@ static void stream__events_sites_sources_and_task_table(void **state)
 	int queue77_rc = spc_stream_worker_queue(s, 77, &d77, &i77); /* no such worker */
 	sp_join_handle_abort(&jl);
 	sp_join_handle_wait(&jl);
+	spc_stream_flush(s, on_event, &x); /* the abort's TASK_DONE */
 	sp_runtime_free(rt);
 	spc_stream_close(s);
 
@@ -207,6 +210,7 @@ static void stream__events_sites_sources_and_task_table(void **state)
 	assert_true(x.sleepy_timer_wake);
 	assert_true(x.parent_join_wake);
 	assert_int_equal(x.sleepy_done, 1);
+	assert_int_equal(x.lost_aborted, 1);
 	assert_int_equal(x.lost_polls, 1);
 	assert_int_equal(x.polls_without_worker, 0);
 	assert_int_equal(x.starts, x.ends);
