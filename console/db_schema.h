@@ -128,6 +128,10 @@
  *     (keyed by its end, start = end - dur): the job id (per process) and
  *     the pool thread (tid) that ran it. Added in ABI 1, as timers.
  *
+ *   (Segment 2.1 writers emit INJECT_PUSH only for spawns from a worker of
+ *   another runtime: remote wakes say their queue in WAKE, and spawns from
+ *   threads that are not workers are pushes by definition; so inject_pushes
+ *   counts those records, not every push.)
  *   Injection-queue pushes and pops (INJECT_PUSH/POP) are only counted
  *   (meta inject_pushes, inject_pops): a row each (~12 bytes) would come
  *   once per remotely spawned or woken task, and break the 40 bytes per

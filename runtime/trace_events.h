@@ -27,7 +27,7 @@
  *   7     UNPARK        worker index                       0
  *   8     WAKER_CLONE   HOLD_* kind | detail << 8          task id
  *   9     WAKER_DROP    HOLD_* kind | detail << 8          task id
- *   10    INJECT_PUSH   0                                  task id
+ *   10    INJECT_PUSH   0                                  task id (see below)
  *   11    INJECT_POP    worker index                       task id
  *   12    TASK_DONE     1 aborted (0: see below)           task id
  *   13    BLOCKING_START  0                                job id (per process)
@@ -40,6 +40,11 @@
  *   16    IO_READY      fd                                 readiness: 1 read,
  *                                                          2 write, 4 error/hup
  *   17    THREAD        worker index, or 0                 THREAD_* kind
+ *
+ * INJECT_PUSH is written only where no other record says it (since 2.1): a
+ * WAKE carries its queue, and a SPAWN on a ring whose thread is not a worker
+ * went to the injection queue; what is left is a spawn from a worker of
+ * another runtime. INJECT_POP is written for every task a worker takes.
  *
  * A task that completes is done at its POLL_END with the ready bit: since
  * segment ABI 2.1 no TASK_DONE follows it (2.0 writers sent TASK_DONE with

@@ -141,7 +141,10 @@ static void push_back(sp__worker *w, sp__task *t)
 void sp__schedule_remote(sp__task *t, int lane)
 {
 	sp_runtime *rt = t->rt;
-	if (SP__UNLIKELY(sp__tracing()))
+	/* The event only where nothing else says it: a WAKE says its queue, and
+	 * a SPAWN on a ring that is not a worker's went to this queue; a spawn
+	 * from a worker of another runtime is the case left. */
+	if (SP__UNLIKELY(sp__tracing()) && lane == SP__LANE_NEW && sp__tls.worker)
 		sp__trace_emit(SP_EV_INJECT_PUSH, 0, t->id);
 	SP_USDT(inject_push, t->id);
 	if (sp__inject_push_batch(&rt->inject, &t, 1, lane))
