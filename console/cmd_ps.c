@@ -16,21 +16,6 @@ struct ps_state {
 	int stale;
 };
 
-static void comm_of(int pid, char *buf, size_t n)
-{
-	char path[64];
-	snprintf(path, sizeof path, "/proc/%d/comm", pid);
-	FILE *f = fopen(path, "r");
-	buf[0] = 0;
-	if (f) {
-		if (fgets(buf, (int)n, f))
-			buf[strcspn(buf, "\n")] = 0;
-		fclose(f);
-	}
-	if (!buf[0])
-		snprintf(buf, n, "?");
-}
-
 static void count_task(unsigned slot, const sp__seg_task *t, void *arg)
 {
 	(void)slot;
@@ -55,7 +40,7 @@ static void ps_one(const sp__seg_info *in, void *arg)
 		st->shown++;
 		return;
 	}
-	comm_of(in->pid, comm, sizeof comm);
+	sp_cli_comm(in->pid, comm, sizeof comm);
 	if (in->state == SP__SEG_INVALID) {
 		printf("%7d  %-7s %-16s %s\n", in->pid, "invalid", comm, in->errstr);
 		st->shown++;

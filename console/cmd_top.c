@@ -247,28 +247,13 @@ struct find {
 	int n;
 };
 
-static void comm_of(int pid, char *buf, size_t n)
-{
-	char path[64];
-	snprintf(path, sizeof path, "/proc/%d/comm", pid);
-	FILE *f = fopen(path, "r");
-	buf[0] = 0;
-	if (f) {
-		if (fgets(buf, (int)n, f))
-			buf[strcspn(buf, "\n")] = 0;
-		fclose(f);
-	}
-	if (!buf[0])
-		snprintf(buf, n, "?");
-}
-
 static void find_one(const sp__seg_info *in, void *arg)
 {
 	struct find *fd = arg;
 	if (in->state != SP__SEG_LIVE || fd->n == 64)
 		return;
 	char comm[32];
-	comm_of(in->pid, comm, sizeof comm);
+	sp_cli_comm(in->pid, comm, sizeof comm);
 	fd->pids[fd->n] = in->pid;
 	snprintf(fd->what[fd->n], sizeof fd->what[0], "%7d  %-16s %u rings", in->pid, comm,
 		 in->hdr ? in->hdr->nrings : 0);
@@ -521,7 +506,7 @@ static int attach(top_app *a, const topm_config *c)
 		sp_cli_err("top", "out of memory");
 		return 2;
 	}
-	comm_of(a->pid, a->comm, sizeof a->comm);
+	sp_cli_comm(a->pid, a->comm, sizeof a->comm);
 	a->alive = 1;
 	a->start_ns = top_now_ns() - SPC_SLACK_NS;
 	top_sample(a, 1);

@@ -7,12 +7,17 @@
 #ifndef SPINDLE_CONSOLE_COMMANDS_H
 #define SPINDLE_CONSOLE_COMMANDS_H
 
+#include <stddef.h>
+
 int sp_cmd_ps(int argc, char **argv);
 int sp_cmd_top(int argc, char **argv);
 int sp_cmd_record(int argc, char **argv);
 int sp_cmd_report(int argc, char **argv);
 int sp_cmd_export(int argc, char **argv);
 int sp_cmd_trace(int argc, char **argv);
+
+/* The command name of process pid (/proc/<pid>/comm), "?" if unknown. */
+void sp_cli_comm(int pid, char *buf, size_t n);
 
 /* One-line error on stderr, "spindle <cmd>: <message>". */
 void sp_cli_err(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

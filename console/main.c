@@ -20,6 +20,21 @@ static const struct {
 	{"trace", sp_cmd_trace, "eBPF tracer: long polls, blocking syscalls, culprit stacks"},
 };
 
+void sp_cli_comm(int pid, char *buf, size_t n)
+{
+	char path[64];
+	snprintf(path, sizeof path, "/proc/%d/comm", pid);
+	FILE *f = fopen(path, "r");
+	buf[0] = 0;
+	if (f) {
+		if (fgets(buf, (int)n, f))
+			buf[strcspn(buf, "\n")] = 0;
+		fclose(f);
+	}
+	if (!buf[0])
+		snprintf(buf, n, "?");
+}
+
 void sp_cli_err(const char *cmd, const char *fmt, ...)
 {
 	va_list ap;

@@ -432,12 +432,9 @@ static void store_text(_Atomic uint64_t *dst, size_t words, const char *src)
 	}
 }
 
-void sp__seg_task_write(sp__segment *seg, unsigned slot, const sp__seg_task *t)
+/* Every field but the text and the id (SLOT PROTOCOL step 2). */
+static void store_fields(sp__seg_slot *s, const sp__seg_task *t)
 {
-	if (slot >= seg->hdr->task_slots)
-		return;
-	sp__seg_slot *s = seg_slot(seg, slot);
-	uint64_t v = slot_begin(s);
 	/* ordering: release on every payload store (SLOT PROTOCOL step 2). */
 	atomic_store_explicit(&s->parent, t->parent, memory_order_release);
 	atomic_store_explicit(&s->state, t->state, memory_order_release);
@@ -451,8 +448,18 @@ void sp__seg_task_write(sp__segment *seg, unsigned slot, const sp__seg_task *t)
 	atomic_store_explicit(&s->waker_clones, t->waker_clones, memory_order_release);
 	atomic_store_explicit(&s->waker_drops, t->waker_drops, memory_order_release);
 	atomic_store_explicit(&s->last_ts, t->last_ts, memory_order_release);
+}
+
+void sp__seg_task_write(sp__segment *seg, unsigned slot, const sp__seg_task *t)
+{
+	if (slot >= seg->hdr->task_slots)
+		return;
+	sp__seg_slot *s = seg_slot(seg, slot);
+	uint64_t v = slot_begin(s);
+	store_fields(s, t);
 	store_text(s->name, SP__SEG_NAME_LEN / 8, t->name);
 	store_text(s->file, SP__SEG_FILE_LEN / 8, t->file);
+	/* ordering: release, id last (SLOT PROTOCOL step 2). */
 	atomic_store_explicit(&s->id, t->id, memory_order_release);
 	slot_end(s, v);
 }
@@ -478,20 +485,9 @@ void sp__seg_task_spawn(sp__segment *seg, unsigned slot, const sp__seg_task *t)
 		return;
 	sp__seg_slot *s = seg_slot(seg, slot);
 	uint64_t v = slot_begin(s);
-	/* ordering: release on every payload store (SLOT PROTOCOL step 2). */
-	atomic_store_explicit(&s->parent, t->parent, memory_order_release);
-	atomic_store_explicit(&s->state, t->state, memory_order_release);
-	atomic_store_explicit(&s->line, t->line, memory_order_release);
-	atomic_store_explicit(&s->polls, t->polls, memory_order_release);
-	atomic_store_explicit(&s->busy_ns, t->busy_ns, memory_order_release);
-	atomic_store_explicit(&s->wakes, t->wakes, memory_order_release);
-	atomic_store_explicit(&s->spawn_ts, t->spawn_ts, memory_order_release);
-	atomic_store_explicit(&s->site, t->site, memory_order_release);
-	atomic_store_explicit(&s->self_wakes, t->self_wakes, memory_order_release);
-	atomic_store_explicit(&s->waker_clones, t->waker_clones, memory_order_release);
-	atomic_store_explicit(&s->waker_drops, t->waker_drops, memory_order_release);
-	atomic_store_explicit(&s->last_ts, t->last_ts, memory_order_release);
-	atomic_store_explicit(&s->name[0], 0, memory_order_release); /* text: the site's */
+	store_fields(s, t);
+	/* ordering: release (SLOT PROTOCOL step 2); the text is the site's. */
+	atomic_store_explicit(&s->name[0], 0, memory_order_release);
 	atomic_store_explicit(&s->file[0], 0, memory_order_release);
 	atomic_store_explicit(&s->id, t->id, memory_order_release);
 	slot_end(s, v);
