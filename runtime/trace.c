@@ -119,6 +119,9 @@ sp__segment *sp__trace_segment(void)
 			fprintf(stderr, "spindle: tracing off: cannot create the trace segment: %s\n",
 				strerror(-err));
 		} else {
+			/* Processes killed before their atexit leave their
+			 * segments behind: clear those of dead processes. */
+			sp__seg_sweep_stale();
 			atexit(seg_unlink_at_exit);
 			atomic_store_explicit(&sp__trace_enabled, true, memory_order_release);
 		}

@@ -988,6 +988,37 @@ int sp__seg_remove_stale(int pid)
 	return 0;
 }
 
+int sp__seg_sweep_stale(void)
+{
+	DIR *d = opendir(SP__SEG_DIR);
+	if (!d)
+		return 0;
+	int removed = 0;
+	size_t plen = strlen(SP__SEG_PREFIX);
+	struct dirent *e;
+	while ((e = readdir(d)) != NULL) {
+		if (strncmp(e->d_name, SP__SEG_PREFIX, plen) != 0)
+			continue;
+		char *end;
+		long pid = strtol(e->d_name + plen, &end, 10);
+		if (*end || pid <= 0 || pid > INT32_MAX || pid == (long)getpid())
+			continue;
+		/* only the cheap case: the process is gone (kill(pid, 0)); and
+		 * not a file changed in the last 30 s, which a reader may still
+		 * be looking at (a recorder finishing, a test checking it) */
+		if (sp__seg_pid_alive((int)pid, 0))
+			continue;
+		char path[64];
+		struct stat st;
+		snprintf(path, sizeof path, SP__SEG_DIR "/" SP__SEG_PREFIX "%ld", pid);
+		if (stat(path, &st) != 0 || time(NULL) - st.st_mtime < 30)
+			continue;
+		removed += sp__seg_remove_stale((int)pid) == 0;
+	}
+	closedir(d);
+	return removed;
+}
+
 int sp__seg_read_site(const sp__seg_reader *r, uint32_t idx, sp__seg_site_info *out)
 {
 	if (!r->base || idx >= r->hdr.site_slots)

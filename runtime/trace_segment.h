@@ -469,6 +469,11 @@ int sp__seg_list(void (*cb)(const sp__seg_info *info, void *arg), void *arg);
  * pid is gone). 0: removed; -EBUSY: its process lives; -ENOENT: none. */
 int sp__seg_remove_stale(int pid);
 
+/* Remove the segments of processes that no longer exist (not our own) and
+ * that have not changed for 30 s; returns how many. A creator calls it, so that segments left by killed
+ * processes do not pile up in /dev/shm. */
+int sp__seg_sweep_stale(void);
+
 /* 1 when process pid exists and (if start_time is not 0) started then. */
 int sp__seg_pid_alive(int pid, uint64_t start_time);
 /* Field 22 of /proc/<pid>/stat; 0 on success. */
