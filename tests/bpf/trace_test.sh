@@ -52,11 +52,21 @@ blocking)
 	rc=$?
 	grep -q "not permitted\|Operation not permitted" "$TMP/err" && skip "$(head -1 "$TMP/err")"
 	[ $rc = 0 ] || fail "exit status $rc"
-	n=$(count "$TMP/out" '"func":"sleeper_poll"' '"verdict":"blocked"' '"name":"clock_nanosleep"' \
-		'"culprit":{' '"func":"blocking_call"')
-	[ "$n" -ge 2 ] || fail "sleeper: $n blocked findings in clock_nanosleep naming blocking_call (want >= 2)"
-	n=$(count "$TMP/out" '"func":"spinner_poll"' '"verdict":"on-cpu"' '"func":"compute"')
-	[ "$n" -ge 1 ] || fail "spinner: $n on-cpu findings naming compute (want >= 1)"
+	# Under a sanitizer the culprit frame is not asked for: TSan's and
+	# ASan's interceptors (usleep) and instrumentation calls (a sample in
+	# MemoryAccess) stand between the stack and the user's function.
+	if [ "${SP_SANITIZED:-0}" = 1 ]; then
+		n=$(count "$TMP/out" '"func":"sleeper_poll"' '"verdict":"blocked"' '"name":"clock_nanosleep"')
+		[ "$n" -ge 2 ] || fail "sleeper: $n blocked findings in clock_nanosleep (want >= 2)"
+		n=$(count "$TMP/out" '"func":"spinner_poll"' '"verdict":"on-cpu"')
+		[ "$n" -ge 1 ] || fail "spinner: $n on-cpu findings (want >= 1)"
+	else
+		n=$(count "$TMP/out" '"func":"sleeper_poll"' '"verdict":"blocked"' '"name":"clock_nanosleep"' \
+			'"culprit":{' '"func":"blocking_call"')
+		[ "$n" -ge 2 ] || fail "sleeper: $n blocked findings in clock_nanosleep naming blocking_call (want >= 2)"
+		n=$(count "$TMP/out" '"func":"spinner_poll"' '"verdict":"on-cpu"' '"func":"compute"')
+		[ "$n" -ge 1 ] || fail "spinner: $n on-cpu findings naming compute (want >= 1)"
+	fi
 	n=$(count "$TMP/out" '"func":"ticker_poll"')
 	[ "$n" = 0 ] || fail "ticker flagged $n times (it never runs long)"
 	# Reported once per poll: (tid, poll_seq) unique.
