@@ -13,6 +13,7 @@
  * of polls for its victims. Memory: O(tasks + sites + long polls).
  */
 #include <pthread.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -857,44 +858,41 @@ static int delays(struct ctx *c)
 	return 0;
 }
 
+/* Run `sql` (SELECT worker, x, y ... WHERE key in [?1, ?2] GROUP BY worker)
+ * over the report's window and store x and y into each worker's int64
+ * fields at offsets off_x and off_y. */
+static int per_worker(struct ctx *c, const char *sql, size_t off_x, size_t off_y)
+{
+	sqlite3_stmt *st;
+	int rc;
+	if (prep(c, sql, &st))
+		return -1;
+	sqlite3_bind_int64(st, 1, c->lo);
+	sqlite3_bind_int64(st, 2, c->hi);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		spr_worker *w = worker_of(c, sqlite3_column_int64(st, 0));
+		if (w) {
+			*(int64_t *)((char *)w + off_x) = sqlite3_column_int64(st, 1);
+			*(int64_t *)((char *)w + off_y) = sqlite3_column_int64(st, 2);
+		}
+	}
+	sqlite3_finalize(st);
+	return rc == SQLITE_DONE ? 0 : dberr(c);
+}
+
 static int workers(struct ctx *c)
 {
 	sqlite3_stmt *st;
 	int rc;
-	if (prep(c,
-		 "SELECT worker, count(*), sum(count) FROM steals WHERE ts >= ?1 AND ts <= ?2 "
-		 "GROUP BY worker",
-		 &st))
+	if (per_worker(c,
+		       "SELECT worker, count(*), sum(count) FROM steals WHERE ts >= ?1 AND ts <= ?2 "
+		       "GROUP BY worker",
+		       offsetof(spr_worker, steals), offsetof(spr_worker, stolen)) ||
+	    per_worker(c,
+		       "SELECT worker, count(*), sum(dur) FROM parks WHERE end >= ?1 AND end <= ?2 "
+		       "GROUP BY worker",
+		       offsetof(spr_worker, parks), offsetof(spr_worker, park_ns)))
 		return -1;
-	sqlite3_bind_int64(st, 1, c->lo);
-	sqlite3_bind_int64(st, 2, c->hi);
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		spr_worker *w = worker_of(c, sqlite3_column_int64(st, 0));
-		if (w) {
-			w->steals = sqlite3_column_int64(st, 1);
-			w->stolen = sqlite3_column_int64(st, 2);
-		}
-	}
-	sqlite3_finalize(st);
-	if (rc != SQLITE_DONE)
-		return dberr(c);
-	if (prep(c,
-		 "SELECT worker, count(*), sum(dur) FROM parks WHERE end >= ?1 AND end <= ?2 "
-		 "GROUP BY worker",
-		 &st))
-		return -1;
-	sqlite3_bind_int64(st, 1, c->lo);
-	sqlite3_bind_int64(st, 2, c->hi);
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		spr_worker *w = worker_of(c, sqlite3_column_int64(st, 0));
-		if (w) {
-			w->parks = sqlite3_column_int64(st, 1);
-			w->park_ns = sqlite3_column_int64(st, 2);
-		}
-	}
-	sqlite3_finalize(st);
-	if (rc != SQLITE_DONE)
-		return dberr(c);
 	int64_t span = c->hi - c->lo;
 	for (size_t i = 0; i < c->f->nworkers; i++)
 		c->f->workers_v[i].util =
