@@ -414,4 +414,31 @@ static inline int spt_spawn_echo_conn(sp_async_fd *s, atomic_int *errors)
 	return SP_SPAWN("echo", NULL, c);
 }
 
+/* 1 when none of the n tasks is live. */
+static inline int spt_none_live(sp_runtime *rt, sp_join_handle *jh, int n)
+{
+	for (int i = 0; i < n; i++)
+		if (spt_task_info(rt, sp_join_handle_id(&jh[i]), NULL))
+			return 0;
+	return 1;
+}
+
+/* 1 once none of the n tasks is live (bounded by SPT_SOON_MS). If some still
+ * are (a lost wakeup), they are aborted, so that the joins that follow return
+ * instead of hanging and the test fails on the result. */
+static inline int spt_finish_or_abort(sp_runtime *rt, sp_join_handle *jh, int n)
+{
+	int ok = SPT_WAIT_UNTIL(spt_none_live(rt, jh, n), SPT_SOON_MS);
+	if (!ok)
+		for (int i = 0; i < n; i++)
+			sp_join_handle_abort(&jh[i]);
+	return ok;
+}
+
+/* Wakers of a manual context's task cloned and not dropped. */
+static inline int spt_live_wakers(struct spt_manual_cx *m)
+{
+	return atomic_load(&m->counts.clones) - atomic_load(&m->counts.drops);
+}
+
 #endif /* SP_TEST_H */

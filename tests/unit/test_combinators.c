@@ -6,31 +6,6 @@
  */
 #include "unit/sp_test.h"
 
-static int none_live(sp_runtime *rt, sp_join_handle *jh, int n)
-{
-	for (int i = 0; i < n; i++)
-		if (spt_task_info(rt, sp_join_handle_id(&jh[i]), NULL))
-			return 0;
-	return 1;
-}
-
-/* 1 once none of the n tasks is live (bounded by SPT_SOON_MS). If some still
- * are (a lost wakeup), they are aborted, so that the joins that follow return
- * instead of hanging and the test fails on the result. */
-static int finish_or_abort(sp_runtime *rt, sp_join_handle *jh, int n)
-{
-	int ok = SPT_WAIT_UNTIL(none_live(rt, jh, n), SPT_SOON_MS);
-	if (!ok)
-		for (int i = 0; i < n; i++)
-			sp_join_handle_abort(&jh[i]);
-	return ok;
-}
-
-static int live_wakers(struct spt_manual_cx *m)
-{
-	return atomic_load(&m->counts.clones) - atomic_load(&m->counts.drops);
-}
-
 static int wl_len(pthread_mutex_t *lock, sp_waitlist *l)
 {
 	pthread_mutex_lock(lock);
@@ -176,7 +151,7 @@ static void join__children_wait_for_each_other_in_tasks(void **state)
 		spawn_errors += SP_RUNTIME_SPAWN_OUT(rt, "pair", &jh[i], p) != 0;
 		jh[i].dst = &out[i];
 	}
-	int finished = finish_or_abort(rt, jh, N);
+	int finished = spt_finish_or_abort(rt, jh, N);
 	int statuses = 0;
 	for (int i = 0; i < N; i++)
 		statuses |= sp_join_handle_wait(&jh[i]);
@@ -243,7 +218,7 @@ static void join__ready_children_dropped_once_never_polled_again(void **state)
 	assert_int_equal(f[0].out, 11);
 	assert_int_equal(f[1].out, 22);
 	assert_int_equal(f[2].out, 33);
-	assert_int_equal(live_wakers(&m), 0);
+	assert_int_equal(spt_live_wakers(&m), 0);
 	for (int i = 0; i < 3; i++)
 		spt_probe_destroy(&p[i]);
 }
@@ -278,7 +253,7 @@ static void join__drop_drops_unfinished_children_once(void **state)
 		assert_int_equal(atomic_load(&p[i].drops), 1);
 		assert_null(kids[i]);
 	}
-	assert_int_equal(live_wakers(&m), 0);
+	assert_int_equal(spt_live_wakers(&m), 0);
 	for (int i = 0; i < 3; i++)
 		spt_probe_destroy(&p[i]);
 }
@@ -344,7 +319,7 @@ static void select__winner_index_and_losers_dropped_once(void **state)
 		assert_int_equal(atomic_load(&p[i].after_drop), 0);
 		assert_ptr_equal(kids[i], &f[i].base);
 	}
-	assert_int_equal(live_wakers(&m), 0);
+	assert_int_equal(spt_live_wakers(&m), 0);
 	assert_int_equal(atomic_load(&m.counts.wakes), 0);
 	for (int i = 0; i < 3; i++)
 		spt_probe_destroy(&p[i]);
@@ -411,7 +386,7 @@ static void select__dropped_unfinished_drops_every_child_once(void **state)
 	assert_int_equal(r, SP_PENDING);
 	for (int i = 0; i < 3; i++)
 		assert_int_equal(atomic_load(&p[i].drops), 1);
-	assert_int_equal(live_wakers(&m), 0);
+	assert_int_equal(spt_live_wakers(&m), 0);
 	assert_int_equal(re, SP_READY);
 	assert_int_equal(empty.out, SP_EINVAL);
 	for (int i = 0; i < 3; i++)
@@ -459,7 +434,7 @@ static void select__granted_loser_passes_lock_on(void **state)
 	assert_int_equal(s.out, 0);
 	assert_int_equal(relock, 0);
 	assert_int_equal(avail, 0); /* the winner holds it */
-	assert_int_equal(live_wakers(&m), 0);
+	assert_int_equal(spt_live_wakers(&m), 0);
 }
 
 /* ---- select on a runtime: cancel-safety of losing waits ---------------------- */
@@ -525,7 +500,7 @@ static void select__losing_recv_and_notified_leave_no_waiter(void **state)
 					      sp_mpsc_len(&ch) == 0,
 				      SPT_SOON_MS);
 	sp_notify_one(&stop);
-	int finished = finish_or_abort(rt, jh, 2);
+	int finished = spt_finish_or_abort(rt, jh, 2);
 	int statuses = sp_join_handle_wait(&jh[0]) | sp_join_handle_wait(&jh[1]);
 	int rq = wl_len(&ch.lock, &ch.recv_waiters), nq = wl_len(&stop.lock, &stop.waiters);
 	sp_mpsc_try_send(&ch, &(int){5}); /* nobody waits: it stays, not lost */
@@ -642,7 +617,7 @@ static void select__recv_loop_loses_no_item_to_cancellation(void **state)
 	cj.dst = &cout;
 	rc |= SP_RUNTIME_SPAWN_OUT(rt, "producer", &pj, p);
 	pj.dst = &pout;
-	int finished = finish_or_abort(rt, &pj, 1) & finish_or_abort(rt, &cj, 1);
+	int finished = spt_finish_or_abort(rt, &pj, 1) & spt_finish_or_abort(rt, &cj, 1);
 	int statuses = sp_join_handle_wait(&pj) | sp_join_handle_wait(&cj);
 	int free_rc = sp_runtime_free(rt);
 	int rq = wl_len(&ch.lock, &ch.recv_waiters), sq = wl_len(&ch.lock, &ch.send_waiters);

@@ -33,31 +33,6 @@ static int wl_check(pthread_mutex_t *lock, sp_waitlist *l)
 	return n;
 }
 
-static int none_live(sp_runtime *rt, sp_join_handle *jh, int n)
-{
-	for (int i = 0; i < n; i++)
-		if (spt_task_info(rt, sp_join_handle_id(&jh[i]), NULL))
-			return 0;
-	return 1;
-}
-
-/* 1 once none of the n tasks is live (bounded by SPT_SOON_MS). If some still
- * are (a lost wakeup), they are aborted, so that the joins that follow return
- * instead of hanging and the test fails on the result. */
-static int finish_or_abort(sp_runtime *rt, sp_join_handle *jh, int n)
-{
-	int ok = SPT_WAIT_UNTIL(none_live(rt, jh, n), SPT_SOON_MS);
-	if (!ok)
-		for (int i = 0; i < n; i++)
-			sp_join_handle_abort(&jh[i]);
-	return ok;
-}
-
-static int live_wakers(struct spt_manual_cx *m)
-{
-	return atomic_load(&m->counts.clones) - atomic_load(&m->counts.drops);
-}
-
 static int wakes(struct spt_manual_cx *m)
 {
 	return atomic_load(&m->counts.wakes);
@@ -207,7 +182,7 @@ static void mpsc__blocked_sender_resumes_exactly_when_consumer_receives(void **s
 	for (int i = 0; i < 5; i++) {
 		assert_int_equal(rrc[i], 0);
 		assert_int_equal(got[i], i + 1); /* FIFO among the senders too */
-		assert_int_equal(live_wakers(&c[i]), 0);
+		assert_int_equal(spt_live_wakers(&c[i]), 0);
 	}
 	assert_int_equal(rrc[5], SP_EAGAIN);
 	assert_int_equal(queued_after, 0);
@@ -252,7 +227,7 @@ static void mpsc__recv_waits_then_close_gives_remaining_items_then_epipe(void **
 	assert_int_equal(got[1], 8);
 	assert_int_equal(p3, SP_READY);
 	assert_int_equal(r[2].out, SP_EPIPE);
-	assert_int_equal(live_wakers(&c), 0);
+	assert_int_equal(spt_live_wakers(&c), 0);
 }
 
 static void mpsc__close_and_receiver_release_fail_waiting_senders(void **state)
@@ -302,8 +277,8 @@ static void mpsc__close_and_receiver_release_fail_waiting_senders(void **state)
 	assert_int_equal(a_recv2, SP_EPIPE);
 	assert_int_equal(b_recv, SP_EPIPE);
 	assert_int_equal(b_send, SP_EPIPE);
-	assert_int_equal(live_wakers(&ca), 0);
-	assert_int_equal(live_wakers(&cb), 0);
+	assert_int_equal(spt_live_wakers(&ca), 0);
+	assert_int_equal(spt_live_wakers(&cb), 0);
 }
 
 /* ---- mpsc cancellation by hand ----------------------------------------------- */
@@ -360,7 +335,7 @@ static void mpsc__dropped_senders_queued_and_granted_lose_nothing(void **state)
 	assert_int_equal(reserved_end, 0);
 	assert_int_equal(queued_end, 0);
 	for (int i = 0; i < 3; i++)
-		assert_int_equal(live_wakers(&c[i]), 0);
+		assert_int_equal(spt_live_wakers(&c[i]), 0);
 }
 
 static void mpsc__dropped_receivers_lose_no_item(void **state)
@@ -411,8 +386,8 @@ static void mpsc__dropped_receivers_lose_no_item(void **state)
 	assert_int_equal(queued_after, 0);
 	assert_int_equal(rc, 0);
 	assert_int_equal(gc, 12);
-	assert_int_equal(live_wakers(&ca), 0);
-	assert_int_equal(live_wakers(&cb), 0);
+	assert_int_equal(spt_live_wakers(&ca), 0);
+	assert_int_equal(spt_live_wakers(&cb), 0);
 }
 
 /* ---- mpsc on a runtime ------------------------------------------------------- */
@@ -517,7 +492,7 @@ static void mpsc__many_producers_every_item_exactly_once_in_order(void **state)
 		pj[p].dst = &pout[p];
 	}
 	sp_mpsc_sender_release(&ch); /* the creator's handle: the last producer closes */
-	int finished = finish_or_abort(rt, pj, NPROD) & finish_or_abort(rt, &cj, 1);
+	int finished = spt_finish_or_abort(rt, pj, NPROD) & spt_finish_or_abort(rt, &cj, 1);
 	int statuses = 0;
 	for (int p = 0; p < NPROD; p++)
 		statuses |= sp_join_handle_wait(&pj[p]);
@@ -603,7 +578,7 @@ static void mpsc__task_blocked_on_full_channel_resumes_on_receive(void **state)
 	spt_sleep_ms(20);
 	int completed_before = atomic_load(&completed);
 	int r1 = sp_mpsc_try_recv(&ch, &got1);
-	int finished = finish_or_abort(rt, &jh, 1);
+	int finished = spt_finish_or_abort(rt, &jh, 1);
 	int status = sp_join_handle_wait(&jh);
 	int r2 = sp_mpsc_try_recv(&ch, &got2);
 	int free_rc = sp_runtime_free(rt);
@@ -668,7 +643,7 @@ static void mpsc__consumer_gets_remaining_items_then_epipe_on_close(void **state
 	for (int i = 1; i <= 5; i++)
 		sp_mpsc_try_send(&ch, &i);
 	sp_mpsc_close(&ch);
-	int finished = finish_or_abort(rt, &jh, 1);
+	int finished = spt_finish_or_abort(rt, &jh, 1);
 	int status = sp_join_handle_wait(&jh);
 	int free_rc = sp_runtime_free(rt);
 	sp_mpsc_destroy(&ch);
@@ -704,7 +679,7 @@ static void mpsc__close_wakes_waiting_receiver_with_epipe(void **state)
 						  wl_check(&ch.lock, &ch.recv_waiters) == 1,
 					  SPT_SOON_MS);
 	sp_mpsc_close(&ch);
-	int finished = finish_or_abort(rt, &jh, 1);
+	int finished = spt_finish_or_abort(rt, &jh, 1);
 	int status = sp_join_handle_wait(&jh);
 	int free_rc = sp_runtime_free(rt);
 	int rq = wl_check(&ch.lock, &ch.recv_waiters);
@@ -778,7 +753,7 @@ static void mpsc__aborted_blocked_senders_lose_nothing(void **state)
 			}
 		}
 	}
-	int finished = finish_or_abort(rt, jh, N);
+	int finished = spt_finish_or_abort(rt, jh, N);
 	for (int i = 0; i < N; i++)
 		statuses[i] = sp_join_handle_wait(&jh[i]);
 	int v;
@@ -850,8 +825,8 @@ static void notify__one_stores_a_single_permit(void **state)
 	assert_int_equal(wb, 1);
 	assert_int_equal(pb2, SP_READY);
 	assert_int_equal(permit_left, 0);
-	assert_int_equal(live_wakers(&c1), 0);
-	assert_int_equal(live_wakers(&c2), 0);
+	assert_int_equal(spt_live_wakers(&c1), 0);
+	assert_int_equal(spt_live_wakers(&c2), 0);
 }
 
 static void notify__one_wakes_oldest_waiter_only(void **state)
@@ -896,7 +871,7 @@ static void notify__one_wakes_oldest_waiter_only(void **state)
 	assert_int_equal(queued_after, 0);
 	assert_int_equal(permit, 0); /* dropping a waiter that was never notified stores none */
 	for (int i = 0; i < 3; i++)
-		assert_int_equal(live_wakers(&c[i]), 0);
+		assert_int_equal(spt_live_wakers(&c[i]), 0);
 }
 
 static void notify__waiters_wakes_all_registered_and_stores_no_permit(void **state)
@@ -939,7 +914,7 @@ static void notify__waiters_wakes_all_registered_and_stores_no_permit(void **sta
 	assert_int_equal(permit, 0);
 	assert_int_equal(queued_after, 0);
 	for (int i = 0; i < 4; i++)
-		assert_int_equal(live_wakers(&c[i]), 0);
+		assert_int_equal(spt_live_wakers(&c[i]), 0);
 }
 
 static void notify__dropped_notified_passes_notify_one_on(void **state)
@@ -982,8 +957,8 @@ static void notify__dropped_notified_passes_notify_one_on(void **state)
 	assert_int_equal(p2, SP_READY); /* the permit x did not observe */
 	assert_int_equal(queued_after, 0);
 	for (int i = 0; i < 3; i++)
-		assert_int_equal(live_wakers(&c[i]), 0);
-	assert_int_equal(live_wakers(&cx), 0);
+		assert_int_equal(spt_live_wakers(&c[i]), 0);
+	assert_int_equal(spt_live_wakers(&cx), 0);
 }
 
 /* Awaits one notified, then counts. */
@@ -1031,7 +1006,7 @@ static void notify__runtime_one_then_waiters(void **state)
 	spt_sleep_ms(10);
 	int after_one = atomic_load(&done);
 	sp_notify_waiters(&n);
-	int finished = finish_or_abort(rt, jh, N);
+	int finished = spt_finish_or_abort(rt, jh, N);
 	int statuses = 0;
 	for (int i = 0; i < N; i++)
 		statuses |= sp_join_handle_wait(&jh[i]);
@@ -1112,7 +1087,7 @@ static void mutex__mutual_exclusion_across_workers(void **state)
 			.base = {.poll = locker_poll, .name = "locker"}, .sh = &sh, .iters = iters};
 		spawn_errors += SP_RUNTIME_SPAWN(rt, "locker", &jh[i], l) != 0;
 	}
-	int finished = finish_or_abort(rt, jh, NT);
+	int finished = spt_finish_or_abort(rt, jh, NT);
 	int statuses = 0;
 	for (int i = 0; i < NT; i++)
 		statuses |= sp_join_handle_wait(&jh[i]);
@@ -1187,7 +1162,7 @@ static void mutex__fifo_handoff_by_hand(void **state)
 	assert_int_equal(p3, SP_READY);
 	assert_int_equal(locked, 0);
 	for (int i = 0; i < 4; i++)
-		assert_int_equal(live_wakers(&c[i]), 0);
+		assert_int_equal(spt_live_wakers(&c[i]), 0);
 }
 
 struct fifo_shared {
@@ -1239,7 +1214,7 @@ static void mutex__tasks_acquire_in_queue_order(void **state)
 
 	/* act */
 	sp_mutex_unlock(&sh.m);
-	int finished = finish_or_abort(rt, jh, N);
+	int finished = spt_finish_or_abort(rt, jh, N);
 	int statuses = 0;
 	for (int i = 0; i < N; i++)
 		statuses |= sp_join_handle_wait(&jh[i]);
@@ -1310,8 +1285,8 @@ static void mutex__dropped_waiters_queued_and_granted(void **state)
 	assert_int_equal(relock, 0);
 	assert_int_equal(q_end, 0);
 	for (int i = 0; i < 3; i++)
-		assert_int_equal(live_wakers(&c[i]), 0);
-	assert_int_equal(live_wakers(&cx), 0);
+		assert_int_equal(spt_live_wakers(&c[i]), 0);
+	assert_int_equal(spt_live_wakers(&cx), 0);
 }
 
 /* Locks once, counts, unlocks. */
@@ -1365,7 +1340,7 @@ static void mutex__aborted_waiters_never_leak_the_lock(void **state)
 	sp_mutex_unlock(&m);
 	for (int i = 1; i < N; i += 3)
 		sp_join_handle_abort(&jh[i]);
-	int finished = finish_or_abort(rt, jh, N);
+	int finished = spt_finish_or_abort(rt, jh, N);
 	int completed = 0, cancelled = 0, other = 0;
 	for (int i = 0; i < N; i++) {
 		int s = sp_join_handle_wait(&jh[i]);
@@ -1462,7 +1437,7 @@ static void semaphore__permits_never_exceeded(void **state)
 				     .iters = iters};
 		spawn_errors += SP_RUNTIME_SPAWN(rt, "sem_user", &jh[i], u) != 0;
 	}
-	int finished = finish_or_abort(rt, jh, NT);
+	int finished = spt_finish_or_abort(rt, jh, NT);
 	int statuses = 0;
 	for (int i = 0; i < NT; i++)
 		statuses |= sp_join_handle_wait(&jh[i]);
@@ -1535,7 +1510,7 @@ static void semaphore__fifo_no_overtaking_and_drop_of_head(void **state)
 	assert_int_equal(wc, 0);
 	assert_int_equal(try1, SP_EAGAIN); /* others wait: no overtaking */
 	assert_int_equal(plate, SP_PENDING);
-	assert_int_equal(live_wakers(&cl), 0);
+	assert_int_equal(spt_live_wakers(&cl), 0);
 	assert_int_equal(wb2, 1);
 	assert_int_equal(wc2, 0);
 	assert_int_equal(pb2, SP_READY);
@@ -1548,7 +1523,7 @@ static void semaphore__fifo_no_overtaking_and_drop_of_head(void **state)
 	assert_int_equal(avail_end, 2);
 	assert_int_equal(q, 0);
 	for (int i = 0; i < 4; i++)
-		assert_int_equal(live_wakers(&c[i]), 0);
+		assert_int_equal(spt_live_wakers(&c[i]), 0);
 }
 
 static void semaphore__dropped_waiters_return_or_pass_permits(void **state)
@@ -1595,7 +1570,7 @@ static void semaphore__dropped_waiters_return_or_pass_permits(void **state)
 	assert_int_equal(avail_end, 2); /* not leaked */
 	assert_int_equal(q, 0);
 	for (int i = 0; i < 3; i++)
-		assert_int_equal(live_wakers(&c[i]), 0);
+		assert_int_equal(spt_live_wakers(&c[i]), 0);
 }
 
 /* Acquires n, counts, releases. */
@@ -1648,7 +1623,7 @@ static void semaphore__aborted_acquirers_never_leak_permits(void **state)
 	sp_semaphore_release(&s, 2);
 	for (int i = 1; i < N; i += 3)
 		sp_join_handle_abort(&jh[i]);
-	int finished = finish_or_abort(rt, jh, N);
+	int finished = spt_finish_or_abort(rt, jh, N);
 	int completed = 0, cancelled = 0, other = 0;
 	for (int i = 0; i < N; i++) {
 		int st = sp_join_handle_wait(&jh[i]);
@@ -1740,7 +1715,7 @@ static void mpsc__recv_spends_the_coop_budget(void **state)
 	/* act */
 	int rc = SP_RUNTIME_SPAWN_OUT(rt, "greedy", &jh, g);
 	jh.dst = &out;
-	int finished = finish_or_abort(rt, &jh, 1);
+	int finished = spt_finish_or_abort(rt, &jh, 1);
 	int status = sp_join_handle_wait(&jh);
 	int free_rc = sp_runtime_free(rt);
 	sp_mpsc_destroy(&ch);
