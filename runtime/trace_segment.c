@@ -464,21 +464,6 @@ void sp__seg_task_write(sp__segment *seg, unsigned slot, const sp__seg_task *t)
 	slot_end(s, v);
 }
 
-void sp__seg_task_update(sp__segment *seg, unsigned slot, uint32_t state, uint64_t polls,
-			 uint64_t busy_ns, uint64_t wakes)
-{
-	if (slot >= seg->hdr->task_slots)
-		return;
-	sp__seg_slot *s = seg_slot(seg, slot);
-	uint64_t v = slot_begin(s);
-	/* ordering: release on every payload store (SLOT PROTOCOL step 2). */
-	atomic_store_explicit(&s->state, state, memory_order_release);
-	atomic_store_explicit(&s->polls, polls, memory_order_release);
-	atomic_store_explicit(&s->busy_ns, busy_ns, memory_order_release);
-	atomic_store_explicit(&s->wakes, wakes, memory_order_release);
-	slot_end(s, v);
-}
-
 void sp__seg_task_spawn(sp__segment *seg, unsigned slot, const sp__seg_task *t)
 {
 	if (slot >= seg->hdr->task_slots)

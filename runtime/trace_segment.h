@@ -361,9 +361,6 @@ void sp__seg_task_spawn(sp__segment *seg, unsigned slot, const sp__seg_task *t);
 void sp__seg_task_counters(sp__segment *seg, unsigned slot, const sp__seg_task *t);
 /* Write the whole slot (the slot protocol; id last). */
 void sp__seg_task_write(sp__segment *seg, unsigned slot, const sp__seg_task *t);
-/* Update the counters and state only (the poll path). */
-void sp__seg_task_update(sp__segment *seg, unsigned slot, uint32_t state, uint64_t polls,
-			 uint64_t busy_ns, uint64_t wakes);
 /* Mark the slot free (id = 0) and give it back: clear, then release. A
  * writer may keep cleared slots in a cache of its own and reuse them
  * (sp__seg_task_spawn) before releasing them to the free list. */

@@ -241,11 +241,14 @@ static void seg__create_open_round_trip(void **state)
 	assert_string_equal(seen.t[0].name, "a-name-exactly-32-characters-lon");
 	assert_string_equal(seen.t[0].file, "runtime/some/file.c");
 
-	sp__seg_task_update(&seg, 0, 4, 11, 21, 31);
+	sp__seg_task upd = {.state = 4, .polls = 11, .busy_ns = 21, .wakes = 31, .last_ts = 41};
+	sp__seg_task_counters(&seg, 0, &upd);
 	memset(&seen, 0, sizeof seen);
 	assert_int_equal(sp__seg_read_tasks(&r, collect_task, &seen, NULL), 1);
 	assert_int_equal(seen.t[0].state, 4);
 	assert_int_equal(seen.t[0].polls, 11);
+	assert_int_equal(seen.t[0].last_ts, 41);
+	assert_int_equal(seen.t[0].spawn_ts, 40); /* not a counter: kept */
 	assert_int_equal(seen.t[0].id, 17);
 
 	sp__seg_task_free(&seg, 0);
@@ -753,12 +756,14 @@ static void *torn_writer(void *arg)
 			task.parent = k * GOLD;
 			task.state = (uint32_t)k;
 			task.line = (uint32_t)k;
-			task.polls = task.busy_ns = task.wakes = task.spawn_ts = k;
+			task.polls = task.busy_ns = task.wakes = task.spawn_ts = task.last_ts = k;
 			snprintf(task.name, sizeof task.name, "t%030llu", (unsigned long long)k);
 			snprintf(task.file, sizeof task.file, "f%046llu", (unsigned long long)k);
 			sp__seg_task_write(t->seg, t->slot, &task);
 		} else {
-			sp__seg_task_update(t->seg, t->slot, (uint32_t)k, k, k, k);
+			task.state = (uint32_t)k;
+			task.polls = task.busy_ns = task.wakes = task.last_ts = k;
+			sp__seg_task_counters(t->seg, t->slot, &task);
 		}
 		atomic_store_explicit(&t->writes, k, memory_order_relaxed);
 	}
@@ -779,7 +784,8 @@ static void torn_cb(unsigned slot, const sp__seg_task *t, void *arg)
 	snprintf(file, sizeof file, "f%046llu", (unsigned long long)t->id);
 	int ok = t->polls == t->busy_ns && t->polls == t->wakes && t->state == (uint32_t)t->polls &&
 		 t->polls >= t->id && t->parent == t->id * GOLD && t->line == (uint32_t)t->id &&
-		 t->spawn_ts == t->id && strcmp(t->name, name) == 0 && strcmp(t->file, file) == 0;
+		 t->spawn_ts == t->id && t->last_ts == t->polls && strcmp(t->name, name) == 0 &&
+		 strcmp(t->file, file) == 0;
 	if (!ok)
 		c->torn++;
 	c->last_id = t->id;
@@ -797,7 +803,7 @@ static void seg__task_slot_reads_are_never_torn(void **state)
 	first.id = 16;
 	first.parent = 16 * GOLD;
 	first.state = first.line = 16;
-	first.polls = first.busy_ns = first.wakes = first.spawn_ts = 16;
+	first.polls = first.busy_ns = first.wakes = first.spawn_ts = first.last_ts = 16;
 	snprintf(first.name, sizeof first.name, "t%030llu", 16ull);
 	snprintf(first.file, sizeof first.file, "f%046llu", 16ull);
 	sp__seg_task_write(&seg, 0, &first);
