@@ -161,13 +161,20 @@ uint64_t sp__wheel_next_expiration(const sp__timer_wheel *w)
 size_t sp__wheel_advance(sp__timer_wheel *w, uint64_t now_ms,
 			 void (*fire)(sp__timer_entry *e, void *arg), void *arg)
 {
+	return sp__wheel_advance_max(w, now_ms, fire, arg, SIZE_MAX);
+}
+
+size_t sp__wheel_advance_max(sp__timer_wheel *w, uint64_t now_ms,
+			     void (*fire)(sp__timer_entry *e, void *arg), void *arg, size_t max)
+{
 	unsigned level, slot;
 	uint64_t due;
 	size_t fired = 0;
 
 	SP__ASSERT(now_ms <= SP__WHEEL_TIME_MAX, "timer wheel: time beyond SP__WHEEL_TIME_MAX");
 	SP__ASSERT(!w->advancing, "timer wheel: sp__wheel_advance called from fire");
-	if (now_ms <= w->elapsed)
+	/* == elapsed: a limited advance may have left due entries behind. */
+	if (now_ms < w->elapsed || max == 0)
 		return 0;
 	w->advancing = 1;
 	while (next_due(w, &level, &slot, &due) && due <= now_ms) {
@@ -180,6 +187,12 @@ size_t sp__wheel_advance(sp__timer_wheel *w, uint64_t now_ms,
 			while ((e = lv->slots[slot]) != NULL) {
 				SP__ASSERT(e->deadline == due,
 					   "timer wheel: level-0 entry off its slot");
+				if (fired == max) {
+					/* Stop here, elapsed == due: the rest of
+					 * the slot is first next time (I2'). */
+					w->advancing = 0;
+					return fired;
+				}
 				slot_unlink(w, e);
 				w->len--;
 				fired++;

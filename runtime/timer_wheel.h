@@ -58,6 +58,11 @@
  *       bit s of levels[L].occupied is set iff slots[s] is non-empty;
  *       len == the number of queued entries.
  *   I2  every queued entry has deadline > elapsed.
+ *   I2' except after sp__wheel_advance_max stopped at its limit: then the
+ *       level-0 slot pos_0 may still hold entries with deadline == elapsed
+ *       (the rest of the slot it was firing). They are due: next_expiration
+ *       returns elapsed, the next advance fires them first, and an insert at
+ *       deadline == elapsed is refused (due) as always.
  *   I3  an entry of level L < 5 agrees with elapsed in every digit above L,
  *       and its digit L is > pos_L. Hence the due time of its slot is <= its
  *       deadline and earlier than every due time of levels above L.
@@ -91,7 +96,8 @@
  *     level 5, slot 0 (behind pos_5 = 63), due 2^36; then level 0.
  *   - d = elapsed + 2^36 or more: beyond range, as above. d = UINT64_MAX never
  *     fires (now stays <= SP__WHEEL_TIME_MAX) and costs one cascade a turn.
- *   - advance with now <= elapsed: nothing happens, returns 0.
+ *   - advance with now <= elapsed: nothing happens, returns 0 (now ==
+ *     elapsed after a limited advance stopped: the due rest fires).
  *   - while fire runs, elapsed == e->deadline; fire may insert or remove any
  *     entry (re-inserting e too); an insert with deadline <= elapsed is
  *     refused as above. fire must not call sp__wheel_advance (checked).
@@ -160,7 +166,8 @@ void sp__wheel_remove(sp__timer_wheel *w, sp__timer_entry *e);
  * expire (the driver's poll timeout), UINT64_MAX when the wheel is empty.
  * Never later than the earliest deadline; equal to it when that entry is at
  * level 0 (deadline within the current 64 ms block); earlier only when a slot
- * of a higher level must be cascaded first. Outside advance it is > elapsed.
+ * of a higher level must be cascaded first. Outside advance it is > elapsed
+ * (== elapsed after a limited advance left due entries, I2').
  * O(levels). */
 uint64_t sp__wheel_next_expiration(const sp__timer_wheel *w);
 
@@ -170,6 +177,13 @@ uint64_t sp__wheel_next_expiration(const sp__timer_wheel *w);
  * levels that come due are cascaded down. Returns the number fired. */
 size_t sp__wheel_advance(sp__timer_wheel *w, uint64_t now_ms,
 			 void (*fire)(sp__timer_entry *e, void *arg), void *arg);
+
+/* sp__wheel_advance, but it returns once it has fired max entries (so a
+ * caller can drop its lock between bursts). If entries due at that moment
+ * remain, elapsed stays at their deadline (I2') and the next advance, with
+ * any now_ms >= elapsed, fires them first. */
+size_t sp__wheel_advance_max(sp__timer_wheel *w, uint64_t now_ms,
+			     void (*fire)(sp__timer_entry *e, void *arg), void *arg, size_t max);
 
 /* The number of queued entries. */
 static inline size_t sp__wheel_len(const sp__timer_wheel *w)

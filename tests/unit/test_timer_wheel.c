@@ -874,6 +874,81 @@ static void timer_wheel__insert_cancel_benchmark(void **state)
 	free(t);
 }
 
+/* sp__wheel_advance_max: a limited advance fires at most max entries, in
+ * order; when it stops inside a slot, what is left is due at elapsed (I2'):
+ * next_expiration says so, an insert at elapsed is refused, a removal of a
+ * left entry works, and the next advance fires the rest first. In the end
+ * every entry not removed fired exactly once, never early. */
+static void timer_wheel__limited_advance_resumes_in_order(void **state)
+{
+	(void)state;
+	/* arrange: 20,000 timers, a third of them on 8 crowded deadlines */
+	enum { N = 20000 };
+	uint64_t seed = 0x11a17;
+	sp__timer_wheel w;
+	sp__wheel_init(&w, START_MS);
+	struct tmr *t = tmrs_new(N);
+	uint64_t max_deadline = 0;
+	for (size_t i = 0; i < N; i++) {
+		uint64_t d = i % 3 == 0 ? START_MS + 1 + 10 * rnd_range(&seed, 0, 7)
+					: rnd_deadline_mix(&seed, START_MS);
+		assert_int_equal(sp__wheel_insert(&w, &t[i].e, d), 0);
+		if (d > max_deadline)
+			max_deadline = d;
+	}
+	struct fire_log log;
+	log_init(&log, &w);
+	size_t stops_inside = 0, refused = 0, removed = 0, over = 0, due_now = 0;
+	struct tmr extra = {0};
+
+	/* act: advance in limited steps; after each stop with entries left
+	 * due, probe the wheel and cancel one of them */
+	while (sp__wheel_len(&w) > 0) {
+		uint64_t now = w.elapsed + (w.elapsed < START_MS + 100 ? rnd_range(&seed, 0, 3)
+								       : rnd_step(&seed));
+		if (now > max_deadline)
+			now = max_deadline;
+		log.step_lo = w.elapsed - 1; /* leftovers are due at elapsed */
+		log.step_hi = now;
+		size_t before = log.fired;
+		size_t max = (size_t)rnd_range(&seed, 1, 9);
+		size_t n = sp__wheel_advance_max(&w, now, check_fire, &log, max);
+		over += n > max || n != log.fired - before;
+		if (n == max && sp__wheel_next_expiration(&w) == w.elapsed) {
+			stops_inside++;
+			refused += sp__wheel_insert(&w, &extra.e, w.elapsed) == SP_ETIMEDOUT;
+			sp__timer_entry *left = w.levels[0].slots[w.elapsed & 63];
+			due_now += left && left->deadline == w.elapsed;
+			if (left && (removed & 1) == 0) {
+				TMR_OF(left)->cancelled = 1;
+				sp__wheel_remove(&w, left);
+			}
+			removed += left != NULL;
+		}
+	}
+
+	/* assert */
+	size_t wrong = 0;
+	for (size_t i = 0; i < N; i++)
+		wrong += t[i].fired != (t[i].cancelled ? 0u : 1u);
+	assert_true(stops_inside > 100);
+	assert_int_equal(refused, stops_inside);
+	assert_int_equal(due_now, removed);
+	assert_int_equal(over, 0);
+	assert_int_equal(wrong, 0);
+	assert_int_equal(extra.fired, 0);
+	assert_int_equal(log.early, 0);
+	assert_int_equal(log.late, 0);
+	assert_int_equal(log.out_of_order, 0);
+	assert_int_equal(log.twice, 0);
+	assert_int_equal(log.cancelled_fired, 0);
+	assert_int_equal(log.elapsed_mismatch, 0);
+	assert_int_equal(log.still_queued, 0);
+	assert_true(sp__wheel_next_expiration(&w) == UINT64_MAX);
+	print_message("timer_wheel: %zu limited advances stopped inside a slot\n", stops_inside);
+	free(t);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -889,6 +964,7 @@ int main(void)
 		cmocka_unit_test(timer_wheel__reinsert_from_fire),
 		cmocka_unit_test(timer_wheel__equal_deadlines_fire_in_insertion_order),
 		cmocka_unit_test(timer_wheel__huge_jump_fires_everything_due_in_order),
+		cmocka_unit_test(timer_wheel__limited_advance_resumes_in_order),
 		cmocka_unit_test(timer_wheel__insert_cancel_benchmark),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
