@@ -250,6 +250,8 @@ void sp__park(sp__parker *p);
 /* Park inside the driver (the caller holds it): epoll_wait for at most
  * timeout_ns (-1: until an event, a timer or an unpark). */
 void sp__park_driver(sp__parker *p, sp_runtime *rt, int64_t timeout_ns);
+/* sp__park, but back after timeout_ns at the latest. */
+void sp__park_timeout(sp__parker *p, int64_t timeout_ns);
 void sp__unpark(sp__parker *p);
 
 /* ---- idle coordination (idle.c) ----------------------------------------- */
@@ -339,6 +341,8 @@ struct sp__worker {
 	_Atomic bool thread_active; /* current-thread flavour: a block_on drives it */
 	struct sp__ring *ring;    /* this worker's event ring, NULL: tracing off */
 	int ring_idx;             /* its index in the segment, -1: none */
+	sp_waker *fire_buf;       /* wakers of the timers this worker fired */
+	size_t fire_cap;
 	/* shared */
 	sp__parker parker __attribute__((aligned(SP__CACHELINE)));
 	_Atomic uint64_t stolen_from;
@@ -369,8 +373,6 @@ typedef struct sp__driver {
 	sp__timer_wheel wheel;
 	uint64_t base_ns;                 /* wheel time 0 */
 	_Atomic(sp_async_fd *) release;   /* registrations to free next turn */
-	sp_waker *fire_buf;               /* wakers of fired timers; owner only */
-	size_t fire_cap;
 } sp__driver;
 
 int sp__driver_init(sp_runtime *rt);
@@ -378,6 +380,12 @@ void sp__driver_destroy(sp_runtime *rt);
 bool sp__driver_try_lock(sp_runtime *rt);
 void sp__driver_unlock(sp_runtime *rt);
 void sp__driver_turn(sp_runtime *rt, int64_t timeout_ns);
+/* Fire the due timers without the driver (tlock only); returns how many. */
+size_t sp__driver_fire_timers(sp_runtime *rt);
+/* For a worker that parks on its futex while another holds the driver: how
+ * long it may sleep before a timer is due (ns, >= 0) if the holder is not
+ * asleep in epoll_wait to fire it; -1 when the holder will see to it. */
+int64_t sp__driver_timer_wait_ns(sp_runtime *rt);
 void sp__driver_unpark(sp_runtime *rt);
 /* The runtime uses timers or fds from now on: workers park in the driver. */
 void sp__driver_need(sp_runtime *rt);

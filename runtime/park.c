@@ -12,15 +12,16 @@
  */
 #include <linux/futex.h>
 #include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "internal.h"
 
 enum { EMPTY = 0, PARKED = 1, NOTIFIED = 2, PARKED_DRIVER = 3 };
 
-static void futex_wait(_Atomic uint32_t *addr, uint32_t val)
+static void futex_wait(_Atomic uint32_t *addr, uint32_t val, const struct timespec *rel)
 {
-	syscall(SYS_futex, (uint32_t *)addr, FUTEX_WAIT_PRIVATE, val, NULL, NULL, 0);
+	syscall(SYS_futex, (uint32_t *)addr, FUTEX_WAIT_PRIVATE, val, rel, NULL, 0);
 }
 
 static void futex_wake(_Atomic uint32_t *addr)
@@ -49,11 +50,35 @@ void sp__park(sp__parker *p)
 		return;
 	}
 	for (;;) {
-		futex_wait(&p->state, PARKED);
+		futex_wait(&p->state, PARKED, NULL);
 		if (take_token(p))
 			return;
 		/* spurious wakeup: still PARKED */
 	}
+}
+
+/* One timed wait: a timeout, an unpark or a spurious return all end it (the
+ * caller re-checks its queues and timers). Leaving PARKED -> EMPTY by CAS, so
+ * an unpark that raced the timeout leaves its token, taken here. */
+void sp__park_timeout(sp__parker *p, int64_t timeout_ns)
+{
+	if (take_token(p))
+		return;
+	if (timeout_ns <= 0)
+		return;
+	uint32_t expect = EMPTY;
+	if (!atomic_compare_exchange_strong_explicit(&p->state, &expect, PARKED,
+						     memory_order_acquire, memory_order_relaxed)) {
+		take_token(p);
+		return;
+	}
+	struct timespec rel = {.tv_sec = timeout_ns / 1000000000,
+			       .tv_nsec = timeout_ns % 1000000000};
+	futex_wait(&p->state, PARKED, &rel);
+	expect = PARKED;
+	if (!atomic_compare_exchange_strong_explicit(&p->state, &expect, EMPTY,
+						     memory_order_acquire, memory_order_relaxed))
+		take_token(p);
 }
 
 void sp__park_driver(sp__parker *p, sp_runtime *rt, int64_t timeout_ns)

@@ -86,6 +86,8 @@ void sp__worker_init(sp__worker *w, sp_runtime *rt, uint32_t index, uint32_t cap
 	atomic_init(&w->thread_active, false);
 	w->ring = NULL;
 	w->ring_idx = -1;
+	w->fire_buf = NULL;
+	w->fire_cap = 0;
 }
 
 static uint32_t next_rand(sp__worker *w, uint32_t n)
@@ -282,6 +284,9 @@ static void maintenance_turn(sp__worker *w)
 	if (sp__driver_try_lock(w->rt)) {
 		sp__driver_turn(w->rt, 0);
 		sp__driver_unlock(w->rt);
+	} else {
+		/* Its holder may be preempted mid-turn: timers need not wait. */
+		sp__driver_fire_timers(w->rt);
 	}
 }
 
@@ -411,7 +416,17 @@ static bool park(sp__worker *w, _Atomic uint32_t *root_woken)
 			sp__driver_unlock(rt);
 			w->driver_turned = sp__ticks();
 		} else {
-			sp__park(&w->parker);
+			/* Another worker holds the driver. Asleep in epoll_wait,
+			 * it fires the timers; awake, it may be preempted in
+			 * its turn, so sleep only until the next one is due. */
+			int64_t wait = sp__driver_timer_wait_ns(rt);
+			if (wait < 0) {
+				sp__park(&w->parker);
+			} else {
+				sp__park_timeout(&w->parker, wait);
+				sp__driver_fire_timers(rt);
+				w->driver_turned = sp__ticks();
+			}
 		}
 		if (!sp__idle_is_parked(&rt->idle, w->index)) {
 			w->searching = true; /* the notifier counted us as searching */
