@@ -16,8 +16,9 @@
  * untimed warm-up of ceil(iters / 10) iterations. A watchdog thread ends the
  * process with `<workload> DNF DNF`, `median <workload> DNF DNF` and status 3
  * when the warm-up or one run exceeds ANCHOR_RUN_TIMEOUT_S (default 30 s).
- * Bad arguments: one line on stderr, status 2. Workloads that need the
- * reactor (timer, tcp_echo) are listed but not implemented yet (status 2).
+ * Bad arguments: one line on stderr, status 2. The timer workload also prints
+ * lateness percentiles; SPINDLE_BENCH_TIMER_DUMP=FILE writes each task's
+ * start, sleep and lateness in its last iteration (timer_dump).
  *
  * Mapping from the Tokio bench: a Rust async block is a future struct with a
  * hand-written poll function (or an SP_ASYNC frame); tokio::spawn is
@@ -879,14 +880,37 @@ struct timer_task {
 	int64_t out; /* lateness, ns */
 	uint64_t dur_ns;
 	uint64_t t0;
+	uint32_t idx;
 	sp_sleep s;
 };
+
+/* SPINDLE_BENCH_TIMER_DUMP=FILE writes, for each task of the last timer
+ * iteration, when it started (ms after the iteration began), its sleep and
+ * its lateness (ms): where in the run the late ones are. */
+static uint64_t *timer_t0, *timer_dur, timer_base;
+
+static void timer_dump(const int64_t *lates)
+{
+	const char *path = getenv("SPINDLE_BENCH_TIMER_DUMP");
+	FILE *f = fopen(path, "w");
+	if (!f)
+		die("SPINDLE_BENCH_TIMER_DUMP: cannot write the file");
+	fprintf(f, "# start_ms sleep_ms late_ms (iteration began at CLOCK_MONOTONIC %llu ns)\n",
+		(unsigned long long)timer_base);
+	for (size_t k = 0; k < TIMER_TASKS; k++)
+		fprintf(f, "%.3f %.0f %.3f\n", (double)(timer_t0[k] - timer_base) / 1e6,
+			(double)timer_dur[k] / 1e6, (double)lates[k] / 1e6);
+	if (fclose(f) != 0)
+		die("SPINDLE_BENCH_TIMER_DUMP: cannot write the file");
+}
 
 static sp_poll timer_task_poll(sp_future *f, sp_context *cx)
 {
 	struct timer_task *self = (struct timer_task *)f;
 	SP_ASYNC_BEGIN(f, cx);
 	self->t0 = mono_ns();
+	if (timer_t0)
+		timer_t0[self->idx] = self->t0;
 	sp_sleep_init(&self->s, self->dur_ns);
 	SP_AWAIT(&self->s);
 	SP_RETURN((int64_t)(mono_ns() - self->t0) - (int64_t)self->dur_ns);
@@ -908,11 +932,14 @@ static sp_poll timer_root_poll(sp_future *f, sp_context *cx)
 	struct timer_root *self = (struct timer_root *)f;
 	SP_ASYNC_BEGIN(f, cx);
 	for (self->i = 0; self->i < TIMER_TASKS; self->i++) {
-		struct timer_task t = {.base = {.poll = timer_task_poll, .name = "timer"}};
+		struct timer_task t = {.base = {.poll = timer_task_poll, .name = "timer"},
+				       .idx = (uint32_t)self->i};
 		t.dur_ns = (TIMER_MIN_MS + splitmix64(&self->seed) %
 						   (TIMER_MAX_MS - TIMER_MIN_MS + 1)) * 1000000u;
 		check(SP_SPAWN_OUT("timer", &self->hs[self->i], t), "SP_SPAWN_OUT(timer)");
 		self->hs[self->i].dst = &self->lates[self->i];
+		if (timer_dur)
+			timer_dur[self->i] = t.dur_ns;
 	}
 	for (self->i = 0; self->i < TIMER_TASKS; self->i++)
 		SP_AWAIT(&self->hs[self->i]);
@@ -936,8 +963,11 @@ static double timer_once(struct bench *b, uint64_t seed, int64_t *lates)
 	if (!root.hs)
 		die("out of memory");
 	uint64_t t0 = mono_ns();
+	timer_base = t0;
 	check(sp_block_on(b->rt, &root.base), "sp_block_on(timer)");
 	double s = (double)(mono_ns() - t0) / 1e9;
+	if (timer_t0)
+		timer_dump(lates);
 	free(root.hs);
 	return s;
 }
@@ -957,6 +987,12 @@ static void measure_timer(const struct cfg *c, struct bench *b)
 	       "unit=timers sleep=%d..=%dms\n",
 	       RUNTIME_NAME, WORKERS, c->runs, (unsigned long long)iters, TIMER_TASKS,
 	       TIMER_MIN_MS, TIMER_MAX_MS);
+	if (getenv("SPINDLE_BENCH_TIMER_DUMP")) {
+		timer_t0 = calloc(TIMER_TASKS, sizeof(*timer_t0));
+		timer_dur = calloc(TIMER_TASKS, sizeof(*timer_dur));
+		if (!timer_t0 || !timer_dur)
+			die("out of memory");
+	}
 	watchdog_arm("timer");
 	for (uint64_t w = 0; w < (iters + 9) / 10; w++)
 		timer_once(b, 1000 + w, lates);
