@@ -88,11 +88,18 @@ void spc_event_detail(uint32_t type, uint32_t a, char *buf, size_t n)
 	case SP_EV_POLL_START:
 		snprintf(buf, n, "on worker %u", a);
 		break;
-	case SP_EV_POLL_END:
-		snprintf(buf, n, "%s%s%s", a & SP_POLL_READY ? "ready" : "pending",
+	case SP_EV_POLL_END: {
+		unsigned selfs = (a >> SP_POLL_SELF_SHIFT) & SP_POLL_SELF_MAX;
+		char sw[40] = "";
+		if (selfs == 1)
+			snprintf(sw, sizeof sw, ", woke itself");
+		else if (selfs > 1)
+			snprintf(sw, sizeof sw, ", woke itself %u times", selfs);
+		snprintf(buf, n, "%s%s%s%s", a & SP_POLL_READY ? "ready" : "pending",
 			 a & SP_POLL_CANCELLED ? ", cancelled" : "",
-			 a >> SP_POLL_BUDGET_SHIFT ? ", budget spent" : "");
+			 a >> SP_POLL_BUDGET_SHIFT ? ", budget spent" : "", sw);
 		break;
+	}
 	case SP_EV_WAKE: {
 		unsigned s = (a & SP_WAKE_SRC_MASK) >> SP_WAKE_SRC_SHIFT;
 		unsigned d = a >> SP_WAKE_DETAIL_SHIFT;
@@ -233,6 +240,7 @@ static void annotate(spc_stream *s, unsigned i, const sp__ring_event *e, spc_eve
 	ev->ring = i;
 	ev->tid = c->tid;
 	ev->late = 0;
+	ev->expanded = 0;
 	switch (e->type) {
 	case SP_EV_THREAD:
 		c->kind = (uint32_t)e->b;
@@ -276,8 +284,25 @@ static void read_ring(spc_stream *s, unsigned i)
 			break;
 		if (held_reserve(s, n) < 0)
 			break; /* out of memory: leave them in the ring */
-		for (size_t k = 0; k < n; k++)
-			annotate(s, i, &s->batch[k], &s->held[s->nheld++]);
+		for (size_t k = 0; k < n; k++) {
+			const sp__ring_event *e = &s->batch[k];
+			uint32_t selfs = e->type == SP_EV_POLL_END
+						 ? (e->a >> SP_POLL_SELF_SHIFT) & SP_POLL_SELF_MAX
+						 : 0;
+			if (selfs && held_reserve(s, (n - k) + selfs) == 0) {
+				/* The wakes happened in the poll: deliver them
+				 * first, in the ring's context of that poll. */
+				sp__ring_event w = *e;
+				w.type = SP_EV_WAKE;
+				w.a = SP_WAKE_SELF;
+				for (uint32_t j = 0; j < selfs; j++) {
+					spc_event *ev = &s->held[s->nheld++];
+					annotate(s, i, &w, ev);
+					ev->expanded = 1;
+				}
+			}
+			annotate(s, i, e, &s->held[s->nheld++]);
+		}
 		if (n < READ_BATCH)
 			break;
 	}
@@ -290,7 +315,9 @@ static int ev_cmp(const void *pa, const void *pb)
 		return a->ticks < b->ticks ? -1 : 1;
 	if (a->ring != b->ring)
 		return a->ring < b->ring ? -1 : 1;
-	return a->seq < b->seq ? -1 : a->seq > b->seq;
+	if (a->seq != b->seq)
+		return a->seq < b->seq ? -1 : 1;
+	return b->expanded - a->expanded; /* expanded wakes before their POLL_END */
 }
 
 /* Read every ring, noting where each one's records start in held. */

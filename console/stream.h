@@ -48,6 +48,8 @@ typedef struct spc_event {
 	uint64_t task;	/* the ring's current task at this event: the parent of a
 			 * SPAWN, the source of a WAKE (0: none or unknown) */
 	int late;	/* delivered behind events with a later time */
+	int expanded;	/* a WAKE made from a POLL_END's self-wake count (no
+			 * record of its own; seq is the POLL_END's) */
 } spc_event;
 
 typedef struct spc_site {

@@ -298,14 +298,18 @@ static void waker_wake_by_ref(const void *data)
 		SP__BUMP(t->self_wakes, 1);
 		sp__tls.self_notified++;
 		if (SP__UNLIKELY(sp__tracing() || SP_USDT_ENABLED(wake))) {
-			/* The yield path: with only the ring to feed, emit here
-			 * (a self-wake's source is the ring's current task; it
-			 * queues nowhere until the poll ends). */
+			/* The yield path. On a worker's ring the wake is not a
+			 * record of its own: the POLL_END counts it (its source
+			 * is the ring's current task, and it queues nowhere
+			 * until the poll ends; trace_events.h). */
 			sp__worker *w = sp__tls.worker;
-			if (w && w->ring && !sp__tls.wake_src && !SP_USDT_ENABLED(wake))
-				sp__ring_emit_at(w->ring, w->now, SP_EV_WAKE, SP_WAKE_SELF, t->id);
-			else
+			if (w && w->ring && !sp__tls.wake_src) {
+				if (SP_USDT_ENABLED(wake))
+					usdt_wake(t->id, false, true, SP_WAKE_Q_NONE);
+			} else {
+				sp__tls.self_unfolded++;
 				wake_event(t->id, true, SP_WAKE_Q_NONE, false);
+			}
 		}
 		return;
 	}
@@ -455,10 +459,16 @@ void sp__task_run(sp__task *t)
 	sp_poll r = f->poll(f, &cx);
 
 	uint64_t end = sp__ticks(); /* the one clock read of this poll */
-	SP__EMIT(w, end, SP_EV_POLL_END,
-		 (r == SP_READY ? SP_POLL_READY : 0) |
-			 (cx.budget == 0 ? 1u << SP_POLL_BUDGET_SHIFT : 0),
-		 t->id);
+	if (SP__UNLIKELY(w->ring != NULL)) {
+		uint32_t folded = sp__tls.self_notified - sp__tls.self_unfolded;
+		sp__tls.self_unfolded = 0;
+		sp__ring_emit_at(w->ring, end, SP_EV_POLL_END,
+				 (r == SP_READY ? SP_POLL_READY : 0) |
+					 (cx.budget == 0 ? 1u << SP_POLL_BUDGET_SHIFT : 0) |
+					 (folded < SP_POLL_SELF_MAX ? folded : SP_POLL_SELF_MAX)
+						 << SP_POLL_SELF_SHIFT,
+				 t->id);
+	}
 	SP_USDT(poll_end, t->id, w->index,
 		(r == SP_READY ? SP_POLL_READY : 0) |
 			(cx.budget == 0 ? 1u << SP_POLL_BUDGET_SHIFT : 0),

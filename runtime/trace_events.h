@@ -2,7 +2,7 @@
  * trace_events.h - the event types written into the per-thread rings
  * (trace_ring.h) of the trace segment (trace_segment.h).
  *
- * This comment is the SPEC of the event payloads, segment ABI 2. Every record
+ * This comment is the SPEC of the event payloads, segment ABI 2.2. Every record
  * is {ts, type, a (u32), b (u64)}; ts is the raw tick of the event in the
  * clock of the segment header's calibration. Readers skip types they do not
  * know; new types may be added without a version change (a minor bump).
@@ -52,8 +52,21 @@
  * which has no ready poll.
  *
  * POLL_END bits (a): bit 0 ready (the future completed); bit 1 the poll ended
- * by cancellation; bits 8..31 polls of runtime-provided futures that spent
- * the budget (a forced yield) - 0 or 1 today.
+ * by cancellation; bits 2..7 (since 2.2) the task's self-wakes by reference
+ * during this poll (a yield, a budget stop), up to 63; bits 8..31 polls of
+ * runtime-provided futures that spent the budget (a forced yield) - 0 or 1
+ * today.
+ *
+ * SELF-WAKES (since 2.2). A task that wakes itself by reference during its
+ * own poll on a worker is counted in its POLL_END (bits 2..7) and gets no
+ * WAKE record: such a wake's source is the ring's current task, it queues
+ * nowhere until the poll ends, and it moves no waker, so the record would
+ * say nothing the POLL_END cannot (a third of a yielding task's records).
+ * Readers that want one WAKE per wake expand the count into WAKE records
+ * (a = SELF, source TASK, queue NONE) stamped with the POLL_END's ts, just
+ * before it; console/stream.c does. A self-wake by value (it consumes a
+ * waker) or with another source still has its WAKE record. 2.1 writers
+ * wrote a WAKE record for every self-wake and left bits 2..7 zero.
  *
  * WAKE bits (a):
  *   bit 0      self-wake: the woken task is the ring's current task
@@ -113,6 +126,8 @@ enum {
 #define SP_POLL_READY 0x1u
 #define SP_POLL_CANCELLED 0x2u
 #define SP_POLL_BUDGET_SHIFT 8
+#define SP_POLL_SELF_SHIFT 2
+#define SP_POLL_SELF_MAX 63u
 
 #define SP_WAKE_SELF 0x1u
 #define SP_WAKE_BY_VALUE 0x2u

@@ -25,7 +25,8 @@
  *                                 a u64); 0 while the creator is filling the
  *                                 file in, stored last, with release
  *        8    2  abi_major        2 (SP__SEG_ABI_MAJOR)
- *       10    2  abi_minor        1 (SP__SEG_ABI_MINOR)
+ *       10    2  abi_minor        2 (SP__SEG_ABI_MINOR; 2.2: self-wakes
+ *                                 counted in POLL_END, trace_events.h)
  *       12    4  header_size      192 in 2.0; readers accept >= 192
  *       16    4  pid              the creating process
  *       20    4  reserved         0
@@ -177,7 +178,7 @@
 
 #define SP__SEG_MAGIC 0x4745534c444e5053ull /* "SPNDLSEG" */
 #define SP__SEG_ABI_MAJOR 2
-#define SP__SEG_ABI_MINOR 1
+#define SP__SEG_ABI_MINOR 2
 #define SP__SEG_WSTAT_SIZE 64
 #define SP__SEG_HEADER_SIZE 192
 #define SP__SEG_TASK_SLOT_SIZE 192

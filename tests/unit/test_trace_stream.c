@@ -240,10 +240,101 @@ static void stream__no_segment_is_an_error(void **state)
 	assert_string_equal(buf, "ready");
 }
 
+/* ---- self-wakes (segment ABI 2.2) ------------------------------------------- */
+
+/* First poll: wakes itself by reference three times (one WAKE each, however
+ * they are written), then once by value (a waker consumed: its own record);
+ * second poll: ready. */
+struct selfwaker {
+	sp_future base;
+	int out;
+	int polls;
+};
+
+static sp_poll selfwaker_poll(sp_future *f, sp_context *cx)
+{
+	struct selfwaker *self = (struct selfwaker *)f;
+	if (self->polls++)
+		return SP_READY;
+	for (int i = 0; i < 3; i++)
+		sp_waker_wake_by_ref(cx->waker);
+	sp_waker w = sp_waker_clone(cx->waker);
+	sp_waker_wake(&w);
+	return SP_PENDING;
+}
+
+struct selfseen {
+	uint64_t id;
+	int wakes, expanded, by_value, bad_context, ends, raw_folded;
+	int last_was_expanded;      /* the previous event was an expanded wake */
+	uint64_t expanded_ns;       /* their time */
+	int end_after_expanded;     /* a POLL_END right after them, same time */
+};
+
+static void on_self(const spc_event *ev, void *arg)
+{
+	struct selfseen *x = arg;
+	if (ev->b != x->id)
+		return;
+	if (ev->type == SP_EV_WAKE) {
+		x->wakes += (ev->a & SP_WAKE_SELF) != 0;
+		x->expanded += ev->expanded;
+		x->by_value += (ev->a & SP_WAKE_BY_VALUE) != 0;
+		x->bad_context += ev->task != x->id || ev->worker < 0;
+		if (ev->expanded)
+			x->expanded_ns = ev->ns;
+		x->last_was_expanded = ev->expanded;
+		return;
+	}
+	if (ev->type == SP_EV_POLL_END) {
+		x->ends++;
+		x->raw_folded += (ev->a >> SP_POLL_SELF_SHIFT) & SP_POLL_SELF_MAX;
+		x->end_after_expanded += x->last_was_expanded && ev->ns == x->expanded_ns;
+	}
+	x->last_was_expanded = 0;
+}
+
+static void stream__self_wakes_counted_in_poll_end_come_out_as_wakes(void **state)
+{
+	(void)state;
+	/* arrange */
+	sp_runtime_opts o = {.flavor = SP_MULTI_THREAD, .workers = 1, .trace = 1};
+	sp_runtime *rt = NULL;
+	assert_int_equal(sp_runtime_new(&rt, &o), 0);
+	spc_stream *s = NULL;
+	int rc = -1;
+	for (int i = 0; i < 200 && rc != 0; i++) {
+		rc = spc_stream_open(&s, (int)getpid(), SPC_FROM_OLDEST, NULL);
+		if (rc)
+			usleep(5000);
+	}
+	assert_int_equal(rc, 0);
+
+	/* act */
+	struct selfwaker sw = {.base = {.poll = selfwaker_poll, .name = "selfwaker"}};
+	sp_join_handle jh;
+	assert_int_equal(SP_RUNTIME_SPAWN(rt, "selfwaker", &jh, sw), 0);
+	struct selfseen x = {.id = sp_join_handle_id(&jh)};
+	assert_int_equal(sp_join_handle_wait(&jh), 0);
+	spc_stream_flush(s, on_self, &x);
+	sp_runtime_free(rt);
+	spc_stream_close(s);
+
+	/* assert */
+	assert_int_equal(x.ends, 2);
+	assert_int_equal(x.raw_folded, 3);  /* the POLL_END counted the three */
+	assert_int_equal(x.wakes, 4);	    /* ... and the stream shows four */
+	assert_int_equal(x.expanded, 3);
+	assert_int_equal(x.by_value, 1);    /* the one by value kept its record */
+	assert_int_equal(x.bad_context, 0); /* source: the task, on its worker */
+	assert_int_equal(x.end_after_expanded, 1);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(stream__events_sites_sources_and_task_table),
+		cmocka_unit_test(stream__self_wakes_counted_in_poll_end_come_out_as_wakes),
 		cmocka_unit_test(stream__no_segment_is_an_error),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
