@@ -415,6 +415,17 @@ static uint64_t real_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
+/* CPU seconds of the whole tracer (all threads) so far. */
+static double self_cpu(void)
+{
+	struct rusage ru;
+	getrusage(RUSAGE_SELF, &ru);
+	return (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
+	       (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
+}
+
+static double cpu_at_attach; /* self_cpu() once the programs were attached */
+
 static void print_stats(struct sp_starve *t)
 {
 	struct sp_starve_stats s;
@@ -430,12 +441,12 @@ static void print_stats(struct sp_starve *t)
 	fprintf(stderr,
 		"spindle trace: bpf sched_switch %llu runs %.3f ms, sampler %llu runs %.3f ms "
 		"(times need kernel.bpf_stats_enabled=1); tracer cpu %.3f s user %.3f s sys "
-		"in %.3f s\n",
+		"in %.3f s, %.3f s of it after attaching\n",
 		(unsigned long long)s.switch_runs, (double)s.switch_ns / 1e6,
 		(unsigned long long)s.sample_runs, (double)s.sample_ns / 1e6,
 		(double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6,
 		(double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6,
-		(double)(mono_ns() - t0_ns) / 1e9);
+		(double)(mono_ns() - t0_ns) / 1e9, self_cpu() - cpu_at_attach);
 }
 
 /* ---- recording (-o) ---------------------------------------------------------------------- */
@@ -787,6 +798,7 @@ static int run(struct trace_args *a)
 		trdb_free(a->q);
 		return 2;
 	}
+	cpu_at_attach = self_cpu();
 	fprintf(stderr,
 		"spindle trace: tracing pid %d, polls over %g ms, sampling %u Hz per CPU%s\n",
 		o.pid, a->threshold_ms, a->hz, a->duration_s ? "" : "; Ctrl-C to stop");

@@ -3,14 +3,17 @@
  *
  * One Dwfl per target, built from /proc/PID/maps when the tracer finds the
  * target. Every module's ELF (and its DWARF, through the standard debuginfo
- * search: the file itself, .gnu_debuglink, /usr/lib/debug) is loaded at once,
- * so stacks of a process that has exited meanwhile still resolve. Inlined
+ * search: the file itself, .gnu_debuglink, /usr/lib/debug) is loaded then, in
+ * a background thread at idle priority (load_all), so stacks of a process
+ * that has exited meanwhile still resolve. Inlined
  * calls are named after the innermost inlined function (the DWARF scope that
  * contains the address), since -O2 inlines the small static functions that
  * are typical culprits.
  */
 #include <elfutils/libdwfl.h>
 #include <dwarf.h>
+#include <pthread.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,6 +22,10 @@
 
 struct sp__syms {
 	Dwfl *dwfl;
+	pthread_t loader;	/* loads every module (load_all) */
+	bool loading;		/* loader started and not joined */
+	pthread_mutex_t mu;	/* guards wanted against the loader's demotion */
+	bool wanted;		/* a lookup is waiting: load at normal priority */
 };
 
 static char *debuginfo_path;
@@ -38,19 +45,55 @@ static int load_module(Dwfl_Module *m, void **user, const char *name, Dwarf_Addr
 	return DWARF_CB_OK;
 }
 
+/*
+ * The modules' ELF and DWARF (decompressing debug sections: 50-100 ms of CPU
+ * for a typical target) load in a thread of their own at SCHED_IDLE, so that
+ * attaching to a busy process does not take CPU from it. The first lookup
+ * raises the thread back to normal priority and waits for it.
+ */
+static void *load_all(void *arg)
+{
+	struct sp__syms *s = arg;
+	pthread_mutex_lock(&s->mu);
+	if (!s->wanted) {
+		struct sched_param p = {0};
+		pthread_setschedparam(pthread_self(), SCHED_IDLE, &p);
+	}
+	pthread_mutex_unlock(&s->mu);
+	dwfl_getmodules(s->dwfl, load_module, NULL, 0);
+	return NULL;
+}
+
+static void wait_loaded(struct sp__syms *s)
+{
+	if (!s->loading)
+		return;
+	pthread_mutex_lock(&s->mu);
+	s->wanted = true;
+	struct sched_param p = {0};
+	pthread_setschedparam(s->loader, SCHED_OTHER, &p);
+	pthread_mutex_unlock(&s->mu);
+	pthread_join(s->loader, NULL);
+	s->loading = false;
+}
+
 struct sp__syms *sp__syms_new(int pid)
 {
 	struct sp__syms *s = calloc(1, sizeof(*s));
 
 	if (!s)
 		return NULL;
+	pthread_mutex_init(&s->mu, NULL);
 	s->dwfl = dwfl_begin(&proc_callbacks);
 	if (!s->dwfl || dwfl_linux_proc_report(s->dwfl, pid) != 0 ||
 	    dwfl_report_end(s->dwfl, NULL, NULL) != 0) {
 		sp__syms_free(s);
 		return NULL;
 	}
-	dwfl_getmodules(s->dwfl, load_module, NULL, 0);
+	if (pthread_create(&s->loader, NULL, load_all, s) == 0)
+		s->loading = true;
+	else
+		dwfl_getmodules(s->dwfl, load_module, NULL, 0); /* no thread: now */
 	return s;
 }
 
@@ -58,8 +101,10 @@ void sp__syms_free(struct sp__syms *s)
 {
 	if (!s)
 		return;
+	wait_loaded(s);
 	if (s->dwfl)
 		dwfl_end(s->dwfl);
+	pthread_mutex_destroy(&s->mu);
 	free(s);
 }
 
@@ -105,6 +150,7 @@ void sp__syms_frame(struct sp__syms *s, uint64_t addr, bool is_return, struct sp
 	f->addr = addr;
 	if (!s)
 		return;
+	wait_loaded(s);
 	Dwfl_Module *m = dwfl_addrmodule(s->dwfl, pc);
 	if (!m)
 		return;

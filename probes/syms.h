@@ -14,8 +14,9 @@
 
 struct sp__syms;
 
-/* Report the modules mapped in pid and load their ELF files now, so names
- * still resolve after the process exits. NULL on failure. */
+/* Report the modules mapped in pid and start loading their ELF files (in a
+ * thread at idle priority; the first lookup waits for it), so names still
+ * resolve after the process exits. NULL on failure. */
 struct sp__syms *sp__syms_new(int pid);
 void sp__syms_free(struct sp__syms *s);
 /*
