@@ -583,8 +583,11 @@ static int record(sprec *r, const spc_event *ev)
 	case SP_EV_INJECT_PUSH:
 		r->inject_pushes++;
 		return 0;
-	case SP_EV_INJECT_POP:
+	case SP_EV_INJECT_POP: /* segment 2.1: one per task */
 		r->inject_pops++;
+		return 0;
+	case SP_EV_INJECT_POPS: /* 2.2: one per batch */
+		r->inject_pops += ev->b;
 		return 0;
 	default: /* unknown types: counted in meta.events only */
 		return 0;

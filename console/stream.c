@@ -64,6 +64,7 @@ static const char *const names[SP_EV__COUNT] = {
 	[SP_EV_TIMER_FIRE] = "timer_fire",
 	[SP_EV_IO_READY] = "io_ready",
 	[SP_EV_THREAD] = "thread",
+	[SP_EV_INJECT_POPS] = "inject_pops",
 };
 
 const char *spc_event_name(uint32_t type)
@@ -123,6 +124,7 @@ void spc_event_detail(uint32_t type, uint32_t a, char *buf, size_t n)
 		snprintf(buf, n, "%s", a ? "aborted" : "completed");
 		break;
 	case SP_EV_INJECT_POP:
+	case SP_EV_INJECT_POPS: /* b: how many */
 		snprintf(buf, n, "by worker %u", a);
 		break;
 	default:

@@ -40,11 +40,14 @@
  *   16    IO_READY      fd                                 readiness: 1 read,
  *                                                          2 write, 4 error/hup
  *   17    THREAD        worker index, or 0                 THREAD_* kind
+ *   18    INJECT_POPS   worker index                       tasks taken (2.2)
  *
  * INJECT_PUSH is written only where no other record says it (since 2.1): a
  * WAKE carries its queue, and a SPAWN on a ring whose thread is not a worker
  * went to the injection queue; what is left is a spawn from a worker of
- * another runtime. INJECT_POP is written for every task a worker takes.
+ * another runtime. A worker that takes tasks from the injection queue writes
+ * one INJECT_POPS per batch (since 2.2; the task ids are in the POLL_STARTs
+ * that follow); 2.1 writers wrote an INJECT_POP per task taken instead.
  *
  * A task that completes is done at its POLL_END with the ready bit: since
  * segment ABI 2.1 no TASK_DONE follows it (2.0 writers sent TASK_DONE with
@@ -118,6 +121,7 @@ enum {
 	SP_EV_TIMER_FIRE = 15,
 	SP_EV_IO_READY = 16,
 	SP_EV_THREAD = 17,
+	SP_EV_INJECT_POPS = 18,
 	SP_EV__COUNT,
 };
 

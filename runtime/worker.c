@@ -204,8 +204,7 @@ static sp__task *pop_inject_batch(sp__worker *w)
 		return NULL;
 	w->batch.inject_pops += n;
 	if (SP__UNLIKELY(w->ring != NULL))
-		for (size_t i = 0; i < n; i++)
-			sp__ring_emit_at(w->ring, w->now, SP_EV_INJECT_POP, w->index, batch[i]->id);
+		sp__ring_emit_at(w->ring, w->now, SP_EV_INJECT_POPS, w->index, n);
 	if (SP_USDT_ENABLED(inject_pop))
 		for (size_t i = 0; i < n; i++)
 			SP_USDT(inject_pop, w->index, batch[i]->id);

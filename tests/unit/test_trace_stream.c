@@ -71,6 +71,7 @@ struct seen {
 	int sleepy_site_ok, kid_parent_ok, sleepy_timer_hold, sleepy_timer_wake;
 	int parent_join_wake, sleepy_done, lost_polls, polls_without_worker, lost_aborted;
 	int starts, ends, order_bad, threads;
+	uint64_t inject_popped, pops_bad;
 	uint64_t last_ns;
 };
 
@@ -117,6 +118,10 @@ static void on_event(const spc_event *ev, void *arg)
 			x->parent_join_wake = 1;
 		break;
 	}
+	case SP_EV_INJECT_POPS: /* one per batch: the count, by a worker */
+		x->inject_popped += ev->b;
+		x->pops_bad += ev->b == 0 || ev->worker < 0 || ev->a != (uint32_t)ev->worker;
+		break;
 	case SP_EV_TASK_DONE: /* aborts only */
 		x->sleepy_done += ev->b == x->sleepy;
 		x->lost_aborted += ev->b == x->lost && ev->a == 1;
@@ -215,6 +220,8 @@ static void stream__events_sites_sources_and_task_table(void **state)
 	assert_int_equal(x.polls_without_worker, 0);
 	assert_int_equal(x.starts, x.ends);
 	assert_int_equal(x.order_bad, 0);
+	assert_true(x.inject_popped >= 3); /* the three spawned from this thread */
+	assert_int_equal(x.pops_bad, 0);
 }
 
 /* A pid with no segment: a clear error, no stream. */
