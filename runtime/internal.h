@@ -510,12 +510,33 @@ static inline struct sp__ring *sp__trace_ring(void)
 		return r;
 	return sp__trace_ring_slow();
 }
+/* A spawn site's index in the segment's site table, through a small
+ * direct-mapped cache per thread (code spawns from a handful of sites, often
+ * in turn); trace.c fills it. Only with the segment up (a ring exists). */
+#define SP__SITE_CACHE 16
+typedef struct sp__site_ent {
+	const sp_spawn_site *site;
+	uint32_t idx;
+} sp__site_ent;
+extern _Thread_local sp__site_ent sp__site_cache[SP__SITE_CACHE];
+uint32_t sp__trace_site_slow(const sp_spawn_site *site);
+static inline uint32_t sp__trace_site(const sp_spawn_site *site)
+{
+	unsigned h = (unsigned)(((uintptr_t)site >> 4) * 0x9e3779b1u >> 28) % SP__SITE_CACHE;
+	if (SP__LIKELY(sp__site_cache[h].site == site))
+		return sp__site_cache[h].idx;
+	return sp__trace_site_slow(site);
+}
+/* The tick an event of this thread carries: a worker's last reading (no
+ * clock read), else a new one. */
+static inline uint64_t sp__ev_ticks(void)
+{
+	sp__worker *w = sp__tls.worker;
+	return w ? w->now : sp__ticks();
+}
 /* Cold halves of the event points (trace.c); called only with tracing on. */
-void sp__trace_spawn(sp__task *t);
 void sp__trace_poll_end(sp__task *t, uint64_t end);
 void sp__trace_task_done(sp__task *t, bool cancelled);
-void sp__trace_wake(uint64_t id, bool self, unsigned queue, bool by_value);
-void sp__trace_waker(sp__task *t, uint32_t type);
 void sp__trace_emit(uint32_t type, uint32_t a, uint64_t b);
 void sp__trace_worker_stats(sp__worker *w, uint32_t depth, uint32_t inject);
 static inline bool sp__tracing(void)

@@ -203,7 +203,7 @@ static void count_self_wake(sp__task *t)
 
 /* The USDT wake and task_done probes, out of line (usdt.h: their operands
  * cost the wake functions a callee-saved register inline). The wake's source
- * kind and detail are derived as sp__trace_wake derives them. */
+ * kind and detail are derived as trace_wake derives them. */
 static void usdt_wake(uint64_t id, bool by_value, bool self,
 						      unsigned queue)
 {
@@ -212,13 +212,41 @@ static void usdt_wake(uint64_t id, bool by_value, bool self,
 		src ? src & 0xff : sp__tls.worker ? SP_WAKE_SRC_TASK : SP_WAKE_SRC_FOREIGN, queue,
 		src >> 8);
 }
+/* A wake's ring record: id, not the task (the caller may have given up its
+ * reference already). */
+static inline void trace_wake(uint64_t id, bool self, unsigned queue, bool by_value)
+{
+	struct sp__ring *r = sp__trace_ring();
+	if (!r)
+		return;
+	uint32_t a = (queue << SP_WAKE_Q_SHIFT) | (by_value ? SP_WAKE_BY_VALUE : 0);
+	if (self)
+		a |= SP_WAKE_SELF;
+	uint32_t src = sp__tls.wake_src;
+	if (src) {
+		a |= (src & 0xff) << SP_WAKE_SRC_SHIFT;
+		a |= (src >> 8) << SP_WAKE_DETAIL_SHIFT;
+	} else if (!sp__tls.worker) {
+		a |= SP_WAKE_SRC_FOREIGN << SP_WAKE_SRC_SHIFT;
+	} /* else TASK: the ring's current task (0 outside a poll) */
+	sp__ring_emit_at(r, sp__ev_ticks(), SP_EV_WAKE, a, id);
+}
+
+/* A waker clone's or drop's ring record, with its holder. */
+static inline void trace_waker(sp__task *t, uint32_t type)
+{
+	struct sp__ring *r = sp__trace_ring();
+	if (r)
+		sp__ring_emit_at(r, sp__ev_ticks(), type, sp__tls.hold, t->id);
+}
+
 /* A wake's ring event (tracing on) and USDT probe (attached), out of line:
  * one call site in the wake functions for both. */
 static __attribute__((noinline, cold)) void wake_event(uint64_t id, bool self, unsigned queue,
 						       bool by_value)
 {
 	if (sp__tracing())
-		sp__trace_wake(id, self, queue, by_value);
+		trace_wake(id, self, queue, by_value);
 	if (SP_USDT_ENABLED(wake))
 		usdt_wake(id, by_value, self, queue);
 }
@@ -234,7 +262,7 @@ static sp_waker waker_clone(const void *data)
 	sp__task_ref_inc(t);
 	atomic_fetch_add_explicit(&t->waker_clones, 1, memory_order_relaxed);
 	if (SP__UNLIKELY(sp__tracing()))
-		sp__trace_waker(t, SP_EV_WAKER_CLONE);
+		trace_waker(t, SP_EV_WAKER_CLONE);
 	SP_USDT(waker_clone, t->id, sp__tls.hold);
 	return (sp_waker){&sp__task_waker_vtable, t};
 }
@@ -244,7 +272,7 @@ static void waker_drop(const void *data)
 	sp__task *t = (sp__task *)data;
 	atomic_fetch_add_explicit(&t->waker_drops, 1, memory_order_relaxed);
 	if (SP__UNLIKELY(sp__tracing()))
-		sp__trace_waker(t, SP_EV_WAKER_DROP);
+		trace_waker(t, SP_EV_WAKER_DROP);
 	SP_USDT(waker_drop, t->id, sp__tls.hold);
 	sp__task_ref_dec(t);
 }
@@ -360,7 +388,9 @@ static void complete(sp__task *t, bool cancelled, unsigned extra_refs)
 		sp__tls.self_notified = 0;
 	}
 	uint64_t prev = sp__task_transition_to_complete(t, cancelled, self_wakes);
-	if (SP__UNLIKELY(sp__tracing()))
+	/* An abort's record, or the task's slot in the table to free: a
+	 * task that completed in its first poll has neither. */
+	if (SP__UNLIKELY(sp__tracing()) && (cancelled || t->seg_slot != SP__NO_SEG_SLOT))
 		sp__trace_task_done(t, cancelled);
 	if (SP_USDT_ENABLED(task_done))
 		usdt_task_done(t->id, cancelled);
@@ -554,8 +584,15 @@ int sp__spawn(sp_runtime *rt, sp_join_handle *jh, const sp_future *fut, size_t s
 		s += SP__JOIN_INTEREST + SP__REF_ONE;
 	s += submit_bits(remote, s); /* set before the task becomes visible */
 	atomic_init(&t->state, s);
-	if (SP__UNLIKELY(rt->trace))
-		sp__trace_spawn(t); /* before the task is visible: we write its slot */
+	if (SP__UNLIKELY(rt->trace)) {
+		/* SPAWN before the task is visible (its first poll may follow
+		 * at once on another worker). Its parent is the ring's current
+		 * task; a worker stamps it with its last clock reading. */
+		struct sp__ring *r = sp__trace_ring();
+		if (r)
+			sp__ring_emit_at(r, sp__tls.worker ? sp__tls.worker->now : sp__ticks(),
+					 SP_EV_SPAWN, sp__trace_site(site), t->id);
+	}
 	SP_USDT(spawn, t->id, t->parent_id, site->name, site->file, site->line);
 
 	int err = sp__owned_insert(rt, t);

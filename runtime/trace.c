@@ -138,12 +138,9 @@ bool sp__trace_wanted(const sp_runtime_opts *o)
 	return e && !strcmp(e, "1");
 }
 
-/* The tick an event of this thread carries: a worker's last reading (no
- * clock read), else a new one. */
 static uint64_t ev_ticks(void)
 {
-	sp__worker *w = sp__tls.worker;
-	return w ? w->now : sp__ticks();
+	return sp__ev_ticks();
 }
 
 /* Worker thread start: claim a ring (none left: this worker is not traced). */
@@ -238,35 +235,18 @@ static void fill_counters(sp__task *t, sp__seg_task *st)
 	st->last_ts = t->last_ticks;
 }
 
-/* The site index of a spawn site, through a small direct-mapped cache per
- * thread (code spawns from a handful of sites, often in turn). */
-#define SITE_CACHE 16
-static uint32_t site_index(const sp_spawn_site *site)
+_Thread_local sp__site_ent sp__site_cache[SP__SITE_CACHE];
+
+/* A site not in this thread's cache: register or find it, and cache it. */
+uint32_t sp__trace_site_slow(const sp_spawn_site *site)
 {
-	static _Thread_local struct {
-		const sp_spawn_site *site;
-		uint32_t idx;
-	} cache[SITE_CACHE];
-	unsigned h = (unsigned)(((uintptr_t)site >> 4) * 0x9e3779b1u >> 28) % SITE_CACHE;
-	if (cache[h].site == site)
-		return cache[h].idx;
+	unsigned h = (unsigned)(((uintptr_t)site >> 4) * 0x9e3779b1u >> 28) % SP__SITE_CACHE;
 	uint32_t idx = sp__seg_site(&seg, site, site->name, site->file, site->line);
 	if (idx != SP__SEG_SITE_NONE) {
-		cache[h].site = site;
-		cache[h].idx = idx;
+		sp__site_cache[h].site = site;
+		sp__site_cache[h].idx = idx;
 	}
 	return idx;
-}
-
-void sp__trace_spawn(sp__task *t)
-{
-	t->seg_slot = SP__NO_SEG_SLOT;
-	if (!seg_ready())
-		return;
-	uint32_t sidx = site_index(t->site);
-	sp__ring *r = sp__trace_ring();
-	if (r)
-		sp__ring_emit_at(r, ev_ticks(), SP_EV_SPAWN, sidx, t->id);
 }
 
 /*
@@ -286,16 +266,14 @@ static void table_enter(sp__task *t, uint64_t end)
 		sp__seg_task_release(&seg, (unsigned)slot);
 		return;
 	}
-	sp__seg_task st;
-	memset(&st, 0, sizeof st);
+	sp__seg_task st; /* the fields sp__seg_task_spawn writes; not the text */
 	st.id = t->id;
 	st.parent = t->parent_id;
 	st.line = site->line;
-	st.site = site_index(site);
+	st.site = sp__trace_site(site);
 	/* The spawn time, from the first poll: its start less the time it
 	 * waited to be polled (all of sched_ticks then). Later: unknown. */
-	if (t->polls == 1)
-		st.spawn_ts = end - t->busy_ticks - t->sched_ticks;
+	st.spawn_ts = t->polls == 1 ? end - t->busy_ticks - t->sched_ticks : 0;
 	fill_counters(t, &st);
 	st.state &= ~(uint32_t)SP__RUNNING;
 	sp__seg_task_spawn(&seg, (unsigned)slot, &st);
@@ -331,28 +309,3 @@ void sp__trace_task_done(sp__task *t, bool cancelled)
 	}
 }
 
-/* id, not the task: the caller may have given up its reference already. */
-void sp__trace_wake(uint64_t id, bool self, unsigned queue, bool by_value)
-{
-	sp__ring *r = sp__trace_ring();
-	if (!r)
-		return;
-	uint32_t a = (queue << SP_WAKE_Q_SHIFT) | (by_value ? SP_WAKE_BY_VALUE : 0);
-	if (self)
-		a |= SP_WAKE_SELF;
-	uint32_t src = sp__tls.wake_src;
-	if (src) {
-		a |= (src & 0xff) << SP_WAKE_SRC_SHIFT;
-		a |= (src >> 8) << SP_WAKE_DETAIL_SHIFT;
-	} else if (!sp__tls.worker) {
-		a |= SP_WAKE_SRC_FOREIGN << SP_WAKE_SRC_SHIFT;
-	} /* else TASK: the ring's current task (0 outside a poll) */
-	sp__ring_emit_at(r, ev_ticks(), SP_EV_WAKE, a, id);
-}
-
-void sp__trace_waker(sp__task *t, uint32_t type)
-{
-	sp__ring *r = sp__trace_ring();
-	if (r)
-		sp__ring_emit_at(r, ev_ticks(), type, sp__tls.hold, t->id);
-}
