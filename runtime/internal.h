@@ -445,8 +445,6 @@ typedef struct sp__tls_t {
 	sp__worker *worker;      /* NULL off the workers */
 	sp__task *current;       /* task being polled here */
 	uint32_t self_notified;  /* wake_by_ref calls on `current` in this poll */
-	uint32_t self_unfolded;  /* of those, written as WAKE records (tracing;
-				  * the rest are counted in the POLL_END) */
 	uint64_t id_next, id_end; /* this thread's block of task ids */
 	struct sp__ring *ring;   /* this thread's event ring, NULL: none */
 	int ring_tried;          /* a non-worker asked for a ring once */

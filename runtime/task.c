@@ -325,20 +325,11 @@ static void waker_wake_by_ref(const void *data)
 		 * the poll notifies it (transition_to_idle). */
 		SP__BUMP(t->self_wakes, 1);
 		sp__tls.self_notified++;
-		if (SP__UNLIKELY(sp__tracing() || SP_USDT_ENABLED(wake))) {
-			/* The yield path. On a worker's ring the wake is not a
-			 * record of its own: the POLL_END counts it (its source
-			 * is the ring's current task, and it queues nowhere
-			 * until the poll ends; trace_events.h). */
-			sp__worker *w = sp__tls.worker;
-			if (w && w->ring && !sp__tls.wake_src) {
-				if (SP_USDT_ENABLED(wake))
-					usdt_wake(t->id, false, true, SP_WAKE_Q_NONE);
-			} else {
-				sp__tls.self_unfolded++;
-				wake_event(t->id, true, SP_WAKE_Q_NONE, false);
-			}
-		}
+		/* No ring record: the POLL_END counts it (its source is the
+		 * ring's current task, it queues nowhere until the poll ends
+		 * and moves no waker; trace_events.h). */
+		if (SP_USDT_ENABLED(wake))
+			usdt_wake(t->id, false, true, SP_WAKE_Q_NONE);
 		return;
 	}
 	bool remote = sp__is_remote(t);
@@ -490,8 +481,7 @@ void sp__task_run(sp__task *t)
 
 	uint64_t end = sp__ticks(); /* the one clock read of this poll */
 	if (SP__UNLIKELY(w->ring != NULL)) {
-		uint32_t folded = sp__tls.self_notified - sp__tls.self_unfolded;
-		sp__tls.self_unfolded = 0;
+		uint32_t folded = sp__tls.self_notified;
 		sp__ring_emit_at(w->ring, end, SP_EV_POLL_END,
 				 (r == SP_READY ? SP_POLL_READY : 0) |
 					 (cx.budget == 0 ? 1u << SP_POLL_BUDGET_SHIFT : 0) |

@@ -68,8 +68,8 @@
  * Readers that want one WAKE per wake expand the count into WAKE records
  * (a = SELF, source TASK, queue NONE) stamped with the POLL_END's ts, just
  * before it; console/stream.c does. A self-wake by value (it consumes a
- * waker) or with another source still has its WAKE record. 2.1 writers
- * wrote a WAKE record for every self-wake and left bits 2..7 zero.
+ * waker) still has its WAKE record. 2.1 writers wrote a WAKE record for
+ * every self-wake and left bits 2..7 zero.
  *
  * WAKE bits (a):
  *   bit 0      self-wake: the woken task is the ring's current task
