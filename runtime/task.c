@@ -474,7 +474,11 @@ void sp__task_run(sp__task *t)
 	}
 	sp__tls.current = t;
 	sp__tls.self_notified = 0;
-	SP__EMIT(w, start, SP_EV_POLL_START, w->index, t->id);
+	if (SP__UNLIKELY(w->ring != NULL)) {
+		sp__ring_emit_at(w->ring, start, SP_EV_POLL_START, w->index, t->id);
+		if (t->seg_slot != SP__NO_SEG_SLOT)
+			sp__trace_slot_prefetch(t->seg_slot);
+	}
 	SP_USDT(poll_start, t->id, w->index, f->poll);
 
 	sp_poll r = f->poll(f, &cx);

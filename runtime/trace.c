@@ -112,8 +112,13 @@ sp__segment *sp__trace_segment(void)
 	pthread_mutex_lock(&seg_lock);
 	if (atomic_load_explicit(&seg_state, memory_order_relaxed) == 0) {
 		int err = sp__seg_create(&seg, TRACE_RINGS, TRACE_RING_CAP, TRACE_TASK_SLOTS);
-		if (!err)
+		if (!err) {
 			pthread_key_create(&ring_key, ring_key_release);
+			/* Published by the seg_state release below; read only
+			 * by threads holding a ring, which came after it. */
+			sp__trace_slots = (char *)seg.base + seg.hdr->task_off;
+			sp__trace_slot_size = seg.hdr->task_slot_size;
+		}
 		atomic_store_explicit(&seg_state, err ? -1 : 1, memory_order_release);
 		if (err) {
 			fprintf(stderr, "spindle: tracing off: cannot create the trace segment: %s\n",
@@ -236,6 +241,8 @@ static void fill_counters(sp__task *t, sp__seg_task *st)
 }
 
 _Thread_local sp__site_ent sp__site_cache[SP__SITE_CACHE];
+char *sp__trace_slots;
+uint32_t sp__trace_slot_size;
 
 /* A site not in this thread's cache: register or find it, and cache it. */
 uint32_t sp__trace_site_slow(const sp_spawn_site *site)
