@@ -35,8 +35,10 @@ struct site_cache {
 struct spc_stream {
 	sp__seg_reader r;
 	struct ring_ctx *rings;
+	spc_event *buf;	 /* held's allocation */
+	size_t off;	 /* held == buf + off: delivered events before it */
 	spc_event *held; /* sorted or not; see poll */
-	size_t nheld, capheld;
+	size_t nheld, capheld; /* capheld counts from held to the buffer's end */
 	size_t *runs, nruns; /* starts of the runs of held (sort_held) */
 	spc_event *tmp;	     /* sort_held's scratch, kept between polls */
 	size_t captmp;
@@ -206,7 +208,7 @@ void spc_stream_close(spc_stream *s)
 		return;
 	sp__seg_close(&s->r);
 	free(s->rings);
-	free(s->held);
+	free(s->buf);
 	free(s->runs);
 	free(s->tmp);
 	free(s->batch);
@@ -214,18 +216,35 @@ void spc_stream_close(spc_stream *s)
 	free(s);
 }
 
+/*
+ * Room for `more` events after the held ones. Delivery only moves `held`
+ * forward (the events newer than the watermark, ~2 ms of them, stay where
+ * they are): moving them down to the buffer's start on every poll copied a
+ * few MB a poll at 20M events/s, 15% of the console's CPU. They move down
+ * when the space before them is at least three times their size, so each
+ * event is copied a third of a time on average; otherwise the buffer grows.
+ */
 static int held_reserve(spc_stream *s, size_t more)
 {
 	if (s->nheld + more <= s->capheld)
 		return 0;
-	size_t cap = s->capheld ? s->capheld * 2 : 8192;
-	while (cap < s->nheld + more)
+	size_t total = s->off + s->capheld;
+	if (s->off >= 3 * s->nheld && s->nheld + more <= total) {
+		memmove(s->buf, s->held, s->nheld * sizeof *s->held);
+		s->held = s->buf;
+		s->capheld = total;
+		s->off = 0;
+		return 0;
+	}
+	size_t cap = total ? total * 2 : 8192;
+	while (cap < s->off + s->nheld + more)
 		cap *= 2;
-	spc_event *h = realloc(s->held, cap * sizeof *h);
+	spc_event *h = realloc(s->buf, cap * sizeof *h);
 	if (!h)
 		return -1;
-	s->held = h;
-	s->capheld = cap;
+	s->buf = h;
+	s->held = h + s->off;
+	s->capheld = cap - s->off;
 	return 0;
 }
 
@@ -403,8 +422,15 @@ static size_t deliver(spc_stream *s, uint64_t watermark, spc_event_cb cb, void *
 		cb(ev, arg);
 		n++;
 	}
-	memmove(s->held, s->held + n, (s->nheld - n) * sizeof *s->held);
+	s->held += n;
+	s->off += n;
+	s->capheld -= n;
 	s->nheld -= n;
+	if (s->nheld == 0) { /* nothing left: start from the beginning again */
+		s->held = s->buf;
+		s->capheld += s->off;
+		s->off = 0;
+	}
 	s->delivered += n;
 	return n;
 }
