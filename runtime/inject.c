@@ -102,14 +102,22 @@ static size_t take(sp__inject_lane *l, sp__task **out, size_t max)
 	return n;
 }
 
-size_t sp__inject_pop_n(sp__inject *q, sp__task **out, size_t max)
+size_t sp__inject_pop_n(sp__inject *q, sp__task **out, size_t max, size_t max_new)
 {
 	if (sp__inject_is_empty(q))
 		return 0;
+	if (max_new > max)
+		max_new = max;
 	pthread_mutex_lock(&q->lock);
-	int first = ++q->batches % SP__INJECT_NEW_EVERY == 0 ? SP__LANE_NEW : SP__LANE_WOKEN;
-	size_t n = take(&q->lane[first], out, max);
-	n += take(&q->lane[!first], out + n, max - n);
+	size_t n;
+	if (++q->batches % SP__INJECT_NEW_EVERY == 0) {
+		n = take(&q->lane[SP__LANE_NEW], out, max_new);
+		n += take(&q->lane[SP__LANE_WOKEN], out + n, max - n);
+	} else {
+		n = take(&q->lane[SP__LANE_WOKEN], out, max);
+		size_t room = max - n < max_new ? max - n : max_new;
+		n += take(&q->lane[SP__LANE_NEW], out + n, room);
+	}
 	atomic_store_explicit(&q->nlen, total(q), memory_order_release);
 	pthread_mutex_unlock(&q->lock);
 	return n;
@@ -118,7 +126,7 @@ size_t sp__inject_pop_n(sp__inject *q, sp__task **out, size_t max)
 sp__task *sp__inject_pop(sp__inject *q)
 {
 	sp__task *t;
-	return sp__inject_pop_n(q, &t, 1) ? t : NULL;
+	return sp__inject_pop_n(q, &t, 1, 1) ? t : NULL;
 }
 
 void sp__inject_close(sp__inject *q)

@@ -226,8 +226,9 @@ void sp__inject_destroy(sp__inject *q);
 /* Push n tasks into a lane; false if closed (the caller keeps them). */
 bool sp__inject_push_batch(sp__inject *q, sp__task **tasks, size_t n, int lane);
 sp__task *sp__inject_pop(sp__inject *q);
-/* Pop up to max tasks into out (lane order above); returns how many. */
-size_t sp__inject_pop_n(sp__inject *q, sp__task **out, size_t max);
+/* Pop up to max tasks into out, at most max_new of them from lane NEW, in
+ * the lane order above; returns how many. */
+size_t sp__inject_pop_n(sp__inject *q, sp__task **out, size_t max, size_t max_new);
 void sp__inject_close(sp__inject *q);
 static inline bool sp__inject_is_empty(sp__inject *q)
 {

@@ -56,6 +56,10 @@
 /* A busy worker turns the driver (timeout 0) at least this often: timers are
  * 1 ms grained, so 250 µs keeps their lateness well under a millisecond. */
 #define DRIVER_MAX_NS 250000
+/* At most this many never-run tasks move from the injection queue to a local
+ * queue at once: tasks woken later (a timer firing on this worker) queue
+ * behind them. */
+#define INJECT_NEW_BATCH 64
 /* Ticks between metric batches / shutdown checks. Tokio uses 61 too. */
 #define EVENT_INTERVAL 61
 /* LIFO polls in a row before the LIFO task yields to the queue. 3 is Tokio's
@@ -199,7 +203,7 @@ static sp__task *pop_inject_batch(sp__worker *w)
 	if (want > room / 2 + 1)
 		want = room / 2 + 1;
 	sp__task *batch[SP__LOCAL_QUEUE_MAX / 2 + 1];
-	size_t n = sp__inject_pop_n(&rt->inject, batch, want);
+	size_t n = sp__inject_pop_n(&rt->inject, batch, want, INJECT_NEW_BATCH);
 	if (n == 0)
 		return NULL;
 	w->batch.inject_pops += n;
