@@ -520,9 +520,12 @@ static void ev_spawn(topm_model *m, const spc_event *ev)
 		t = task_new(m, ev->b, ev->ns);
 		if (!t)
 			return;
-		t->counts_known = 1;
 		t->state = TOPM_SCHEDULED;
 	}
+	/* Its birth: no waker of it existed before, so the counts are
+	 * complete even if an event of its first poll came first (a worker's
+	 * POLL_START carries that worker's last clock reading). */
+	t->counts_known = 1;
 	t->parent = ev->task;
 	t->site = ev->a;
 	t->spawn_ns = ev->ns;
