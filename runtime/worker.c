@@ -207,6 +207,10 @@ static sp__task *pop_inject_batch(sp__worker *w)
 	if (n == 0)
 		return NULL;
 	w->batch.inject_pops += n;
+	/* The tasks' first polls must not be stamped before their spawns on
+	 * other threads: time has passed since this worker's last reading (a
+	 * search spins for 20 us). One clock read per batch. */
+	w->now = sp__ticks();
 	if (SP__UNLIKELY(w->ring != NULL))
 		sp__ring_emit_at(w->ring, w->now, SP_EV_INJECT_POPS, w->index, n);
 	if (SP_USDT_ENABLED(inject_pop))
@@ -250,6 +254,7 @@ static sp__task *steal_work(sp__worker *w)
 		uint32_t count;
 		sp__task *t = q_steal_into(victim, w, &count);
 		if (t) {
+			w->now = sp__ticks(); /* as in pop_inject_batch */
 			SP__EMIT(w, w->now, SP_EV_STEAL, victim->index, count);
 			SP_USDT(steal, w->index, victim->index, count);
 			w->batch.steals_in += count;
