@@ -146,51 +146,44 @@ uint64_t sp__driver_deadline_ms(sp_runtime *rt, uint64_t deadline_ns)
 }
 
 /*
- * Firing: under tlock the wheel hands out every due entry; each timer's waker
- * moves into the firing worker's buffer (the timer may be dropped, and freed,
- * as soon as tlock is released), and the wakes happen after unlocking, so
- * tasks arming timers on other workers never wait behind a burst of wakes.
- * The buffer grows by doubling and is kept: no allocation once warm.
+ * Firing: under tlock the wheel hands out up to a burst of due entries; each
+ * timer's waker moves into the burst's buffer on the firing thread's stack
+ * (the timer may be dropped, and freed, as soon as tlock is released), and
+ * the wakes happen after unlocking, so tasks arming timers on other workers
+ * never wait behind a burst of wakes. No allocation.
  *
  * Any worker may fire, not only the driver's holder: a holder preempted in
  * the middle of a turn (3 runnable threads on 2 CPUs: 10-20 ms here) would
  * otherwise hold every timer back with it. Two firing workers take disjoint
  * entries (the wheel hands each out once, under tlock).
  */
+#define FIRE_BURST 64
+
 struct fire_ctx {
-	sp__worker *w;
 	size_t n;
-	uint64_t last; /* the latest deadline fired (wheel ms) */
+	uint64_t last;		     /* the latest deadline fired (wheel ms) */
+	sp_waker buf[FIRE_BURST]; /* the burst's wakers, moved out of their timers */
 };
 
 static void fire_one(sp__timer_entry *e, void *arg)
 {
 	struct fire_ctx *fc = arg;
-	sp__worker *w = fc->w;
 	sp__timer *tm = (sp__timer *)e;
-	if (fc->n == w->fire_cap) {
-		size_t cap = w->fire_cap ? w->fire_cap * 2 : 1024;
-		sp_waker *nb = realloc(w->fire_buf, cap * sizeof(*nb));
-		if (!nb)
-			sp__panic("timer fire buffer could not grow (out of memory)");
-		w->fire_buf = nb;
-		w->fire_cap = cap;
-	}
 	atomic_store_explicit(&tm->fired, 1, memory_order_release);
 	if (e->deadline > fc->last)
 		fc->last = e->deadline;
-	w->fire_buf[fc->n++] = tm->waker;
+	fc->buf[fc->n++] = tm->waker;
 	tm->waker = (sp_waker){0};
 }
 
 /* Wake one burst of fired timers (tlock released). */
-static void wake_fired(sp__driver *d, sp__worker *w, struct fire_ctx *fc, uint64_t now)
+static void wake_fired(sp__driver *d, struct fire_ctx *fc, uint64_t now)
 {
 	/* Each wake starts with a cache miss on a task's state word: issue
 	 * them all at once rather than one after another. */
 	for (size_t i = 0; i < fc->n; i++)
-		if (w->fire_buf[i].vtable == &sp__task_waker_vtable)
-			__builtin_prefetch(w->fire_buf[i].data, 1, 3);
+		if (fc->buf[i].vtable == &sp__task_waker_vtable)
+			__builtin_prefetch(fc->buf[i].data, 1, 3);
 	if ((SP__UNLIKELY(sp__tracing()) || SP_USDT_ENABLED(wake) || SP_USDT_ENABLED(timer_fire))) {
 		/* b: the latest deadline fired, in CLOCK_MONOTONIC ns (its
 		 * wheel ms rounded up, so never before the true deadline). */
@@ -200,36 +193,33 @@ static void wake_fired(sp__driver *d, sp__worker *w, struct fire_ctx *fc, uint64
 		uint32_t src = sp__tls.wake_src;
 		sp__tls.wake_src = SP_WAKE_SRC_TIMER;
 		for (size_t i = 0; i < fc->n; i++)
-			sp_waker_wake(&w->fire_buf[i]);
+			sp_waker_wake(&fc->buf[i]);
 		sp__tls.wake_src = src;
 		return;
 	}
 	for (size_t i = 0; i < fc->n; i++)
-		sp_waker_wake(&w->fire_buf[i]);
+		sp_waker_wake(&fc->buf[i]);
 }
 
-/* Fire every due timer on the calling worker; returns how many. In bursts
- * of FIRE_BURST, tlock released and the burst woken between them: 2,000
- * timers due in one millisecond held tlock for 330 µs, while tasks arming
- * timers on the other worker spun and yielded the CPU behind it, and none
- * of the woken tasks could start before the last was fired. */
-#define FIRE_BURST 64
+/* Fire every due timer; returns how many. In bursts of FIRE_BURST, tlock
+ * released and the burst woken between them: 2,000 timers due in one
+ * millisecond held tlock for 330 µs, while tasks arming timers on the other
+ * worker spun and yielded the CPU behind it, and none of the woken tasks
+ * could start before the last was fired. */
 size_t sp__driver_fire_timers(sp_runtime *rt)
 {
 	sp__driver *d = &rt->driver;
-	sp__worker *w = sp__tls.worker;
-	SP__ASSERT(w && w->rt == rt, "timers fire on a worker of their runtime");
 	uint64_t now = sp__driver_now_ms(rt);
 	size_t total = 0;
 	for (;;) {
-		struct fire_ctx fc = {.w = w, .n = 0};
+		struct fire_ctx fc;
+		fc.n = 0;
+		fc.last = 0;
 		sp__spin_lock(&d->tlock);
 		sp__wheel_advance_max(&d->wheel, now, fire_one, &fc, FIRE_BURST);
 		sp__spin_unlock(&d->tlock);
-		/* The buffer is this worker's own; another firing worker
-		 * uses its own. */
 		if (fc.n)
-			wake_fired(d, w, &fc, now);
+			wake_fired(d, &fc, now);
 		total += fc.n;
 		if (fc.n < FIRE_BURST)
 			return total;

@@ -342,8 +342,6 @@ struct sp__worker {
 	_Atomic bool thread_active; /* current-thread flavour: a block_on drives it */
 	struct sp__ring *ring;    /* this worker's event ring, NULL: tracing off */
 	int ring_idx;             /* its index in the segment, -1: none */
-	sp_waker *fire_buf;       /* wakers of the timers this worker fired */
-	size_t fire_cap;
 	/* shared */
 	sp__parker parker __attribute__((aligned(SP__CACHELINE)));
 	_Atomic uint64_t stolen_from;

@@ -79,8 +79,6 @@ static void runtime_destroy(sp_runtime *rt)
 	sp__owned_destroy(rt);
 	sp__idle_destroy(&rt->idle);
 	sp__inject_destroy(&rt->inject);
-	for (uint32_t i = 0; i < rt->nworkers; i++)
-		free(rt->workers[i].fire_buf);
 	free(rt->workers);
 	free(rt);
 }

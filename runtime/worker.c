@@ -90,8 +90,6 @@ void sp__worker_init(sp__worker *w, sp_runtime *rt, uint32_t index, uint32_t cap
 	atomic_init(&w->thread_active, false);
 	w->ring = NULL;
 	w->ring_idx = -1;
-	w->fire_buf = NULL;
-	w->fire_cap = 0;
 }
 
 static uint32_t next_rand(sp__worker *w, uint32_t n)
