@@ -15,6 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "commands.h"
 #include "recorder.h"
 
@@ -54,20 +55,6 @@ static void usage(FILE *f)
 		   "  spindle record -o t.db -- ./build/bin/lostwake\n"
 		   "  spindle record -o t.db -p 4242 --duration 10\n"
 		   "  spindle report t.db\n");
-}
-
-static uint64_t mono_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
-static uint64_t real_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
 /*
@@ -111,7 +98,7 @@ static pid_t spawn_child(char **argv)
  * oldest records. 0, 1 when the child ended without one, -1 on error. */
 static int attach_child(spc_stream **s, pid_t pid, int *status)
 {
-	uint64_t t0 = mono_ns();
+	uint64_t t0 = spc_mono_ns();
 	const char *err = NULL;
 	for (;;) {
 		int rc = spc_stream_open(s, pid, SPC_FROM_OLDEST, &err);
@@ -123,7 +110,7 @@ static int attach_child(spc_stream **s, pid_t pid, int *status)
 		}
 		if (waitpid(pid, status, WNOHANG) == pid)
 			return 1;
-		if (mono_ns() - t0 > SEGMENT_WAIT_NS) {
+		if (spc_mono_ns() - t0 > SEGMENT_WAIT_NS) {
 			sp_cli_err(CMD,
 				   "process %d made no trace segment in %llu s (is it a spindle "
 				   "program?)",
@@ -169,19 +156,19 @@ static int record_synthetic(const char *out, uint64_t polls, unsigned seed)
 		sp_cli_err(CMD, "%s", err);
 		return 2;
 	}
-	uint64_t t = mono_ns();
+	uint64_t t = spc_mono_ns();
 	int rc = spdb_put_meta_int(w, "abi", SPDB_ABI) ||
 		 spdb_put_meta_text(w, "clock", "CLOCK_MONOTONIC") ||
 		 spdb_put_meta_int(w, "t0_ns", 1000000000) || spdb_put_meta_int(w, "pid", 0) ||
 		 spdb_put_meta_int(w, "synthetic", 1) ||
 		 spdb_put_meta_text(w, "command", "(synthetic)") ||
-		 spdb_put_meta_int(w, "start_unix_ns", (int64_t)real_ns()) ||
+		 spdb_put_meta_int(w, "start_unix_ns", (int64_t)spc_real_ns()) ||
 		 sprec_synthetic(w, polls, seed, &st);
 	if (rc)
 		sp_cli_err(CMD, "database: %s", spdb_writer_err(w));
 	rc |= spdb_put_meta_int(w, "finished", 1);
 	rc |= spdb_writer_close(w, 1);
-	summary(out, &st, (double)(mono_ns() - t) / 1e9, file_size(out));
+	summary(out, &st, (double)(spc_mono_ns() - t) / 1e9, file_size(out));
 	return rc ? 2 : 0;
 }
 
@@ -340,8 +327,8 @@ int sp_cmd_record(int argc, char **argv)
 			discard_db(w, out);
 			return 2;
 		}
-		t0 = mono_ns();
-		t0_unix = real_ns();
+		t0 = spc_mono_ns();
+		t0_unix = spc_real_ns();
 	}
 
 	if (write_meta(w, s, t0, t0_unix, cmd, (int)pid)) {
@@ -361,13 +348,13 @@ int sp_cmd_record(int argc, char **argv)
 			     .child_status = &status,
 			     .progress = !quiet && isatty(2)};
 	sprec_stats st = {0};
-	uint64_t started = mono_ns();
+	uint64_t started = spc_mono_ns();
 	rc = sprec_live_run(&o, &st);
 	child_pid = 0;
 	spc_stream_close(s);
 	int fin = spdb_put_meta_int(w, "finished", 1) == 0;
 	rc |= spdb_writer_close(w, fin);
-	summary(out, &st, (double)(mono_ns() - started) / 1e9, file_size(out));
+	summary(out, &st, (double)(spc_mono_ns() - started) / 1e9, file_size(out));
 	if (cmd && WIFEXITED(status) && WEXITSTATUS(status))
 		fprintf(stderr, "spindle record: %s exited with status %d\n", cmd[0],
 			WEXITSTATUS(status));

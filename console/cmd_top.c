@@ -17,6 +17,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "commands.h"
 #include "replay.h"
 #include "top_app.h"
@@ -25,13 +26,6 @@
  * the interactive screen shows the table's state at once before it. */
 #define TOP_FIRST_NS 200000000ull
 #define TOP_SNAP_NS 5000000000ull
-
-uint64_t top_now_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
 
 static int site_of(void *arg, uint32_t idx, topm_site *out)
 {
@@ -214,7 +208,7 @@ void top_sample(top_app *a, int tick)
 	/* events younger than the slack are still held back by the stream: the
 	 * model's clock stays behind by as much, so a poll whose end is held is
 	 * not aged past it */
-	uint64_t now = top_now_ns() - SPC_SLACK_NS;
+	uint64_t now = spc_mono_ns() - SPC_SLACK_NS;
 	/* The table is the catch-up for lost events: read it at the first tick,
 	 * after new losses, and every TOP_SNAP_NS (a scan of 100k slots costs
 	 * more than a second of events). */
@@ -345,19 +339,6 @@ static void top_usage(FILE *f)
 		"  spindle top --replay run.db --at worst   # the recording at its longest poll\n");
 }
 
-static int num_arg(const char *opt, const char *v, double lo, double hi, double *out)
-{
-	char *end;
-	errno = 0;
-	double d = strtod(v, &end);
-	if (errno || end == v || *end || d < lo || d > hi) {
-		sp_cli_err("top", "%s wants a number from %g to %g, not '%s'", opt, lo, hi, v);
-		return -1;
-	}
-	*out = d;
-	return 0;
-}
-
 enum { O_KEEP = 256, O_LONG, O_LOST, O_SELF, O_DELAY, O_BLOCKED, O_NOCOLOR, O_BPF, O_REPLAY, O_AT };
 
 static int parse(int argc, char **argv, top_app *a, topm_config *c, int *batch, int *pid,
@@ -391,12 +372,12 @@ static int parse(int argc, char **argv, top_app *a, topm_config *c, int *batch, 
 			*batch = 1;
 			break;
 		case 'n':
-			if (num_arg("--count", optarg, 1, 1e9, &d))
+			if (sp_cli_num("top", "--count", optarg, 1, 1e9, &d))
 				return 2;
 			a->count = (long)d;
 			break;
 		case 'd':
-			if (num_arg("--delay", optarg, 0.05, 3600, &d))
+			if (sp_cli_num("top", "--delay", optarg, 0.05, 3600, &d))
 				return 2;
 			a->interval_ns = (uint64_t)(d * 1e9);
 			break;
@@ -416,7 +397,7 @@ static int parse(int argc, char **argv, top_app *a, topm_config *c, int *batch, 
 			a->vo.show_done = 1;
 			break;
 		case O_KEEP:
-			if (num_arg("--keep", optarg, 0, 86400, &d))
+			if (sp_cli_num("top", "--keep", optarg, 0, 86400, &d))
 				return 2;
 			c->keep_done_ns = (uint64_t)(d * 1e9);
 			break;
@@ -424,7 +405,7 @@ static int parse(int argc, char **argv, top_app *a, topm_config *c, int *batch, 
 		case O_LOST:
 		case O_DELAY:
 		case O_BLOCKED:
-			if (num_arg(argv[optind - 1], optarg, 0.001, 3600000, &d))
+			if (sp_cli_num("top", argv[optind - 1], optarg, 0.001, 3600000, &d))
 				return 2;
 			*(o == O_LONG	 ? &c->long_poll_ns
 			  : o == O_LOST	 ? &c->lost_waker_ns
@@ -432,7 +413,7 @@ static int parse(int argc, char **argv, top_app *a, topm_config *c, int *batch, 
 					 : &c->blocked_ns) = (uint64_t)(d * 1e6);
 			break;
 		case O_SELF:
-			if (num_arg("--self-wake", optarg, 0, 100, &d))
+			if (sp_cli_num("top", "--self-wake", optarg, 0, 100, &d))
 				return 2;
 			c->self_wake_pct = (unsigned)d;
 			break;
@@ -508,7 +489,7 @@ static int attach(top_app *a, const topm_config *c)
 	}
 	sp_cli_comm(a->pid, a->comm, sizeof a->comm);
 	a->alive = 1;
-	a->start_ns = top_now_ns() - SPC_SLACK_NS;
+	a->start_ns = spc_mono_ns() - SPC_SLACK_NS;
 	top_sample(a, 1);
 	/* the next tick (the first with rates) is due TOP_FIRST_NS after this one */
 	a->last_tick -= a->interval_ns > TOP_FIRST_NS ? a->interval_ns - TOP_FIRST_NS : 0;
@@ -529,8 +510,8 @@ static int run_batch(top_app *a)
 	signal(SIGTERM, on_signal);
 	signal(SIGPIPE, SIG_IGN);
 	/* the first snapshot after a short look, so that it has worker rates */
-	uint64_t first = top_now_ns() + TOP_FIRST_NS;
-	while (!stop && a->alive && top_now_ns() < first) {
+	uint64_t first = spc_mono_ns() + TOP_FIRST_NS;
+	while (!stop && a->alive && spc_mono_ns() < first) {
 		usleep(20000);
 		top_sample(a, 0);
 	}
@@ -542,7 +523,7 @@ static int run_batch(top_app *a)
 		if ((a->count && ++printed >= a->count) || !a->alive)
 			return 0;
 		uint64_t due = a->last_tick + a->interval_ns;
-		while (!stop && a->alive && top_now_ns() < due) {
+		while (!stop && a->alive && spc_mono_ns() < due) {
 			usleep(20000);
 			top_sample(a, 0);
 		}

@@ -28,6 +28,7 @@
 #include <unistd.h>
 #include <fcntl.h>
 
+#include "clock.h"
 #include "commands.h"
 
 #ifndef SP_HAVE_BPF
@@ -67,13 +68,6 @@ static void on_signal(int sig)
 {
 	(void)sig;
 	stop = 1;
-}
-
-static uint64_t mono_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
 static void usage(FILE *f)
@@ -125,20 +119,6 @@ static void usage(FILE *f)
 		"t.db\n");
 }
 
-static int parse_num(const char *opt, const char *s, double lo, double hi, double *out)
-{
-	char *end;
-	errno = 0;
-	double v = strtod(s ? s : "", &end);
-	if (!s || !*s || *end || errno || v < lo || v > hi) {
-		sp_cli_err("trace", "%s wants a number in %g..%g, not '%s'", opt, lo, hi,
-			   s ? s : "");
-		return -1;
-	}
-	*out = v;
-	return 0;
-}
-
 /* 0 ok, 1 --help printed, -1 error printed. */
 static int parse_args(int argc, char **argv, struct trace_args *a)
 {
@@ -163,11 +143,11 @@ static int parse_args(int argc, char **argv, struct trace_args *a)
 		} else if (!strcmp(o, "-v") || !strcmp(o, "--verbose")) {
 			a->verbose = true;
 		} else if (!strcmp(o, "-p") || !strcmp(o, "--pid")) {
-			if (parse_num(o, val, 1, 4194304, &v))
+			if (sp_cli_num("trace", o, val, 1, 4194304, &v))
 				return -1;
 			a->pid = (int)v, i++;
 		} else if (!strcmp(o, "-t") || !strcmp(o, "--threshold")) {
-			if (parse_num(o, val, 0.1, 3600000, &a->threshold_ms))
+			if (sp_cli_num("trace", o, val, 0.1, 3600000, &a->threshold_ms))
 				return -1;
 			i++;
 		} else if (!strcmp(o, "-o") || !strcmp(o, "--output")) {
@@ -177,15 +157,15 @@ static int parse_args(int argc, char **argv, struct trace_args *a)
 			}
 			a->out = val, i++;
 		} else if (!strcmp(o, "-g") || !strcmp(o, "--grace")) {
-			if (parse_num(o, val, 0.001, 3600000, &a->grace_ms))
+			if (sp_cli_num("trace", o, val, 0.001, 3600000, &a->grace_ms))
 				return -1;
 			i++;
 		} else if (!strcmp(o, "-F") || !strcmp(o, "--frequency")) {
-			if (parse_num(o, val, 1, 10000, &v))
+			if (sp_cli_num("trace", o, val, 1, 10000, &v))
 				return -1;
 			a->hz = (unsigned)v, i++;
 		} else if (!strcmp(o, "-d") || !strcmp(o, "--duration")) {
-			if (parse_num(o, val, 0.001, 31536000, &a->duration_s))
+			if (sp_cli_num("trace", o, val, 0.001, 31536000, &a->duration_s))
 				return -1;
 			i++;
 		} else {
@@ -408,13 +388,6 @@ static int release(int go, int execd)
 	return n == (ssize_t)sizeof(e) ? e : 0;
 }
 
-static uint64_t real_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
 /* CPU seconds of the whole tracer (all threads) so far. */
 static double self_cpu(void)
 {
@@ -446,7 +419,7 @@ static void print_stats(struct sp_starve *t)
 		(unsigned long long)s.sample_runs, (double)s.sample_ns / 1e6,
 		(double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6,
 		(double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6,
-		(double)(mono_ns() - t0_ns) / 1e9, self_cpu() - cpu_at_attach);
+		(double)(spc_mono_ns() - t0_ns) / 1e9, self_cpu() - cpu_at_attach);
 }
 
 /* ---- recording (-o) ---------------------------------------------------------------------- */
@@ -508,7 +481,7 @@ static int write_meta(struct rec *R, spc_stream *s, uint64_t t0_unix)
  */
 static int wait_segment(struct rec *R, spc_stream **s)
 {
-	uint64_t start = mono_ns(), worker_at = 0;
+	uint64_t start = spc_mono_ns(), worker_at = 0;
 	const char *err = NULL;
 
 	for (;;) {
@@ -525,7 +498,7 @@ static int wait_segment(struct rec *R, spc_stream **s)
 			return -1;
 		if (rc == 1 || stop)
 			return 0;
-		uint64_t now = mono_ns();
+		uint64_t now = spc_mono_ns();
 		struct sp_starve_stats st;
 		sp_starve_stats(R->t, &st);
 		if (st.workers_seen && !worker_at)
@@ -554,7 +527,7 @@ static void *tracer_main(void *arg)
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
 	for (;;) {
 		int m = atomic_load(&R->mode);
-		if (m == 2 || (m == 1 && mono_ns() > R->deadline))
+		if (m == 2 || (m == 1 && spc_mono_ns() > R->deadline))
 			break;
 		int err = sp_starve_poll(R->t, 50, R->why, sizeof(R->why));
 		if (err) {
@@ -578,7 +551,7 @@ static int record_rings(struct rec *R, spc_stream *s, int child)
 
 	double dur = 0;
 	if (a->duration_s) {
-		dur = a->duration_s - (double)(mono_ns() - t0_ns) / 1e9;
+		dur = a->duration_s - (double)(spc_mono_ns() - t0_ns) / 1e9;
 		if (dur <= 0)
 			dur = 0.001;
 	}
@@ -600,7 +573,7 @@ static int record_rings(struct rec *R, spc_stream *s, int child)
 		rc = 2;
 	/* The target gone: let the tracer report what it had flagged. */
 	bool gone = child > 0 ? status != INT_MIN : !spc_stream_alive(s);
-	R->deadline = mono_ns() + 1000000000u;
+	R->deadline = spc_mono_ns() + 1000000000u;
 	atomic_store(&R->mode, gone ? 1 : 2);
 	pthread_join(R->thr, NULL);
 	if (R->err < 0) {
@@ -634,7 +607,7 @@ static int flush_findings(struct rec *R)
 		return 0;
 	R->flushed = n;
 	if (trdb_flush(R->a->q, R->w) || spdb_put_meta_int(R->w, "workers", workers) ||
-	    spdb_put_meta_int(R->w, "end_ns", (int64_t)(mono_ns() - R->t0)) ||
+	    spdb_put_meta_int(R->w, "end_ns", (int64_t)(spc_mono_ns() - R->t0)) ||
 	    spdb_writer_commit(R->w)) {
 		sp_cli_err("trace", "database: %s", spdb_writer_err(R->w));
 		R->failed = 1;
@@ -650,7 +623,7 @@ static int trace_loop(struct trace_args *a, struct sp_starve *t, int pid, struct
 	char why[512];
 	int rc = 0;
 
-	while (!stop && mono_ns() < end) {
+	while (!stop && spc_mono_ns() < end) {
 		int err = sp_starve_poll(t, 100, why, sizeof(why));
 		if (R && flush_findings(R))
 			return 2;
@@ -701,11 +674,11 @@ static int record(struct trace_args *a, struct sp_starve *t, int pid, int child,
 		R.t0 = r->hdr.clock_ns0;
 		t0_unix = r->hdr.created_ns;
 	} else if (s) {
-		R.t0 = mono_ns();
-		t0_unix = real_ns();
+		R.t0 = spc_mono_ns();
+		t0_unix = spc_real_ns();
 	} else {
 		R.t0 = t0_ns;
-		t0_unix = real_ns() - (mono_ns() - t0_ns);
+		t0_unix = spc_real_ns() - (spc_mono_ns() - t0_ns);
 	}
 	trdb_set(a->q, R.t0, s != NULL);
 	if (spdb_writer_open(&R.w, a->out, err, sizeof(err))) {
@@ -727,7 +700,7 @@ static int record(struct trace_args *a, struct sp_starve *t, int pid, int child,
 		rc = trace_loop(a, t, pid, &R);
 		if (!rc && flush_findings(&R))
 			rc = 2;
-		if (!R.failed && (spdb_put_meta_int(R.w, "end_ns", (int64_t)(mono_ns() - R.t0)) ||
+		if (!R.failed && (spdb_put_meta_int(R.w, "end_ns", (int64_t)(spc_mono_ns() - R.t0)) ||
 				  spdb_writer_commit(R.w)))
 			rc = 2;
 		if (!R.failed)
@@ -827,7 +800,7 @@ int sp_cmd_trace(int argc, char **argv)
 
 	if (r)
 		return r > 0 ? 0 : 2;
-	t0_ns = mono_ns();
+	t0_ns = spc_mono_ns();
 	struct sigaction sa = {.sa_handler = on_signal};
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);

@@ -22,4 +22,9 @@ void sp_cli_comm(int pid, char *buf, size_t n);
 /* One-line error on stderr, "spindle <cmd>: <message>". */
 void sp_cli_err(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
+/* Parse the value s of option opt as a number in [lo, hi] into *out: 0, or
+ * -1 after a one-line error ("<opt> wants a number from lo to hi, not 's'").
+ * s may be NULL (the option came last, without its value). */
+int sp_cli_num(const char *cmd, const char *opt, const char *s, double lo, double hi, double *out);
+
 #endif

@@ -1,8 +1,10 @@
 /*
  * main.c - the `spindle` command: dispatch to a subcommand.
  */
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "commands.h"
@@ -43,6 +45,19 @@ void sp_cli_err(const char *cmd, const char *fmt, ...)
 	vfprintf(stderr, fmt, ap);
 	va_end(ap);
 	fputc('\n', stderr);
+}
+
+int sp_cli_num(const char *cmd, const char *opt, const char *s, double lo, double hi, double *out)
+{
+	char *end;
+	errno = 0;
+	double v = strtod(s ? s : "", &end);
+	if (!s || !*s || *end || errno || v < lo || v > hi) {
+		sp_cli_err(cmd, "%s wants a number from %g to %g, not '%s'", opt, lo, hi, s ? s : "");
+		return -1;
+	}
+	*out = v;
+	return 0;
 }
 
 static void usage(FILE *f)

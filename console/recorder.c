@@ -32,6 +32,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "recorder.h"
 
 #define NONE INT64_MIN
@@ -991,13 +992,6 @@ static void reader_priority(void)
 		setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), READER_NICE);
 }
 
-static uint64_t mono_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
 /* SPINDLE_RECORD_DUMP=1: every event on stderr as it is recorded (debugging). */
 static int dump;
 
@@ -1028,7 +1022,7 @@ static int feed_chunk(sprec *rec, struct chunk *c)
 static void *writer_main(void *arg)
 {
 	struct live *L = arg;
-	uint64_t last_commit = mono_ns();
+	uint64_t last_commit = spc_mono_ns();
 	int err = 0;
 	struct sched_param sp = {.sched_priority = 0};
 	pthread_setschedparam(pthread_self(), SCHED_OTHER, &sp);
@@ -1070,7 +1064,7 @@ static void *writer_main(void *arg)
 			c->next = spent;
 			spent = c;
 		}
-		uint64_t now = mono_ns(), bytes = 0;
+		uint64_t now = spc_mono_ns(), bytes = 0;
 		if (!err && (done || now - last_commit >= (uint64_t)SPREC_COMMIT_NS)) {
 			if (L->o->before_commit)
 				err = L->o->before_commit(L->o->db, L->o->commit_arg) != 0;
@@ -1170,11 +1164,11 @@ int sprec_live_run(const sprec_live_opts *o, sprec_stats *st)
 		fprintf(stderr, "spindle record: cannot start the writer thread\n");
 		goto out;
 	}
-	uint64_t start = mono_ns(), last_progress = start, prev_events = 0;
+	uint64_t start = spc_mono_ns(), last_progress = start, prev_events = 0;
 	int ending = 0;
 	for (;;) {
 		size_t n = spc_stream_poll(o->stream, on_event, &L);
-		uint64_t now = mono_ns();
+		uint64_t now = spc_mono_ns();
 		if (ending) {
 			spc_stream_flush(o->stream, on_event, &L);
 		}
@@ -1206,7 +1200,7 @@ int sprec_live_run(const sprec_live_opts *o, sprec_stats *st)
 	pthread_cond_signal(&L.cv);
 	pthread_mutex_unlock(&L.mu);
 	pthread_join(thr, NULL);
-	if (L.dropped && sprec_lost(L.rec, mono_ns(), 0xffffffffu, L.dropped) == 0)
+	if (L.dropped && sprec_lost(L.rec, spc_mono_ns(), 0xffffffffu, L.dropped) == 0)
 		sprec_commit(L.rec);
 	sprec_get_stats(L.rec, st);
 	ret = L.failed ? -1 : 0;

@@ -8,6 +8,7 @@
  * delivers the prefix older than the watermark (now - slack). The buffer
  * only ever holds about one slack's worth of events plus one poll's reads.
  */
+#include "clock.h"
 #include "stream.h"
 
 #include <errno.h>
@@ -132,13 +133,6 @@ void spc_event_detail(uint32_t type, uint32_t a, char *buf, size_t n)
 	default:
 		snprintf(buf, n, "a=0x%x", a);
 	}
-}
-
-static uint64_t mono_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
 int spc_stream_open_reader(spc_stream **out, sp__seg_reader *r, unsigned flags)
@@ -439,7 +433,7 @@ static size_t deliver(spc_stream *s, uint64_t watermark, spc_event_cb cb, void *
 
 size_t spc_stream_poll(spc_stream *s, spc_event_cb cb, void *arg)
 {
-	uint64_t now = mono_ns();
+	uint64_t now = spc_mono_ns();
 	read_rings(s);
 	return deliver(s, now > SPC_SLACK_NS ? now - SPC_SLACK_NS : 0, cb, arg);
 }

@@ -7,6 +7,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "clock.h"
 #include "recorder.h"
 
 #define SYN_TASKS 200
@@ -22,13 +23,6 @@ struct syn {
 	uint64_t seq;
 	int err;
 };
-
-static uint64_t mono_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
 
 static uint32_t rnd(struct syn *s)
 {
@@ -89,7 +83,7 @@ int sprec_synthetic(spdb_writer *w, uint64_t polls, unsigned seed, sprec_stats *
 	emit(&s, SP_EV_POLL_START, 0, SYN_TASKS + 1, 0, 0);
 	s.now += 1000;
 	emit(&s, SP_EV_POLL_END, 0, SYN_TASKS + 1, 0, 0);
-	uint64_t last_commit = mono_ns();
+	uint64_t last_commit = spc_mono_ns();
 	for (uint64_t i = 0; i < polls && !s.err; i++) {
 		int wk = (int)(i % SYN_WORKERS);
 		uint64_t task = 1 + rnd(&s) % SYN_TASKS;
@@ -115,10 +109,10 @@ int sprec_synthetic(spdb_writer *w, uint64_t polls, unsigned seed, sprec_stats *
 			emit(&s, SP_EV_STEAL, (uint32_t)!wk, 1 + rnd(&s) % 4, wk, 0);
 		}
 		/* Commit as the live recorder does: every 100 ms of real time. */
-		if ((i & 1023) == 0 && mono_ns() - last_commit >= (uint64_t)SPREC_COMMIT_NS) {
+		if ((i & 1023) == 0 && spc_mono_ns() - last_commit >= (uint64_t)SPREC_COMMIT_NS) {
 			if (sprec_commit(s.rec))
 				s.err = 1;
-			last_commit = mono_ns();
+			last_commit = spc_mono_ns();
 		}
 	}
 	if (!s.err && sprec_commit(s.rec))

@@ -44,7 +44,6 @@ typedef struct top_app {
 	char replay_path[256];
 } top_app;
 
-uint64_t top_now_ns(void);
 /* Drain the stream into the model; when `tick` is set (or the target ended)
  * also snapshot the task table, tick the model and rebuild the rows. */
 void top_sample(top_app *a, int tick);

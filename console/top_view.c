@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "clock.h"
 #include "replay.h"
 #include "top_app.h"
 
@@ -705,7 +706,7 @@ int top_view_run(top_app *a)
 		if (a->paused)
 			continue;
 		int was = a->alive;
-		int due = top_now_ns() - a->last_tick >= a->interval_ns;
+		int due = spc_mono_ns() - a->last_tick >= a->interval_ns;
 		top_sample(a, due);
 		if (due || was != a->alive)
 			draw(&u);
