@@ -407,9 +407,10 @@ static void print_stats(struct sp_starve *t)
 	sp_starve_stats(t, &s);
 	fprintf(stderr,
 		"spindle trace: %llu workers seen, %llu findings, %llu stack samples, %llu "
-		"ring buffer drops\n",
+		"ring buffer drops, sampler turned on or off %llu times\n",
 		(unsigned long long)s.workers_seen, (unsigned long long)s.findings,
-		(unsigned long long)s.samples, (unsigned long long)s.ringbuf_drops);
+		(unsigned long long)s.samples, (unsigned long long)s.ringbuf_drops,
+		(unsigned long long)s.sampler_switches);
 	getrusage(RUSAGE_SELF, &ru);
 	fprintf(stderr,
 		"spindle trace: bpf sched_switch %llu runs %.3f ms, sampler %llu runs %.3f ms "

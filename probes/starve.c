@@ -27,8 +27,8 @@
  *
  * Cost to the target: none per poll. A slot read per switch of a worker
  * (~0.35 µs), a stack per blocked switch-out inside a poll (~1 µs; these
- * are the findings), 1 kHz sampling whose program returns after a tgid
- * compare for every other thread. The watchdog reads ~16 KiB of the target
+ * are the findings), and 1 kHz sampling only while a flagged poll runs
+ * (sampler_enable). The watchdog reads ~16 KiB of the target
  * 200 times a second from its own thread.
  */
 #include <errno.h>
@@ -38,6 +38,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
 #include <time.h>
@@ -98,6 +99,7 @@ struct sp_starve {
 	uint64_t last_full_ns; /* last read of all max_slots slots */
 	uint32_t hot_slots;    /* slots read on the other ticks: the used ones + margin */
 	bool any_flagged;
+	bool sampling; /* the cpu-clock events are enabled (a poll is flagged) */
 	struct sp_starve_stats st;
 	struct sp_starve_finding fbuf; /* the finding being built */
 };
@@ -222,6 +224,24 @@ static int libbpf_loud(enum libbpf_print_level level, const char *fmt, va_list a
 
 static int on_sample(void *ctx, void *data, size_t len);
 
+/*
+ * The sampler runs only while a flagged poll wants stacks: an enabled
+ * cpu-clock event is a timer interrupt per millisecond on every busy CPU
+ * (a VM exit each, on a virtual machine), 5x the target's own interrupt
+ * rate here, for samples the program throws away unless a poll is flagged.
+ * Enabling it when a poll crosses the threshold costs one ioctl per CPU;
+ * its first sample follows within a period.
+ */
+static void sampler_enable(struct sp_starve *t, bool on)
+{
+	if (t->sampling == on)
+		return;
+	for (int i = 0; i < t->npfds; i++)
+		ioctl(t->pfds[i], on ? PERF_EVENT_IOC_ENABLE : PERF_EVENT_IOC_DISABLE, 0);
+	t->sampling = on;
+	t->st.sampler_switches++;
+}
+
 static int open_sampler(struct sp_starve *t, char *why, size_t n)
 {
 	int ncpu = libbpf_num_possible_cpus();
@@ -261,6 +281,8 @@ static int open_sampler(struct sp_starve *t, char *why, size_t n)
 			return -e;
 		}
 		t->links[t->nlinks++] = l;
+		/* Attaching enabled it: off until a poll is flagged. */
+		ioctl(fd, PERF_EVENT_IOC_DISABLE, 0);
 	}
 	return 0;
 }
@@ -690,6 +712,7 @@ static void flag(struct sp_starve *t, struct wd *w)
 	w->flagged = true;
 	w->cross_ns = mono_ns();
 	bpf_map_update_elem(bpf_map__fd(t->skel->maps.starve_want), &w->tid, &want, BPF_ANY);
+	sampler_enable(t, true);
 }
 
 /* One slot: the poll it shows now against the one watched. */
@@ -790,6 +813,8 @@ static int watchdog(struct sp_starve *t, char *why, size_t n)
 	if (full || used + HOT_MARGIN > t->hot_slots)
 		t->hot_slots =
 			used + HOT_MARGIN < t->reg.max_slots ? used + HOT_MARGIN : t->reg.max_slots;
+	if (!t->any_flagged)
+		sampler_enable(t, false);
 	return 0;
 }
 

@@ -123,6 +123,7 @@ struct sp_starve_stats {
 	uint64_t workers_seen, findings, samples, ringbuf_drops;
 	/* BPF run counts and time (run_time_ns is 0 unless kernel.bpf_stats_enabled=1) */
 	uint64_t switch_runs, switch_ns, sample_runs, sample_ns;
+	uint64_t sampler_switches; /* sampler turned on or off (it runs while a poll is flagged) */
 };
 void sp_starve_stats(struct sp_starve *t, struct sp_starve_stats *s);
 
