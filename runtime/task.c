@@ -484,14 +484,23 @@ void sp__task_run(sp__task *t)
 	sp_poll r = f->poll(f, &cx);
 
 	uint64_t end = sp__ticks(); /* the one clock read of this poll */
+	uint32_t self_notified = sp__tls.self_notified;
+	bool table = false;
 	if (SP__UNLIKELY(w->ring != NULL)) {
-		uint32_t folded = sp__tls.self_notified;
+		uint32_t folded =
+			self_notified < SP_POLL_SELF_MAX ? self_notified : SP_POLL_SELF_MAX;
 		sp__ring_emit_at(w->ring, end, SP_EV_POLL_END,
-				 (r == SP_READY ? SP_POLL_READY : 0) |
-					 (cx.budget == 0 ? 1u << SP_POLL_BUDGET_SHIFT : 0) |
-					 (folded < SP_POLL_SELF_MAX ? folded : SP_POLL_SELF_MAX)
-						 << SP_POLL_SELF_SHIFT,
+				 (uint32_t)(r == SP_READY) |
+					 (uint32_t)(cx.budget == 0) << SP_POLL_BUDGET_SHIFT |
+					 folded << SP_POLL_SELF_SHIFT,
 				 t->id);
+		/* The task table is for readers that attach late: refresh it
+		 * when the task goes idle (where a late reader must judge it),
+		 * and every 64th poll of a task that keeps yielding; not when
+		 * it completes (its slot is freed at once). Decided here, done
+		 * below once the counters are bumped: one test of the ring per
+		 * poll end, not two. */
+		table = r == SP_PENDING && (!self_notified || ((t->polls + 1) & 63) == 0);
 	}
 	SP_USDT(poll_end, t->id, w->index,
 		(r == SP_READY ? SP_POLL_READY : 0) |
@@ -502,12 +511,7 @@ void sp__task_run(sp__task *t)
 	SP__BUMP(t->polls, 1);
 	SP__BUMP(t->busy_ticks, end - start);
 	t->last_ticks = end;
-	/* The task table is for readers that attach late: refresh it when the
-	 * task goes idle (where a late reader must judge it), and every 64th
-	 * poll of a task that keeps yielding; not when it completes (its slot
-	 * is freed at once). */
-	if (SP__UNLIKELY(w->ring != NULL) && r == SP_PENDING &&
-	    (!sp__tls.self_notified || (t->polls & 63) == 0))
+	if (SP__UNLIKELY(table))
 		sp__trace_poll_end(t, end);
 	w->now = end;
 	w->batch.polls++;
@@ -519,10 +523,9 @@ void sp__task_run(sp__task *t)
 		sp__tls.current = NULL;
 		return;
 	}
-	uint32_t self_wakes = sp__tls.self_notified;
 	sp__tls.self_notified = 0;
 	sp__tls.current = NULL;
-	switch (sp__task_transition_to_idle(t, self_wakes)) {
+	switch (sp__task_transition_to_idle(t, self_notified)) {
 	case SP__TR_OK:
 		sp__task_ref_dec(t);
 		break;
