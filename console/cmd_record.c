@@ -50,10 +50,16 @@ static void usage(FILE *f)
 		   "  -o, --output FILE   the database to write (replaced if it exists)\n"
 		   "  -p, --pid PID       attach to a running process\n"
 		   "  -d, --duration S    stop after S seconds (with -p)\n"
-		   "  -q, --quiet         no progress line\n\n"
+		   "  -q, --quiet         no progress line\n"
+		   "      --ring N        with CMD: records per ring of each of its threads\n"
+		   "                      (a power of two, 1k..1m; default 16k = 512 KiB):\n"
+		   "                      larger rings lose less when this reader stalls.\n"
+		   "                      A process you attach to sets it itself with\n"
+		   "                      SPINDLE_TRACE_RING=N in its environment\n\n"
 		   "examples:\n"
 		   "  spindle record -o t.db -- ./build/bin/lostwake\n"
 		   "  spindle record -o t.db -p 4242 --duration 10\n"
+		   "  spindle record -o t.db --ring 256k -- ./build/bin/demo\n"
 		   "  spindle report t.db\n");
 }
 
@@ -61,7 +67,7 @@ static void usage(FILE *f)
  * fork + exec argv with SPINDLE_TRACE=1. An exec failure comes back through a
  * close-on-exec pipe. Returns the pid or -1 (message printed).
  */
-static pid_t spawn_child(char **argv)
+static pid_t spawn_child(char **argv, const char *ring)
 {
 	int p[2];
 	if (pipe2(p, O_CLOEXEC)) {
@@ -76,6 +82,8 @@ static pid_t spawn_child(char **argv)
 	if (pid == 0) {
 		close(p[0]);
 		setenv("SPINDLE_TRACE", "1", 1);
+		if (ring)
+			setenv("SPINDLE_TRACE_RING", ring, 1);
 		execvp(argv[0], argv);
 		int e = errno;
 		if (write(p[1], &e, sizeof e) < 0)
@@ -187,6 +195,7 @@ static int write_meta(spdb_writer *w, spc_stream *s, uint64_t t0, uint64_t t0_un
 	       spdb_put_meta_int(w, "t0_ns", (int64_t)t0) ||
 	       spdb_put_meta_int(w, "start_unix_ns", (int64_t)t0_unix) ||
 	       spdb_put_meta_int(w, "pid", pid) || spdb_put_meta_text(w, "command", buf) ||
+	       spdb_put_meta_int(w, "ring_capacity", r->hdr.ring_capacity) ||
 	       spdb_put_meta_int(w, "workers", 0);
 }
 
@@ -220,6 +229,7 @@ int sp_cmd_record(int argc, char **argv)
 					     {"quiet", no_argument, NULL, 'q'},
 					     {"synthetic", required_argument, NULL, 'S'},
 					     {"seed", required_argument, NULL, 's'},
+					     {"ring", required_argument, NULL, 'r'},
 					     {"help", no_argument, NULL, 'h'},
 					     {NULL, 0, NULL, 0}};
 	const char *out = NULL;
@@ -228,6 +238,7 @@ int sp_cmd_record(int argc, char **argv)
 	int quiet = 0, c;
 	unsigned long long synthetic = 0;
 	unsigned seed = 1;
+	const char *ring = NULL;
 	char *end;
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "+o:p:d:qh", opts, NULL)) != -1) {
@@ -262,6 +273,16 @@ int sp_cmd_record(int argc, char **argv)
 		case 's':
 			seed = (unsigned)strtoul(optarg, NULL, 10);
 			break;
+		case 'r':
+			if (!sp__trace_ring_cap_parse(optarg)) {
+				sp_cli_err(CMD,
+					   "bad --ring '%s' (records per ring: a power of two from "
+					   "1024 to 1M, e.g. 64k)",
+					   optarg);
+				return 2;
+			}
+			ring = optarg;
+			break;
 		case 'h':
 			usage(stdout);
 			return 0;
@@ -281,6 +302,11 @@ int sp_cmd_record(int argc, char **argv)
 		sp_cli_err(CMD, "give either a command after -- or -p PID (try --help)");
 		return 2;
 	}
+	if (ring && pid) {
+		sp_cli_err(CMD, "--ring sizes the rings of a command it starts: a running "
+				"process made its rings (start it with SPINDLE_TRACE_RING=N)");
+		return 2;
+	}
 
 	/* The database first: creating it takes file system work (tens of ms on
 	 * a busy machine) that must not stand between attaching and the first
@@ -298,7 +324,7 @@ int sp_cmd_record(int argc, char **argv)
 	uint64_t t0, t0_unix;
 	take_signals();
 	if (cmd) {
-		pid_t p = spawn_child(cmd);
+		pid_t p = spawn_child(cmd, ring);
 		if (p < 0) {
 			discard_db(w, out);
 			return 2;
@@ -351,10 +377,18 @@ int sp_cmd_record(int argc, char **argv)
 	uint64_t started = spc_mono_ns();
 	rc = sprec_live_run(&o, &st);
 	child_pid = 0;
+	uint32_t ring_cap = spc_stream_reader(s)->hdr.ring_capacity;
 	spc_stream_close(s);
 	int fin = spdb_put_meta_int(w, "finished", 1) == 0;
 	rc |= spdb_writer_close(w, fin);
 	summary(out, &st, (double)(spc_mono_ns() - started) / 1e9, file_size(out));
+	if (st.lost)
+		fprintf(stderr,
+			"spindle record: the lost events were overwritten in the target's rings "
+			"(%u records each) before this reader got to them; larger rings ride out "
+			"longer stalls: %s\n",
+			ring_cap,
+			cmd ? "--ring 256k" : "start the target with SPINDLE_TRACE_RING=256k");
 	if (cmd && WIFEXITED(status) && WEXITSTATUS(status))
 		fprintf(stderr, "spindle record: %s exited with status %d\n", cmd[0],
 			WEXITSTATUS(status));

@@ -43,6 +43,8 @@
  *     start_unix_ns  wall clock (CLOCK_REALTIME ns) at time 0
  *     pid          the recorded process
  *     command      its command line, arguments joined by spaces (TEXT)
+ *     ring_capacity  records per ring of the recorded process (its
+ *                  SPINDLE_TRACE_RING; absent in older recordings)
  *     workers      1 + the highest worker index seen
  *     end_ns       time of the last record (updated with every batch)
  *     finished     1 after a clean finish (absent: the recorder died)

@@ -35,6 +35,8 @@
 
 #define TRACE_RINGS 64         /* threads traced at once */
 #define TRACE_RING_CAP 16384   /* 512 KiB per ring; a reader polls it often */
+#define TRACE_RING_CAP_MIN 1024u
+#define TRACE_RING_CAP_MAX (1u << 20) /* 32 MiB a ring, 2 GiB for all 64 */
 #define TRACE_TASK_SLOTS 131072 /* 24 MiB of table, touched only as used */
 
 _Atomic bool sp__trace_enabled;
@@ -104,6 +106,40 @@ static void ring_key_release(void *v)
 	sp__tls.ring = NULL;
 }
 
+uint32_t sp__trace_ring_cap_parse(const char *s)
+{
+	if (!s || *s < '0' || *s > '9')
+		return 0;
+	char *end;
+	unsigned long long n = strtoull(s, &end, 10);
+	if (*end == 'k' || *end == 'K')
+		n <<= 10, end++;
+	else if (*end == 'm' || *end == 'M')
+		n <<= 20, end++;
+	if (*end || n < TRACE_RING_CAP_MIN || n > TRACE_RING_CAP_MAX || (n & (n - 1)))
+		return 0;
+	return (uint32_t)n;
+}
+
+/* Records per ring: SPINDLE_TRACE_RING, else TRACE_RING_CAP. A reader that
+ * falls behind (a loaded machine, a slow disk under `spindle record`) loses
+ * what the ring overwrote: a larger ring rides out longer stalls, at 32
+ * bytes a record of memory touched only as the ring fills. */
+static uint32_t trace_ring_cap(void)
+{
+	const char *e = getenv("SPINDLE_TRACE_RING");
+	if (!e || !*e)
+		return TRACE_RING_CAP;
+	uint32_t n = sp__trace_ring_cap_parse(e);
+	if (n)
+		return n;
+	fprintf(stderr,
+		"spindle: ignoring SPINDLE_TRACE_RING=%s (want records per ring, a power of two "
+		"from 1024 to 1M, e.g. 65536 or 64k)\n",
+		e);
+	return TRACE_RING_CAP;
+}
+
 /* The process's segment, created on first use; NULL if it cannot be. */
 sp__segment *sp__trace_segment(void)
 {
@@ -111,7 +147,7 @@ sp__segment *sp__trace_segment(void)
 		return &seg;
 	pthread_mutex_lock(&seg_lock);
 	if (atomic_load_explicit(&seg_state, memory_order_relaxed) == 0) {
-		int err = sp__seg_create(&seg, TRACE_RINGS, TRACE_RING_CAP, TRACE_TASK_SLOTS);
+		int err = sp__seg_create(&seg, TRACE_RINGS, trace_ring_cap(), TRACE_TASK_SLOTS);
 		if (!err) {
 			pthread_key_create(&ring_key, ring_key_release);
 			/* Published by the seg_state release below; read only

@@ -442,6 +442,11 @@ typedef struct sp__seg_wstat_info {
 } sp__seg_wstat_info;
 int sp__seg_read_wstat(const sp__seg_reader *r, unsigned i, sp__seg_wstat_info *out);
 
+/* SPINDLE_TRACE_RING's value (the ring size a traced process asks for):
+ * records per ring ("65536", "64k", "1m"), a power of two from 1024 to
+ * 2^20; 0 when it is not one. */
+uint32_t sp__trace_ring_cap_parse(const char *s);
+
 /* Ticks of this segment's clock to CLOCK_MONOTONIC ns. */
 uint64_t sp__seg_ticks_to_ns(const sp__seg_reader *r, uint64_t ticks);
 

@@ -24,6 +24,19 @@ assert s["reason"]=="lost_waker" and s["name"]=="forgetful" and d["flagged"], d'
 	fail "report --json"
 ok "report --json parses and says lost_waker"
 
+# 1b. --ring sizes the command's rings (meta.ring_capacity); a bad size is
+# refused before anything runs, and so is --ring with -p.
+"$SPINDLE" record -q -o "$T/ring.db" --ring 2k -- "$BIN/lostwake" >/dev/null 2>"$T/rec.err" ||
+	fail "record --ring 2k: $(cat "$T/rec.err")"
+n=$(python3 -c 'import sqlite3,sys; print(sqlite3.connect(sys.argv[1]).execute("SELECT value FROM meta WHERE key = ?", ("ring_capacity",)).fetchone()[0])' "$T/ring.db")
+[ "$n" = 2048 ] || fail "--ring 2k: meta ring_capacity is $n"
+"$SPINDLE" record -q -o "$T/bad.db" --ring 3000 -- "$BIN/lostwake" >/dev/null 2>"$T/rec.err"
+[ $? -eq 2 ] && grep -q "bad --ring '3000'" "$T/rec.err" || fail "--ring 3000 not refused"
+"$SPINDLE" record -q -o "$T/bad.db" --ring 64k -p $$ >/dev/null 2>"$T/rec.err"
+[ $? -eq 2 ] && grep -q "ring" "$T/rec.err" || fail "--ring with -p not refused"
+[ ! -e "$T/bad.db" ] || fail "a refused record left a database behind"
+ok "record --ring: sized rings, bad sizes refused"
+
 # 2. blocking: the long polls with their task and location.
 "$SPINDLE" record -q -o "$T/bl.db" -- "$BIN/blocking" --seconds 2 >/dev/null 2>&1 ||
 	fail "record blocking"

@@ -4,6 +4,7 @@
  * a reader (the segment reader the tools use) finds them, in order, with the
  * right task ids; with tracing off there is no ring.
  */
+#include <stdlib.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -106,7 +107,9 @@ static void trace__worker_rings_record_polls_wakes_and_spawns(void **state)
 	int stat_rc = stat(path, &st);
 	struct tally t = {.id = id};
 	unsigned rings_with_events = 0;
+	uint32_t ring_capacity = 0;
 	if (open_rc == 0) {
+		ring_capacity = r.hdr.ring_capacity;
 		for (unsigned i = 0; i < r.hdr.nrings; i++) {
 			uint64_t cursor = 1, lost = 0;
 			sp__ring_event ev[256];
@@ -128,6 +131,7 @@ static void trace__worker_rings_record_polls_wakes_and_spawns(void **state)
 	assert_int_equal(stat_rc, 0);
 	assert_int_equal(st.st_mode & 0777, 0600);
 	assert_true(rings_with_events >= 1);
+	assert_int_equal(ring_capacity, 2048); /* SPINDLE_TRACE_RING, set by main */
 	assert_int_equal(t.starts, 4); /* 3 yields + the final poll */
 	assert_int_equal(t.ends, 4);
 	assert_int_equal(t.ready_ends, 1);
@@ -154,9 +158,30 @@ static void trace__off_means_no_ring(void **state)
 	assert_int_equal(traced, 0);
 }
 
+static void trace__ring_size_from_the_environment_parses_strictly(void **state)
+{
+	(void)state;
+	/* arrange, act, assert: values SPINDLE_TRACE_RING takes or refuses */
+	assert_int_equal(sp__trace_ring_cap_parse("65536"), 65536);
+	assert_int_equal(sp__trace_ring_cap_parse("64k"), 65536);
+	assert_int_equal(sp__trace_ring_cap_parse("1M"), 1u << 20);
+	assert_int_equal(sp__trace_ring_cap_parse("1024"), 1024);
+	assert_int_equal(sp__trace_ring_cap_parse("512"), 0);	  /* too small */
+	assert_int_equal(sp__trace_ring_cap_parse("2m"), 0);	  /* too large */
+	assert_int_equal(sp__trace_ring_cap_parse("3000"), 0);	  /* not a power of two */
+	assert_int_equal(sp__trace_ring_cap_parse("64kb"), 0);	  /* trailing junk */
+	assert_int_equal(sp__trace_ring_cap_parse("-4096"), 0);
+	assert_int_equal(sp__trace_ring_cap_parse(""), 0);
+	assert_int_equal(sp__trace_ring_cap_parse("99999999999999999999"), 0);
+}
+
 int main(void)
 {
+	/* Before the segment exists (the first traced runtime makes it): the
+	 * rings test checks that the segment took this size. */
+	setenv("SPINDLE_TRACE_RING", "2k", 1);
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(trace__ring_size_from_the_environment_parses_strictly),
 		cmocka_unit_test(trace__worker_rings_record_polls_wakes_and_spawns),
 		cmocka_unit_test(trace__off_means_no_ring),
 	};
