@@ -95,6 +95,9 @@ void spr_print_text(FILE *o, const spr_findings *f, const char *path)
 	if (f->rings_off)
 		fprintf(o, "  (the event rings were off: the eBPF tracer's findings only; run the "
 			   "target with SPINDLE_TRACE=1 to record its polls and wakes too)\n");
+	if (f->lost)
+		fprintf(o, "  (events were lost: the counts below may fall short; record with "
+			   "larger rings, 'spindle record --ring 256k -- CMD')\n");
 
 	fprintf(o, "\nSTALLED TASKS\n");
 	if (!f->nstalls)
