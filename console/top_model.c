@@ -5,6 +5,12 @@
  * moved, so a topm_task pointer stays valid until topm_tick removes the task)
  * with a free list of removed records, and an open-addressing hash (linear
  * probing, backward-shift deletion, load <= 1/2) from id to pool index + 1.
+ * In front of the hash, a direct-mapped cache of the last TCACHE ids looked
+ * up by events (slot: id's low bits), holding the record's address: a poll
+ * is three or four events of one task in a row on its ring, so most lookups
+ * are hits at a compare instead of a hash, a probe and the chunk
+ * indirection. An entry is valid exactly while the hash maps its id to that
+ * record: task_remove clears it (records never move).
  *
  * STATE MACHINE per task, driven by events (trace_events.h):
  *   SPAWN -> scheduled; POLL_START -> running (a scheduled -> running step
@@ -26,6 +32,7 @@
 #define TASK_CHUNK (1u << TASK_CHUNK_SHIFT)
 #define MAX_CHUNKS 4096 /* 16M tasks */
 #define SEEN_MARK 0xffffu
+#define TCACHE 256 /* a power of two */
 
 struct hent {
 	uint64_t id;
@@ -44,6 +51,10 @@ struct topm_model {
 	struct hent *hash;  /* v: index + 1, 0 empty; the id kept beside it so that
 			     * probes do not touch the task records */
 	uint32_t hmask;
+	struct tcache {
+		uint64_t id; /* 0: empty */
+		topm_task *t;
+	} tcache[TCACHE];
 	size_t ntasks, ndone;
 	/* sites: segment sites by index, then table-only ones */
 	topm_site *sites;
@@ -200,6 +211,28 @@ static void hash_del(topm_model *m, uint64_t id)
 	m->hash[i] = (struct hent){0, 0};
 }
 
+/* A cache miss: the hash, then the cache slot takes the id. */
+static topm_task *task_find_slow(topm_model *m, uint64_t id)
+{
+	uint32_t v = id ? find_idx(m, id) : 0;
+	if (!v)
+		return NULL;
+	struct tcache *c = &m->tcache[id & (TCACHE - 1)];
+	c->id = id;
+	c->t = rec(m, v - 1);
+	return c->t;
+}
+
+/* The record of id, or NULL (always for id 0: an empty cache slot is
+ * {0, NULL} and id 0 is never cached). */
+static inline topm_task *task_get(topm_model *m, uint64_t id)
+{
+	const struct tcache *c = &m->tcache[id & (TCACHE - 1)];
+	if (c->id == id)
+		return c->t;
+	return task_find_slow(m, id);
+}
+
 static topm_task *task_new(topm_model *m, uint64_t id, uint64_t ns)
 {
 	if ((m->ntasks + 1) * 2 > (size_t)m->hmask + 1 && hash_grow(m))
@@ -228,6 +261,11 @@ static topm_task *task_new(topm_model *m, uint64_t id, uint64_t ns)
 	t->spawn_ns = t->since_ns = ns;
 	hash_put(m->hash, m->hmask, id, idx + 1);
 	m->ntasks++;
+	if (id) {
+		struct tcache *c = &m->tcache[id & (TCACHE - 1)];
+		c->id = id;
+		c->t = t;
+	}
 	return t;
 }
 
@@ -239,15 +277,18 @@ static void task_remove(topm_model *m, topm_task *t)
 	if (t->state == TOPM_DONE)
 		m->ndone--;
 	hash_del(m, t->id);
+	struct tcache *c = &m->tcache[t->id & (TCACHE - 1)];
+	if (c->id == t->id)
+		*c = (struct tcache){0, NULL};
 	t->id = 0;
 	t->hnext = m->free_head;
 	m->free_head = v;
 	m->ntasks--;
 }
 
-static topm_task *task_get_or_new(topm_model *m, uint64_t id, uint64_t ns)
+static inline topm_task *task_get_or_new(topm_model *m, uint64_t id, uint64_t ns)
 {
-	topm_task *t = topm_task_get(m, id);
+	topm_task *t = task_get(m, id);
 	return t ? t : task_new(m, id, ns);
 }
 
@@ -308,13 +349,11 @@ static uint32_t site_intern(topm_model *m, const char *name, const char *file, u
 
 unsigned topm_hist_bucket(uint64_t ns)
 {
+	/* the bit length of us, at most the last bucket (a loop over the bits
+	 * was a tenth of the model's time per event) */
 	uint64_t us = ns / 1000;
-	unsigned b = 0;
-	while (us && b < TOPM_HIST_BUCKETS - 1) {
-		us >>= 1;
-		b++;
-	}
-	return b;
+	unsigned b = us ? 64u - (unsigned)__builtin_clzll(us) : 0;
+	return b < TOPM_HIST_BUCKETS - 1 ? b : TOPM_HIST_BUCKETS - 1;
 }
 
 uint64_t topm_hist_bucket_end(unsigned b)
@@ -324,7 +363,7 @@ uint64_t topm_hist_bucket_end(unsigned b)
 
 /* Counters are 16 bits; on saturation the whole histogram halves, keeping
  * its shape (and favouring recent samples). */
-static void hist_add(uint16_t *h, uint64_t ns)
+static inline void hist_add(uint16_t *h, uint64_t ns)
 {
 	unsigned b = topm_hist_bucket(ns);
 	if (h[b] == UINT16_MAX)
@@ -374,19 +413,23 @@ static void focus_push(topm_model *m, const topm_ev *e)
 		m->focus_head = (m->focus_head + 1) % TOPM_FOCUS_EVENTS;
 }
 
-static void task_ev(topm_model *m, topm_task *t, const spc_event *ev)
+static inline void task_ev(topm_model *m, topm_task *t, const spc_event *ev)
 {
-	topm_ev e = {.ns = ev->ns,
-		     .a = ev->a,
-		     .type = (uint8_t)ev->type,
-		     .worker = (int8_t)(ev->worker >= 0 && ev->worker < 127 ? ev->worker : -1)};
-	t->ev[(t->ev_head + t->ev_count) % TOPM_TASK_EVENTS] = e;
-	if (t->ev_count < TOPM_TASK_EVENTS)
-		t->ev_count++;
-	else
-		t->ev_head = (uint8_t)((t->ev_head + 1) % TOPM_TASK_EVENTS);
+	unsigned slot, n = t->ev_count;
+	if (n < TOPM_TASK_EVENTS) {
+		slot = (t->ev_head + n) % TOPM_TASK_EVENTS;
+		t->ev_count = (uint8_t)(n + 1);
+	} else { /* full: the oldest goes */
+		slot = t->ev_head;
+		t->ev_head = (uint8_t)((slot + 1) % TOPM_TASK_EVENTS);
+	}
+	topm_ev *e = &t->ev[slot];
+	*e = (topm_ev){.ns = ev->ns,
+		       .a = ev->a,
+		       .type = (uint8_t)ev->type,
+		       .worker = (int8_t)((uint32_t)ev->worker < 127 ? ev->worker : -1)};
 	if (t->id == m->focus_id)
-		focus_push(m, &e);
+		focus_push(m, e);
 }
 
 static inline uint64_t since(uint64_t from, uint64_t to)
@@ -515,7 +558,7 @@ static void ev_wake(topm_model *m, const spc_event *ev)
 
 static void ev_spawn(topm_model *m, const spc_event *ev)
 {
-	topm_task *t = topm_task_get(m, ev->b);
+	topm_task *t = task_get(m, ev->b);
 	if (!t) {
 		t = task_new(m, ev->b, ev->ns);
 		if (!t)
@@ -530,7 +573,7 @@ static void ev_spawn(topm_model *m, const spc_event *ev)
 	t->site = ev->a;
 	t->spawn_ns = ev->ns;
 	task_ev(m, t, ev);
-	topm_task *p = topm_task_get(m, ev->task);
+	topm_task *p = task_get(m, ev->task);
 	if (p)
 		task_ev(m, p, ev);
 }
@@ -583,7 +626,7 @@ void topm_event(topm_model *m, const spc_event *ev)
 		break;
 	case SP_EV_INJECT_PUSH:
 	case SP_EV_INJECT_POP:
-		if ((t = topm_task_get(m, ev->b)))
+		if ((t = task_get(m, ev->b)))
 			task_ev(m, t, ev);
 		break;
 	case SP_EV_TASK_DONE:

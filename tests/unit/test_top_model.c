@@ -501,6 +501,73 @@ static void hash__churn_keeps_every_lookup_right(void **state)
 	topm_free(m);
 }
 
+/* The model looks ids up through a small direct-mapped cache in front of the
+ * hash (slot: the id's low bits). Ids that share a slot, and a record that
+ * is removed and then reused for another id, must never be confused: events
+ * of the removed id make a new task, and the reused record's counters stay
+ * its own. */
+static void hash__cache_keeps_colliding_and_reused_ids_apart(void **state)
+{
+	(void)state;
+	topm_config c;
+	topm_config_default(&c);
+	c.keep_done_ns = 0;
+	c.max_done = 0;
+	topm_model *m = topm_new(&c, NULL, NULL);
+	/* 64 ids per slot for 4 slots, events interleaved across them */
+	const uint64_t step = 1u << 16, per = 64;
+	for (uint64_t k = 0; k < per; k++)
+		for (uint64_t s = 1; s <= 4; s++)
+			spawn(m, T0, s + k * step, 0, 0);
+	for (int round = 0; round < 3; round++)
+		for (uint64_t k = 0; k < per; k++)
+			for (uint64_t s = 1; s <= 4; s++) {
+				uint64_t id = s + k * step;
+				feed(m, T0 + 1, SP_EV_WAKE, SP_WAKE_BY_VALUE, id, 0, 0);
+				if (s % 2)
+					feed(m, T0 + 1, SP_EV_WAKER_CLONE, SP_HOLD_TIMER, id, 0, 0);
+			}
+	for (uint64_t k = 0; k < per; k++)
+		for (uint64_t s = 1; s <= 4; s++) {
+			topm_task *t = topm_task_get(m, s + k * step);
+			assert_non_null(t);
+			assert_int_equal(t->id, s + k * step);
+			assert_int_equal(t->wakes, 3);
+			assert_int_equal(t->drops, 3);
+			assert_int_equal(t->clones, s % 2 ? 3 : 0);
+		}
+	/* end and expire id 1, just looked up (cached); its record goes to
+	 * the free list and the next new task takes it */
+	feed(m, T0 + 2, SP_EV_WAKE, 0, 1, 0, 0);
+	feed(m, T0 + 2, SP_EV_TASK_DONE, 0, 1, -1, 0);
+	topm_task *old = topm_task_get(m, 1);
+	assert_non_null(old);
+	topm_tick(m, T0 + 10);
+	assert_null(topm_task_get(m, 1));
+	spawn(m, T0 + 20, 9999, 0, 0);
+	topm_task *reused = topm_task_get(m, 9999);
+	assert_ptr_equal(reused, old);
+	/* an event of the removed id: a new task, not the reused record */
+	feed(m, T0 + 21, SP_EV_WAKE, 0, 1, 0, 0);
+	topm_task *again = topm_task_get(m, 1);
+	assert_non_null(again);
+	assert_ptr_not_equal(again, reused);
+	assert_int_equal(again->wakes, 1);
+	assert_int_equal(reused->wakes, 0);
+	assert_int_equal(reused->id, 9999);
+	/* and the reused record's own events reach it */
+	feed(m, T0 + 22, SP_EV_WAKE, 0, 9999, 0, 0);
+	assert_int_equal(reused->wakes, 1);
+	assert_int_equal(again->wakes, 1);
+	/* a task removed from the cache's slot by its neighbours is still found */
+	for (uint64_t k = 1; k < per; k++)
+		feed(m, T0 + 23, SP_EV_WAKE, 0, 2 + k * step, 0, 0);
+	feed(m, T0 + 23, SP_EV_WAKE, 0, 2, 0, 0);
+	assert_int_equal(topm_task_get(m, 2)->wakes, 4);
+	assert_int_equal(topm_task_get(m, 2 + step)->wakes, 4);
+	topm_free(m);
+}
+
 static void hist__percentiles_and_sparkline(void **state)
 {
 	(void)state;
@@ -509,6 +576,21 @@ static void hist__percentiles_and_sparkline(void **state)
 	assert_int_equal(topm_hist_bucket(500), 0);
 	assert_int_equal(topm_hist_bucket(1500), 1);
 	assert_int_equal(topm_hist_bucket(10 * MS), 14);
+	/* the bucket is the bit length of the microseconds, capped at the
+	 * last: the same as shifting them down one bit at a time */
+	for (unsigned bit = 0; bit < 64; bit++)
+		for (int d = -1; d <= 1; d++)
+			for (uint64_t scale = 1; scale <= 1000; scale *= 1000) {
+				uint64_t ns = ((1ull << bit) + (uint64_t)(int64_t)d) * scale;
+				uint64_t us = ns / 1000;
+				unsigned want = 0;
+				while (us && want < TOPM_HIST_BUCKETS - 1) {
+					us >>= 1;
+					want++;
+				}
+				assert_int_equal(topm_hist_bucket(ns), want);
+			}
+	assert_int_equal(topm_hist_bucket(UINT64_MAX), TOPM_HIST_BUCKETS - 1);
 	h[topm_hist_bucket(3000)] = 90; /* 90 polls in [2,4) us */
 	h[topm_hist_bucket(20 * MS)] = 9;
 	h[topm_hist_bucket(900 * MS)] = 1;
@@ -570,6 +652,7 @@ int main(void)
 		cmocka_unit_test(expiry__done_tasks_leave_after_keep_and_cap),
 		cmocka_unit_test(snapshot__seeds_raises_and_ends_missing),
 		cmocka_unit_test(hash__churn_keeps_every_lookup_right),
+		cmocka_unit_test(hash__cache_keeps_colliding_and_reused_ids_apart),
 		cmocka_unit_test(hist__percentiles_and_sparkline),
 		cmocka_unit_test(focus__collects_the_selected_tasks_events),
 	};
