@@ -3,10 +3,16 @@
  * (stream.h has the contract).
  *
  * Each poll reads every ring to its head in batches, annotates each record
- * with its ring's context (thread kind, worker, task being polled), appends
- * it to the held-back buffer, sorts the buffer by (time, ring, sequence) and
- * delivers the prefix older than the watermark (now - slack). The buffer
- * only ever holds about one slack's worth of events plus one poll's reads.
+ * with its ring's context (thread kind, worker, task being polled) and
+ * appends it to that ring's held-back queue, which is kept sorted by (time,
+ * sequence): a ring's records almost always are already. Delivery merges the
+ * queues' heads with a binary heap of rings keyed by (time, ring) and stops
+ * at the first event newer than the watermark (now - slack): the order of
+ * one buffer of all rings sorted by (time, ring, sequence), as the stream
+ * was first built, without merging every ring's records into one buffer (at
+ * 25M events/s that merge copied each event once more, a sixth of the
+ * reader's instructions). The queues only ever hold about one slack's worth
+ * of events plus one poll's reads.
  */
 #include "clock.h"
 #include "stream.h"
@@ -19,7 +25,16 @@
 
 #define READ_BATCH 4096
 
+/* Events read from a ring and not delivered yet, sorted by ev_cmp. */
+struct held {
+	spc_event *buf; /* the allocation */
+	spc_event *ev;	/* the oldest held: buf + off */
+	size_t off;	/* delivered events before ev */
+	size_t n, cap;	/* cap counts from ev to the allocation's end */
+};
+
 struct ring_ctx {
+	struct held q;
 	uint64_t cursor;   /* next sequence number wanted */
 	uint64_t lost;	   /* records missed so far */
 	uint64_t cur_task; /* task whose poll is open on this ring, 0 none */
@@ -36,12 +51,8 @@ struct site_cache {
 struct spc_stream {
 	sp__seg_reader r;
 	struct ring_ctx *rings;
-	spc_event *buf;	 /* held's allocation */
-	size_t off;	 /* held == buf + off: delivered events before it */
-	spc_event *held; /* sorted or not; see poll */
-	size_t nheld, capheld; /* capheld counts from held to the buffer's end */
-	size_t *runs, nruns; /* starts of the runs of held (sort_held) */
-	spc_event *tmp;	     /* sort_held's scratch, kept between polls */
+	uint32_t *heap;	 /* deliver's heap of rings, nrings entries */
+	spc_event *tmp;	 /* settle's scratch, kept between polls */
 	size_t captmp;
 	sp__ring_event *batch;
 	struct site_cache *sites;
@@ -144,11 +155,11 @@ int spc_stream_open_reader(spc_stream **out, sp__seg_reader *r, unsigned flags)
 	unsigned n = s->r.hdr.nrings;
 	s->rings = calloc(n ? n : 1, sizeof *s->rings);
 	s->batch = malloc(READ_BATCH * sizeof *s->batch);
-	s->runs = malloc(((size_t)s->r.hdr.nrings + 1) * sizeof *s->runs); /* NULL: qsort */
+	s->heap = malloc((n ? n : 1) * sizeof *s->heap);
 	s->sites = calloc(s->r.hdr.site_slots ? s->r.hdr.site_slots : 1, sizeof *s->sites);
-	if (!s->rings || !s->batch || !s->sites) {
+	if (!s->rings || !s->heap || !s->batch || !s->sites) {
 		free(s->rings);
-		free(s->runs);
+		free(s->heap);
 		free(s->batch);
 		free(s->sites);
 		free(s);
@@ -200,10 +211,11 @@ void spc_stream_close(spc_stream *s)
 {
 	if (!s)
 		return;
+	for (unsigned i = 0; i < s->r.hdr.nrings; i++)
+		free(s->rings[i].q.buf);
 	sp__seg_close(&s->r);
 	free(s->rings);
-	free(s->buf);
-	free(s->runs);
+	free(s->heap);
 	free(s->tmp);
 	free(s->batch);
 	free(s->sites);
@@ -211,34 +223,34 @@ void spc_stream_close(spc_stream *s)
 }
 
 /*
- * Room for `more` events after the held ones. Delivery only moves `held`
+ * Room for `more` events after the ones q holds. Delivery only moves q->ev
  * forward (the events newer than the watermark, ~2 ms of them, stay where
  * they are): moving them down to the buffer's start on every poll copied a
  * few MB a poll at 20M events/s, 15% of the console's CPU. They move down
  * when the space before them is at least three times their size, so each
  * event is copied a third of a time on average; otherwise the buffer grows.
  */
-static int held_reserve(spc_stream *s, size_t more)
+static int held_reserve(struct held *q, size_t more)
 {
-	if (s->nheld + more <= s->capheld)
+	if (q->n + more <= q->cap)
 		return 0;
-	size_t total = s->off + s->capheld;
-	if (s->off >= 3 * s->nheld && s->nheld + more <= total) {
-		memmove(s->buf, s->held, s->nheld * sizeof *s->held);
-		s->held = s->buf;
-		s->capheld = total;
-		s->off = 0;
+	size_t total = q->off + q->cap;
+	if (q->off >= 3 * q->n && q->n + more <= total) {
+		memmove(q->buf, q->ev, q->n * sizeof *q->ev);
+		q->ev = q->buf;
+		q->cap = total;
+		q->off = 0;
 		return 0;
 	}
-	size_t cap = total ? total * 2 : 8192;
-	while (cap < s->off + s->nheld + more)
+	size_t cap = total ? total * 2 : 4096;
+	while (cap < q->off + q->n + more)
 		cap *= 2;
-	spc_event *h = realloc(s->buf, cap * sizeof *h);
+	spc_event *h = realloc(q->buf, cap * sizeof *h);
 	if (!h)
 		return -1;
-	s->buf = h;
-	s->held = h + s->off;
-	s->capheld = cap - s->off;
+	q->buf = h;
+	q->ev = h + q->off;
+	q->cap = cap - q->off;
 	return 0;
 }
 
@@ -283,14 +295,16 @@ static void annotate(spc_stream *s, unsigned i, const sp__ring_event *e, spc_eve
 }
 
 /*
- * The same as annotate over a whole batch, with room for it and its
- * self-wakes already reserved: the ring's context lives in locals (stores
- * into the events could alias it in memory), the clock conversion is
- * inlined, and a POLL_END's expanded wakes are copies of its own event.
- * This loop is most of what the console spends per event before the
- * model; it was 80 instructions an event as annotate called per record.
+ * The same as annotate over a whole batch, appended to ring i's queue with
+ * room for it and its self-wakes already reserved: the ring's context lives
+ * in locals (stores into the events could alias it in memory), the clock
+ * conversion is inlined, and a POLL_END's expanded wakes are copies of its
+ * own event. This loop is most of what the console spends per event before
+ * the model; it was 80 instructions an event as annotate called per record.
+ * Returns 1 when a record's time is below the one before it in the queue
+ * (the queue needs settle), else 0.
  */
-static void annotate_batch(spc_stream *s, unsigned i, const sp__ring_event *batch, size_t n)
+static int annotate_batch(spc_stream *s, unsigned i, const sp__ring_event *batch, size_t n)
 {
 	struct ring_ctx *c = &s->rings[i];
 	uint64_t cur = c->cur_task;
@@ -299,7 +313,9 @@ static void annotate_batch(spc_stream *s, unsigned i, const sp__ring_event *batc
 	/* sp__seg_ticks_to_ns's formula (trace_segment.h, CLOCK) */
 	const uint64_t tick0 = s->r.hdr.clock_tick0, ns0 = s->r.hdr.clock_ns0;
 	const uint64_t mult = s->r.hdr.clock_mult;
-	spc_event *out = s->held + s->nheld;
+	spc_event *out = c->q.ev + c->q.n;
+	uint64_t prev = c->q.n ? out[-1].ticks : 0;
+	int unsorted = 0;
 	for (size_t k = 0; k < n; k++) {
 		const sp__ring_event *e = &batch[k];
 		uint32_t type = e->type;
@@ -322,6 +338,10 @@ static void annotate_batch(spc_stream *s, unsigned i, const sp__ring_event *batc
 		default:
 			break;
 		}
+		/* within a ring, sequence numbers only grow (and a POLL_END's
+		 * wakes come before it): only a time going back breaks order */
+		unsorted |= e->ts < prev;
+		prev = e->ts;
 		spc_event ev = {
 			.ns = ns0 + (uint64_t)(((unsigned __int128)(e->ts - tick0) * mult) >> 32),
 			.ticks = e->ts,
@@ -351,59 +371,11 @@ static void annotate_batch(spc_stream *s, unsigned i, const sp__ring_event *batc
 		}
 		*out++ = ev;
 	}
-	s->nheld = (size_t)(out - s->held);
+	c->q.n = (size_t)(out - c->q.ev);
 	c->cur_task = cur;
 	c->worker = worker;
 	c->kind = kind;
-}
-
-/* Read ring i to its head into the held buffer. */
-static void read_ring(spc_stream *s, unsigned i)
-{
-	struct ring_ctx *c = &s->rings[i];
-	c->tid = sp__seg_reader_ring_owner(&s->r, i);
-	for (;;) {
-		uint64_t lost = 0;
-		size_t n =
-			sp__seg_reader_ring_read(&s->r, i, &c->cursor, s->batch, READ_BATCH, &lost);
-		if (lost) {
-			c->lost += lost;
-			c->cur_task = 0; /* the missed records may have closed it */
-		}
-		if (n == 0)
-			break;
-		if (held_reserve(s, n) < 0)
-			break; /* out of memory: leave them in the ring */
-		size_t selfs = 0;
-		for (size_t k = 0; k < n; k++)
-			if (s->batch[k].type == SP_EV_POLL_END)
-				selfs += (s->batch[k].a >> SP_POLL_SELF_SHIFT) & SP_POLL_SELF_MAX;
-		if (held_reserve(s, n + selfs) == 0) {
-			annotate_batch(s, i, s->batch, n);
-		} else {
-			/* Short of memory: one record at a time, the self-wakes
-			 * only where there is room for them and the rest. */
-			for (size_t k = 0; k < n; k++) {
-				const sp__ring_event *e = &s->batch[k];
-				uint32_t sw = e->type == SP_EV_POLL_END
-						      ? (e->a >> SP_POLL_SELF_SHIFT) & SP_POLL_SELF_MAX
-						      : 0;
-				if (sw && held_reserve(s, (n - k) + sw) == 0) {
-					sp__ring_event w = *e;
-					w.type = SP_EV_WAKE;
-					w.a = SP_WAKE_SELF;
-					for (uint32_t j = 0; j < sw; j++) {
-						spc_event *ev = &s->held[s->nheld++];
-						annotate(s, i, &w, ev);
-						ev->expanded = 1;
-					}
-				}
-				annotate(s, i, e, &s->held[s->nheld++]);
-			}
-		}
-		if (n < READ_BATCH)
-			break;
-	}
+	return unsorted;
 }
 
 static int ev_cmp(const void *pa, const void *pb)
@@ -418,98 +390,194 @@ static int ev_cmp(const void *pa, const void *pb)
 	return b->expanded - a->expanded; /* expanded wakes before their POLL_END */
 }
 
-/* Read every ring, noting where each one's records start in held. */
+/* q's events [0, mid) are sorted and [mid, n) were just appended: sort them,
+ * then merge them into the sorted part, moving only the part of it that is
+ * later than their first. Rare: a ring's records are in time order unless
+ * a thread stamps one with an older clock reading. */
+static void settle(spc_stream *s, struct held *q, size_t mid)
+{
+	spc_event *h = q->ev;
+	size_t end = q->n;
+	for (size_t i = mid + 1; i < end; i++)
+		if (ev_cmp(&h[i - 1], &h[i]) > 0) {
+			qsort(h + mid, end - mid, sizeof *h, ev_cmp);
+			break;
+		}
+	if (!mid || mid == end || ev_cmp(&h[mid - 1], &h[mid]) <= 0)
+		return;
+	/* The first record of the sorted part later than h[mid]. */
+	size_t a = 0, b = mid;
+	while (a < b) {
+		size_t m = a + (b - a) / 2;
+		if (ev_cmp(&h[m], &h[mid]) <= 0)
+			a = m + 1;
+		else
+			b = m;
+	}
+	size_t nl = mid - a;
+	if (nl > s->captmp) {
+		spc_event *t = realloc(s->tmp, nl * sizeof *t);
+		if (!t) {
+			qsort(h, end, sizeof *h, ev_cmp);
+			return;
+		}
+		s->tmp = t;
+		s->captmp = nl;
+	}
+	memcpy(s->tmp, h + a, nl * sizeof *h);
+	size_t l = 0, r = mid, w = a;
+	while (l < nl && r < end)
+		h[w++] = ev_cmp(&h[r], &s->tmp[l]) < 0 ? h[r++] : s->tmp[l++];
+	while (l < nl)
+		h[w++] = s->tmp[l++];
+}
+
+/* Read ring i to its head into its queue. */
+static void read_ring(spc_stream *s, unsigned i)
+{
+	struct ring_ctx *c = &s->rings[i];
+	struct held *q = &c->q;
+	c->tid = sp__seg_reader_ring_owner(&s->r, i);
+	for (;;) {
+		uint64_t lost = 0;
+		size_t n =
+			sp__seg_reader_ring_read(&s->r, i, &c->cursor, s->batch, READ_BATCH, &lost);
+		if (lost) {
+			c->lost += lost;
+			c->cur_task = 0; /* the missed records may have closed it */
+		}
+		if (n == 0)
+			break;
+		if (held_reserve(q, n) < 0)
+			break; /* out of memory: leave them in the ring */
+		size_t mid = q->n, selfs = 0;
+		for (size_t k = 0; k < n; k++)
+			if (s->batch[k].type == SP_EV_POLL_END)
+				selfs += (s->batch[k].a >> SP_POLL_SELF_SHIFT) & SP_POLL_SELF_MAX;
+		if (held_reserve(q, n + selfs) == 0) {
+			if (annotate_batch(s, i, s->batch, n))
+				settle(s, q, mid);
+		} else {
+			/* Short of memory: one record at a time, the self-wakes
+			 * only where there is room for them and the rest. */
+			for (size_t k = 0; k < n; k++) {
+				const sp__ring_event *e = &s->batch[k];
+				uint32_t sw = e->type == SP_EV_POLL_END
+						      ? (e->a >> SP_POLL_SELF_SHIFT) & SP_POLL_SELF_MAX
+						      : 0;
+				if (sw && held_reserve(q, (n - k) + sw) == 0) {
+					sp__ring_event w = *e;
+					w.type = SP_EV_WAKE;
+					w.a = SP_WAKE_SELF;
+					for (uint32_t j = 0; j < sw; j++) {
+						spc_event *ev = &q->ev[q->n++];
+						annotate(s, i, &w, ev);
+						ev->expanded = 1;
+					}
+				}
+				annotate(s, i, e, &q->ev[q->n++]);
+			}
+			settle(s, q, mid);
+		}
+		if (n < READ_BATCH)
+			break;
+	}
+}
+
 static void read_rings(spc_stream *s)
 {
-	s->nruns = 0;
-	if (s->runs)
-		s->runs[s->nruns++] = 0; /* what the last delivery left: sorted */
-	for (unsigned i = 0; i < s->r.hdr.nrings; i++) {
-		size_t b = s->nheld;
+	for (unsigned i = 0; i < s->r.hdr.nrings; i++)
 		read_ring(s, i);
-		if (s->runs && s->nheld > b)
-			s->runs[s->nruns++] = b;
-	}
 }
 
-/* held is runs of records, each one ring's (or the sorted rest of the last
- * delivery), that are almost always in order already: sort a run that is not,
- * then merge each run into the sorted prefix before it, moving only the part
- * of the prefix that is later than the run's first record. No allocation per
- * call (qsort's scratch is the size of all that is held, every time). */
-static void sort_held(spc_stream *s)
+/* Heap order of rings by their oldest held event: ev_cmp's, as events of
+ * two rings differ in time or ring. */
+static inline int ring_before(const spc_stream *s, uint32_t x, uint32_t y)
 {
-	spc_event *h = s->held;
-	if (!s->runs) {
-		qsort(h, s->nheld, sizeof *h, ev_cmp);
-		return;
+	uint64_t tx = s->rings[x].q.ev->ticks, ty = s->rings[y].q.ev->ticks;
+	return tx != ty ? tx < ty : x < y;
+}
+
+static inline void sift_down(const spc_stream *s, uint32_t *heap, size_t n, size_t i)
+{
+	uint32_t r = heap[i];
+	for (;;) {
+		size_t c = 2 * i + 1;
+		if (c >= n)
+			break;
+		if (c + 1 < n && ring_before(s, heap[c + 1], heap[c]))
+			c++;
+		if (!ring_before(s, heap[c], r))
+			break;
+		heap[i] = heap[c];
+		i = c;
 	}
-	/* Run 0 is what the last delivery left: sorted already (checking it
-	 * again every poll was a third of the console's delivery time). */
-	for (size_t k = 1; k < s->nruns; k++) {
-		size_t lo = s->runs[k], hi = k + 1 < s->nruns ? s->runs[k + 1] : s->nheld;
-		for (size_t i = lo + 1; i < hi; i++)
-			if (ev_cmp(&h[i - 1], &h[i]) > 0) {
-				qsort(h + lo, hi - lo, sizeof *h, ev_cmp);
-				break;
-			}
-	}
-	for (size_t k = 1; k < s->nruns; k++) {
-		size_t mid = s->runs[k], end = k + 1 < s->nruns ? s->runs[k + 1] : s->nheld;
-		if (!mid || ev_cmp(&h[mid - 1], &h[mid]) <= 0)
-			continue;
-		/* The first record of the prefix later than h[mid]. */
-		size_t a = 0, b = mid;
-		while (a < b) {
-			size_t m = a + (b - a) / 2;
-			if (ev_cmp(&h[m], &h[mid]) <= 0)
-				a = m + 1;
-			else
-				b = m;
-		}
-		size_t nl = mid - a;
-		if (nl > s->captmp) {
-			spc_event *t = realloc(s->tmp, nl * sizeof *t);
-			if (!t) {
-				qsort(h, s->nheld, sizeof *h, ev_cmp);
-				return;
-			}
-			s->tmp = t;
-			s->captmp = nl;
-		}
-		memcpy(s->tmp, h + a, nl * sizeof *h);
-		size_t l = 0, r = mid, w = a;
-		while (l < nl && r < end)
-			h[w++] = ev_cmp(&h[r], &s->tmp[l]) < 0 ? h[r++] : s->tmp[l++];
-		while (l < nl)
-			h[w++] = s->tmp[l++];
+	heap[i] = r;
+}
+
+static void held_taken(struct held *q, size_t k)
+{
+	q->ev += k;
+	q->off += k;
+	q->cap -= k;
+	q->n -= k;
+	if (q->n == 0) { /* nothing left: start from the beginning again */
+		q->ev = q->buf;
+		q->cap += q->off;
+		q->off = 0;
 	}
 }
 
+/* Deliver the held events up to the watermark in ev_cmp order: the ring
+ * with the oldest head is the heap's root; its events go out while they
+ * come before the older of its children's heads (a run of one poll's
+ * events, usually), then it sinks. */
 static size_t deliver(spc_stream *s, uint64_t watermark, spc_event_cb cb, void *arg)
 {
-	if (s->nheld == 0)
-		return 0;
-	sort_held(s);
-	size_t n = 0;
-	while (n < s->nheld && s->held[n].ns <= watermark) {
-		spc_event *ev = &s->held[n];
-		if (ev->ns < s->last_ns)
-			ev->late = 1;
-		else
-			s->last_ns = ev->ns;
-		cb(ev, arg);
-		n++;
+	uint32_t *heap = s->heap;
+	size_t nh = 0, n = 0;
+	for (unsigned i = 0; i < s->r.hdr.nrings; i++)
+		if (s->rings[i].q.n)
+			heap[nh++] = i;
+	for (size_t i = nh / 2; i-- > 0;)
+		sift_down(s, heap, nh, i);
+	uint64_t last = s->last_ns;
+	while (nh) {
+		uint32_t r = heap[0];
+		struct held *q = &s->rings[r].q;
+		/* The root's events up to `bound` in time come first: at the
+		 * next ring's head time only if the root's index is lower
+		 * (then that head is later than the root's own). */
+		uint64_t bound = UINT64_MAX;
+		if (nh > 1) {
+			size_t c = nh > 2 && ring_before(s, heap[2], heap[1]) ? 2 : 1;
+			uint64_t t = s->rings[heap[c]].q.ev->ticks;
+			bound = r < heap[c] ? t : t - 1;
+		}
+		spc_event *ev = q->ev, *end = q->ev + q->n;
+		int stop = 0;
+		for (; ev < end && ev->ticks <= bound; ev++) {
+			if (ev->ns > watermark) {
+				stop = 1;
+				break;
+			}
+			if (ev->ns < last)
+				ev->late = 1;
+			else
+				last = ev->ns;
+			cb(ev, arg);
+		}
+		size_t k = (size_t)(ev - q->ev);
+		n += k;
+		held_taken(q, k);
+		if (stop)
+			break;
+		if (!q->n)
+			heap[0] = heap[--nh];
+		if (nh > 1)
+			sift_down(s, heap, nh, 0);
 	}
-	s->held += n;
-	s->off += n;
-	s->capheld -= n;
-	s->nheld -= n;
-	if (s->nheld == 0) { /* nothing left: start from the beginning again */
-		s->held = s->buf;
-		s->capheld += s->off;
-		s->off = 0;
-	}
+	s->last_ns = last;
 	s->delivered += n;
 	return n;
 }

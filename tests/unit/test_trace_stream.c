@@ -337,12 +337,167 @@ static void stream__self_wakes_counted_in_poll_end_come_out_as_wakes(void **stat
 	assert_int_equal(x.end_after_expanded, 1);
 }
 
+/* ---- order across rings ------------------------------------------------------ */
+
+/* A segment written by hand: rings whose times tie with each other, records
+ * stamped earlier than the one before them in their ring, events held back
+ * (newer than the slack) that later reads must sort before, and self-wakes
+ * expanded from POLL_ENDs. What the stream delivers must be what sorting
+ * everything read so far by (time, ring, sequence, expanded first) and
+ * taking the part older than the slack gives, poll after poll, with `late`
+ * set on each event older than one delivered before it. */
+#define ORD_RINGS 5
+#define ORD_MAX 20000
+
+struct ord_ev {
+	uint64_t ticks, seq, b;
+	uint32_t ring, type, a;
+	int expanded, late;
+};
+
+static int ord_cmp(const void *pa, const void *pb)
+{
+	const struct ord_ev *a = pa, *b = pb;
+	if (a->ticks != b->ticks)
+		return a->ticks < b->ticks ? -1 : 1;
+	if (a->ring != b->ring)
+		return a->ring < b->ring ? -1 : 1;
+	if (a->seq != b->seq)
+		return a->seq < b->seq ? -1 : 1;
+	return b->expanded - a->expanded;
+}
+
+struct ord_got {
+	struct ord_ev ev[ORD_MAX];
+	size_t n;
+};
+
+static void on_ord(const spc_event *ev, void *arg)
+{
+	struct ord_got *g = arg;
+	assert_true(g->n < ORD_MAX);
+	assert_int_equal(ev->ns, ev->ticks); /* the segment's clock: ticks are ns */
+	g->ev[g->n++] = (struct ord_ev){ev->ticks, ev->seq,	 ev->b,	       ev->ring,
+					ev->type,  ev->a,	 ev->expanded, ev->late};
+}
+
+static uint64_t ord_rng = 88172645463325252ull;
+static uint32_t ord_rnd(void)
+{
+	ord_rng ^= ord_rng << 13;
+	ord_rng ^= ord_rng >> 7;
+	ord_rng ^= ord_rng << 17;
+	return (uint32_t)(ord_rng >> 20);
+}
+
+static void stream__rings_merge_in_time_order_across_polls(void **state)
+{
+	(void)state;
+	char path[64];
+	snprintf(path, sizeof path, "/dev/shm/spindle-test-order.%d", (int)getpid());
+	sp__segment seg;
+	assert_int_equal(sp__seg_create_at(&seg, path, ORD_RINGS, 1u << 14, 8), 0);
+	seg.hdr->clock_tick0 = 0; /* ticks are CLOCK_MONOTONIC ns */
+	seg.hdr->clock_ns0 = 0;
+	seg.hdr->clock_mult = 1ull << 32;
+	sp__ring *ring[ORD_RINGS];
+	uint64_t seq[ORD_RINGS] = {0};
+	for (unsigned i = 0; i < ORD_RINGS; i++) {
+		assert_int_equal(sp__seg_claim_ring(&seg, 100 + i), (int)i);
+		ring[i] = sp__seg_ring(&seg, i);
+	}
+	sp__seg_reader r;
+	assert_int_equal(sp__seg_open_file(&r, path), 0);
+	spc_stream *s = NULL;
+	assert_int_equal(spc_stream_open_reader(&s, &r, 0), 0);
+
+	static struct ord_ev want[ORD_MAX], held[ORD_MAX];
+	static struct ord_got got;
+	size_t nwant = 0, nheld = 0;
+	got.n = 0;
+	uint64_t now = sp_now_ns(), last = 0;
+	for (unsigned round = 0; round < 8; round++) {
+		/* past: 10 s ago and on, delivered by this poll; future: held */
+		uint64_t base = now - 10000000000ull + round * 100000000ull;
+		for (unsigned i = 0; i < ORD_RINGS; i++) {
+			uint64_t t = base + (ord_rnd() % 4) * 1000;
+			unsigned n = 50 + ord_rnd() % 200;
+			for (unsigned k = 0; k < n; k++) {
+				uint32_t x = ord_rnd() % 100, type, a = 0;
+				t += ord_rnd() % 3 * 500; /* ties within and across rings */
+				uint64_t ts = t;
+				if (x < 4)
+					ts = t - 1 - ord_rnd() % 300000; /* back in time */
+				else if (x < 5)
+					ts = t - 150000000; /* behind the last poll's: late */
+				else if (x < 8)
+					ts = now + 1000000000000ull + ord_rnd(); /* held */
+				if (round == 7 && ts > now)
+					ts = t; /* the last round's all delivered */
+				x = ord_rnd() % 4;
+				type = x == 0 ? SP_EV_POLL_START : x == 1 ? SP_EV_POLL_END : SP_EV_WAKE;
+				if (type == SP_EV_POLL_END)
+					a = (ord_rnd() % 4) << SP_POLL_SELF_SHIFT;
+				uint64_t b = 1 + ord_rnd() % 50;
+				sp__ring_emit_at(ring[i], ts, type, a, b);
+				seq[i]++;
+				uint32_t selfs = type == SP_EV_POLL_END ? a >> SP_POLL_SELF_SHIFT : 0;
+				for (uint32_t j = 0; j < selfs; j++)
+					held[nheld++] = (struct ord_ev){ts, seq[i], b, i, SP_EV_WAKE,
+									SP_WAKE_SELF, 1, 0};
+				held[nheld++] = (struct ord_ev){ts, seq[i], b, i, type, a, 0, 0};
+			}
+		}
+		spc_stream_poll(s, on_ord, &got);
+		/* the reference: everything held, sorted; the past part goes */
+		qsort(held, nheld, sizeof *held, ord_cmp);
+		size_t k = 0;
+		while (k < nheld && held[k].ticks < now) {
+			want[nwant] = held[k++];
+			want[nwant].late = want[nwant].ticks < last;
+			if (!want[nwant].late)
+				last = want[nwant].ticks;
+			nwant++;
+		}
+		memmove(held, held + k, (nheld - k) * sizeof *held);
+		nheld -= k;
+		assert_int_equal(got.n, nwant);
+	}
+	spc_stream_flush(s, on_ord, &got);
+	for (size_t k = 0; k < nheld; k++) {
+		want[nwant] = held[k];
+		want[nwant].late = held[k].ticks < last;
+		if (!want[nwant].late)
+			last = held[k].ticks;
+		nwant++;
+	}
+	assert_int_equal(got.n, nwant);
+	size_t late = 0;
+	for (size_t k = 0; k < nwant; k++) {
+		const struct ord_ev *g = &got.ev[k], *w = &want[k];
+		assert_int_equal(g->ticks, w->ticks);
+		assert_int_equal(g->ring, w->ring);
+		assert_int_equal(g->seq, w->seq);
+		assert_int_equal(g->type, w->type);
+		assert_int_equal(g->a, w->a);
+		assert_int_equal(g->b, w->b);
+		assert_int_equal(g->expanded, w->expanded);
+		assert_int_equal(g->late, w->late);
+		late += g->late;
+	}
+	assert_true(late > 0); /* the test made some */
+	assert_int_equal(spc_stream_delivered(s), nwant);
+	spc_stream_close(s);
+	sp__seg_destroy(&seg);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(stream__events_sites_sources_and_task_table),
 		cmocka_unit_test(stream__self_wakes_counted_in_poll_end_come_out_as_wakes),
 		cmocka_unit_test(stream__no_segment_is_an_error),
+		cmocka_unit_test(stream__rings_merge_in_time_order_across_polls),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
