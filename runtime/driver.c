@@ -11,8 +11,9 @@
  * compute. Wakes issued from a turn run on the turning worker:
  * they land in its LIFO slot and local queue like any other wake.
  *
- * TIMERS WITHOUT THE DRIVER. Firing timers needs only tlock, so a busy
- * worker that finds the driver taken fires the due ones itself, and a worker
+ * TIMERS WITHOUT THE DRIVER. Firing timers needs only the wheels' locks, so
+ * a busy worker that finds the driver taken fires the due ones itself, and a
+ * worker
  * parking on its futex while the holder is awake (in a turn, or preempted in
  * one) sleeps only until the next deadline. With more runnable threads than
  * CPUs the holder can lose its CPU for 10-20 ms in the middle of a turn;
@@ -31,11 +32,24 @@
  * owner right at the millisecond boundary, so it is seldom late by more than
  * the scheduling delay.
  *
- * LOCKS. `owner` (try-lock, never waited on) serializes turns; `tlock` (a
- * spinlock) guards the wheel for inserts, removals and the advance: short
- * sections, never held across epoll_wait or a wake. A pthread mutex here put
- * arming workers to sleep behind each advance. Registrations (io.c) have their
- * own locks.
+ * TIMER SHARDS. Each worker arms its timers in a wheel of its own, and the
+ * threads that are not this runtime's workers share one more, each wheel
+ * under its own spinlock. With one wheel for all, 100,000 sleeps armed in a
+ * burst kept its lock held a fifth of the time, and a worker preempted while
+ * holding it (three runnable threads on two CPUs) stopped every timer, and
+ * every worker arming one, for 2-4 ms, several times a run. A timer stays in
+ * the shard it was armed in (`armed` says which) until it fires or is
+ * dropped. A firer fires its own shard, then each other shard whose lock is
+ * free, so the timers of a busy or preempted worker still fire. `next_ms`, a
+ * lower bound of a shard's next expiration kept under its lock, lets firers
+ * skip a shard with nothing due without touching its lock, and gives the
+ * driver its sleep without taking any.
+ *
+ * LOCKS. `owner` (try-lock, never waited on) serializes turns; a shard's
+ * `lock` (a spinlock) guards its wheel for inserts, removals and the advance:
+ * short sections, never held across epoll_wait or a wake. A pthread mutex here
+ * put arming workers to sleep behind each advance. Registrations (io.c) have
+ * their own locks.
  */
 
 #include <errno.h>
@@ -74,9 +88,19 @@ int sp__driver_init(sp_runtime *rt)
 	atomic_init(&d->needed, false);
 	atomic_init(&d->sleep_until_ms, 0); /* nobody sleeps in the driver */
 	atomic_init(&d->release, NULL);
-	atomic_init(&d->tlock, false);
 	d->base_ns = sp_now_ns();
-	sp__wheel_init(&d->wheel, 0);
+	d->nshards = rt->nworkers + 1;
+	d->shards = aligned_alloc(SP__CACHELINE, sizeof(*d->shards) * d->nshards);
+	if (!d->shards) {
+		close(d->evfd);
+		close(d->epfd);
+		return SP_ENOMEM;
+	}
+	for (uint32_t i = 0; i < d->nshards; i++) {
+		atomic_init(&d->shards[i].lock, false);
+		atomic_init(&d->shards[i].next_ms, UINT64_MAX);
+		sp__wheel_init(&d->shards[i].wheel, 0);
+	}
 	return 0;
 }
 
@@ -86,6 +110,8 @@ void sp__driver_destroy(sp_runtime *rt)
 	sp__io_release_all(rt);
 	close(d->evfd);
 	close(d->epfd);
+	free(d->shards);
+	d->shards = NULL;
 }
 
 bool sp__driver_try_lock(sp_runtime *rt)
@@ -146,16 +172,16 @@ uint64_t sp__driver_deadline_ms(sp_runtime *rt, uint64_t deadline_ns)
 }
 
 /*
- * Firing: under tlock the wheel hands out up to a burst of due entries; each
- * timer's waker moves into the burst's buffer on the firing thread's stack
- * (the timer may be dropped, and freed, as soon as tlock is released), and
- * the wakes happen after unlocking, so tasks arming timers on other workers
+ * Firing: under a shard's lock its wheel hands out up to a burst of due
+ * entries; each timer's waker moves into the burst's buffer on the firing
+ * thread's stack (the timer may be dropped, and freed, as soon as the lock is
+ * released), and the wakes happen after unlocking, so tasks arming timers
  * never wait behind a burst of wakes. No allocation.
  *
  * Any worker may fire, not only the driver's holder: a holder preempted in
  * the middle of a turn (3 runnable threads on 2 CPUs: 10-20 ms here) would
  * otherwise hold every timer back with it. Two firing workers take disjoint
- * entries (the wheel hands each out once, under tlock).
+ * entries (a wheel hands each out once, under its lock).
  */
 #define FIRE_BURST 64
 
@@ -176,7 +202,7 @@ static void fire_one(sp__timer_entry *e, void *arg)
 	tm->waker = (sp_waker){0};
 }
 
-/* Wake one burst of fired timers (tlock released). */
+/* Wake one burst of fired timers (the shard's lock released). */
 static void wake_fired(sp__driver *d, struct fire_ctx *fc, uint64_t now)
 {
 	/* Each wake starts with a cache miss on a task's state word: issue
@@ -201,29 +227,90 @@ static void wake_fired(sp__driver *d, struct fire_ctx *fc, uint64_t now)
 		sp_waker_wake(&fc->buf[i]);
 }
 
-/* Fire every due timer; returns how many. In bursts of FIRE_BURST, tlock
- * released and the burst woken between them: 2,000 timers due in one
- * millisecond held tlock for 330 µs, while tasks arming timers on the other
- * worker spun and yielded the CPU behind it, and none of the woken tasks
- * could start before the last was fired. */
-size_t sp__driver_fire_timers(sp_runtime *rt)
+/* The shard this thread arms new timers in. */
+static uint32_t home_shard(sp_runtime *rt)
 {
-	sp__driver *d = &rt->driver;
-	uint64_t now = sp__driver_now_ms(rt);
+	sp__worker *w = sp__tls.worker;
+	return w && w->rt == rt ? w->index : rt->driver.nshards - 1;
+}
+
+static bool shard_trylock(sp__timer_shard *sh)
+{
+	/* ordering: acquire on taking the lock, as sp__spin_lock. */
+	return !atomic_load_explicit(&sh->lock, memory_order_relaxed) &&
+	       !atomic_exchange_explicit(&sh->lock, true, memory_order_acquire);
+}
+
+/* Fire a shard's due timers, in bursts of FIRE_BURST with its lock released
+ * between them. wait: take the lock even if another thread holds it (our
+ * own shard); else leave the shard to whoever holds it. */
+static size_t fire_shard(sp__driver *d, sp__timer_shard *sh, uint64_t now, bool wait)
+{
 	size_t total = 0;
 	for (;;) {
+		/* ordering: relaxed: a hint. An arm's lower value seen late
+		 * only fires its timer at the next look (its own worker's, or
+		 * the driver's, which reads next_ms in SeqCst order). */
+		if (atomic_load_explicit(&sh->next_ms, memory_order_relaxed) > now)
+			return total;
+		if (wait)
+			sp__spin_lock(&sh->lock);
+		else if (!shard_trylock(sh))
+			return total;
 		struct fire_ctx fc;
 		fc.n = 0;
 		fc.last = 0;
-		sp__spin_lock(&d->tlock);
-		sp__wheel_advance_max(&d->wheel, now, fire_one, &fc, FIRE_BURST);
-		sp__spin_unlock(&d->tlock);
+		sp__wheel_advance_max(&sh->wheel, now, fire_one, &fc, FIRE_BURST);
+		/* ordering: SeqCst, as every store of next_ms (see the turn). */
+		atomic_store_explicit(&sh->next_ms, sp__wheel_next_expiration(&sh->wheel),
+				      memory_order_seq_cst);
+		sp__spin_unlock(&sh->lock);
 		if (fc.n)
 			wake_fired(d, &fc, now);
 		total += fc.n;
 		if (fc.n < FIRE_BURST)
 			return total;
 	}
+}
+
+/* Fire every due timer; returns how many. In bursts of FIRE_BURST, the lock
+ * released and the burst woken between them: 2,000 timers due in one
+ * millisecond held the lock for 330 us, while tasks arming timers on the
+ * other worker spun and yielded the CPU behind it, and none of the woken
+ * tasks could start before the last was fired. */
+size_t sp__driver_fire_timers(sp_runtime *rt)
+{
+	sp__driver *d = &rt->driver;
+	uint32_t home = home_shard(rt), n = d->nshards;
+	/* No timer anywhere (a server that only does I/O): no clock read. */
+	uint64_t first = UINT64_MAX;
+	for (uint32_t i = 0; i < n; i++) {
+		/* ordering: relaxed: hints, as in fire_shard. */
+		uint64_t v = atomic_load_explicit(&d->shards[i].next_ms, memory_order_relaxed);
+		if (v < first)
+			first = v;
+	}
+	if (first == UINT64_MAX)
+		return 0;
+	uint64_t now = sp__driver_now_ms(rt);
+	size_t total = fire_shard(d, &d->shards[home], now, true);
+	for (uint32_t k = 1; k < n; k++)
+		total += fire_shard(d, &d->shards[(home + k) % n], now, false);
+	return total;
+}
+
+/* The earliest next expiration of all shards (wheel ms), from their hints:
+ * never later than the truth; an early one costs a spare wake-up. */
+static uint64_t next_expiration(sp__driver *d)
+{
+	uint64_t next = UINT64_MAX;
+	for (uint32_t i = 0; i < d->nshards; i++) {
+		/* ordering: SeqCst, see the turn. */
+		uint64_t v = atomic_load_explicit(&d->shards[i].next_ms, memory_order_seq_cst);
+		if (v < next)
+			next = v;
+	}
+	return next;
 }
 
 int64_t sp__driver_timer_wait_ns(sp_runtime *rt)
@@ -237,9 +324,7 @@ int64_t sp__driver_timer_wait_ns(sp_runtime *rt)
 	 * at the next deadline: one spare wake-up, nothing missed. */
 	if (atomic_load_explicit(&d->sleep_until_ms, memory_order_seq_cst) != 0)
 		return -1;
-	sp__spin_lock(&d->tlock);
-	uint64_t next = sp__wheel_next_expiration(&d->wheel);
-	sp__spin_unlock(&d->tlock);
+	uint64_t next = next_expiration(d);
 	if (next == UINT64_MAX)
 		return -1;
 	uint64_t due_ns = d->base_ns + next * 1000000u, now_ns = sp_now_ns();
@@ -251,18 +336,31 @@ bool sp__timer_arm(sp_runtime *rt, sp__timer *tm, uint64_t deadline_ms, sp_conte
 {
 	sp__driver *d = &rt->driver;
 	sp__driver_need(rt);
-	sp__spin_lock(&d->tlock);
+	/* A timer polled again stays in its shard (another worker's, if its
+	 * task was stolen since): only its waker changes. */
+	uint32_t si = tm->armed ? tm->armed - 1 : home_shard(rt);
+	sp__timer_shard *sh = &d->shards[si];
+	sp__spin_lock(&sh->lock);
 	if (atomic_load_explicit(&tm->fired, memory_order_relaxed)) {
-		sp__spin_unlock(&d->tlock);
+		sp__spin_unlock(&sh->lock);
 		return false;
 	}
 	sp__waker_store_as(&tm->waker, cx, SP_HOLD_TIMER);
-	if (!tm->entry.queued && sp__wheel_insert(&d->wheel, &tm->entry, deadline_ms) != 0) {
-		sp__waker_drop_as(&tm->waker, SP_HOLD_TIMER);
-		sp__spin_unlock(&d->tlock);
-		return false; /* already due by the wheel's clock */
+	if (!tm->entry.queued) {
+		if (sp__wheel_insert(&sh->wheel, &tm->entry, deadline_ms) != 0) {
+			sp__waker_drop_as(&tm->waker, SP_HOLD_TIMER);
+			sp__spin_unlock(&sh->lock);
+			return false; /* already due by the wheel's clock */
+		}
+		/* ordering: SeqCst, before our SeqCst load of sleep_until_ms
+		 * below, against the turn's store of it and its loads of
+		 * next_ms: a driver going to sleep either sees this deadline
+		 * or is seen asleep by us and interrupted. */
+		if (deadline_ms < atomic_load_explicit(&sh->next_ms, memory_order_relaxed))
+			atomic_store_explicit(&sh->next_ms, deadline_ms, memory_order_seq_cst);
 	}
-	sp__spin_unlock(&d->tlock);
+	tm->armed = si + 1;
+	sp__spin_unlock(&sh->lock);
 	/* A deadline before the one the driver owner sleeps until: wake it so
 	 * that it sleeps less. */
 	if (deadline_ms < atomic_load_explicit(&d->sleep_until_ms, memory_order_seq_cst))
@@ -272,13 +370,14 @@ bool sp__timer_arm(sp_runtime *rt, sp__timer *tm, uint64_t deadline_ms, sp_conte
 
 void sp__timer_disarm(sp_runtime *rt, sp__timer *tm)
 {
-	sp__driver *d = &rt->driver;
-	sp__spin_lock(&d->tlock);
+	SP__ASSERT(tm->armed && tm->armed <= rt->driver.nshards, "disarm of an armed timer");
+	sp__timer_shard *sh = &rt->driver.shards[tm->armed - 1];
+	sp__spin_lock(&sh->lock);
 	if (tm->entry.queued)
-		sp__wheel_remove(&d->wheel, &tm->entry);
+		sp__wheel_remove(&sh->wheel, &tm->entry); /* next_ms may stay early: a hint */
 	sp_waker w = tm->waker;
 	tm->waker = (sp_waker){0};
-	sp__spin_unlock(&d->tlock);
+	sp__spin_unlock(&sh->lock);
 	sp__waker_drop_as(&w, SP_HOLD_TIMER);
 }
 
@@ -292,10 +391,7 @@ void sp__driver_turn(sp_runtime *rt, int64_t timeout_ns)
 	struct epoll_event events[EVENTS_PER_TURN];
 	sp__io_release_pending(rt);
 
-	uint64_t next;
-	sp__spin_lock(&d->tlock);
-	next = sp__wheel_next_expiration(&d->wheel);
-	sp__spin_unlock(&d->tlock);
+	uint64_t next = next_expiration(d);
 	if (next != UINT64_MAX) {
 		uint64_t due_ns = d->base_ns + next * 1000000u;
 		uint64_t now_ns = sp_now_ns();
@@ -305,17 +401,12 @@ void sp__driver_turn(sp_runtime *rt, int64_t timeout_ns)
 	}
 	if (timeout_ns != 0)
 		atomic_store_explicit(&d->sleep_until_ms, next, memory_order_seq_cst);
-	/* ordering: the SeqCst store above and the SeqCst load in timer_arm:
-	 * either the arming thread sees our deadline and interrupts us, or we
-	 * see its entry (it was inserted before its load) when we compute the
-	 * next sleep; we re-read next_expiration after storing. */
-	if (timeout_ns != 0) {
-		sp__spin_lock(&d->tlock);
-		uint64_t again = sp__wheel_next_expiration(&d->wheel);
-		sp__spin_unlock(&d->tlock);
-		if (again < next)
-			timeout_ns = 0;
-	}
+	/* ordering: the SeqCst store above and the SeqCst store of next_ms
+	 * then load of sleep_until_ms in timer_arm: either the arming thread
+	 * sees our deadline and interrupts us, or we see its lower next_ms
+	 * when we read the shards again after storing. */
+	if (timeout_ns != 0 && next_expiration(d) < next)
+		timeout_ns = 0;
 
 	struct timespec ts, *tsp = NULL;
 	if (timeout_ns >= 0) {

@@ -357,19 +357,28 @@ struct sp__worker {
 /* The private view of sp_timer_slot (spindle/io.h). */
 typedef struct sp__timer {
 	sp__timer_entry entry; /* first: the wheel hands back entry pointers */
-	sp_waker waker;        /* under the driver's tlock */
+	sp_waker waker;        /* under its shard's lock */
 	_Atomic uint32_t fired;
-	uint32_t armed;
+	uint32_t armed;        /* 0, or 1 + the shard it was armed in (owner only) */
 	sp_runtime *rt;
 } sp__timer;
+
+/* One timer wheel and its lock: one per worker, one for the other threads
+ * (driver.c, TIMER SHARDS). */
+typedef struct sp__timer_shard {
+	_Atomic bool lock;	   /* spinlock: guards wheel */
+	_Atomic uint64_t next_ms;  /* <= the wheel's next expiration (UINT64_MAX:
+				    * none); written under lock, read without */
+	sp__timer_wheel wheel;
+} __attribute__((aligned(SP__CACHELINE))) sp__timer_shard;
 
 typedef struct sp__driver {
 	_Atomic bool needed;              /* set once a timer or fd is used: park in it */
 	_Atomic bool owner;               /* try-lock: who turns the driver */
 	int epfd, evfd;
 	_Atomic uint64_t sleep_until_ms;  /* owner's wake-up (wheel ms); 0: nobody sleeps */
-	_Atomic bool tlock;               /* spinlock: guards wheel */
-	sp__timer_wheel wheel;
+	sp__timer_shard *shards;          /* nshards: workers', then the others' */
+	uint32_t nshards;
 	uint64_t base_ns;                 /* wheel time 0 */
 	_Atomic(sp_async_fd *) release;   /* registrations to free next turn */
 } sp__driver;
@@ -379,7 +388,7 @@ void sp__driver_destroy(sp_runtime *rt);
 bool sp__driver_try_lock(sp_runtime *rt);
 void sp__driver_unlock(sp_runtime *rt);
 void sp__driver_turn(sp_runtime *rt, int64_t timeout_ns);
-/* Fire the due timers without the driver (tlock only); returns how many. */
+/* Fire the due timers without the driver (shard locks only); returns how many. */
 size_t sp__driver_fire_timers(sp_runtime *rt);
 /* For a worker that parks on its futex while another holds the driver: how
  * long it may sleep before a timer is due (ns, >= 0) if the holder is not

@@ -34,7 +34,6 @@ static sp_poll sleep_poll(sp_future *f, sp_context *cx)
 	if (!sp_coop_proceed(cx))
 		return SP_PENDING;
 	tm->rt = rt;
-	tm->armed = 1;
 	if (!sp__timer_arm(rt, tm, sp__driver_deadline_ms(rt, s->deadline_ns), cx))
 		return SP_READY;
 	return SP_PENDING;
@@ -45,7 +44,8 @@ static void sleep_drop(sp_future *f)
 	sp_sleep *s = (sp_sleep *)f;
 	sp__timer *tm = timer_of(s);
 	/* A fired timer is out of the wheel and its waker gone (the driver did
-	 * both under tlock before setting `fired`): nothing to undo, no lock. */
+	 * both under its shard's lock before setting `fired`): nothing to undo,
+	 * no lock. */
 	if (tm->armed && !atomic_load_explicit(&tm->fired, memory_order_acquire))
 		sp__timer_disarm(tm->rt, tm);
 	tm->armed = 0;
