@@ -469,14 +469,20 @@ static void snapshot__seeds_raises_and_ends_missing(void **state)
 	topm_free(m);
 }
 
-static void hash__churn_keeps_every_lookup_right(void **state)
+/* A model that drops a task as soon as it is done (no history kept). */
+static topm_model *model_forgetting_done(void)
 {
-	(void)state;
 	topm_config c;
 	topm_config_default(&c);
 	c.keep_done_ns = 0;
 	c.max_done = 0;
-	topm_model *m = topm_new(&c, NULL, NULL);
+	return topm_new(&c, NULL, NULL);
+}
+
+static void hash__churn_keeps_every_lookup_right(void **state)
+{
+	(void)state;
+	topm_model *m = model_forgetting_done();
 	const uint64_t N = 100000;
 	for (uint64_t id = 1; id <= N; id++)
 		spawn(m, T0, id * 7919, 0, 0);
@@ -509,11 +515,7 @@ static void hash__churn_keeps_every_lookup_right(void **state)
 static void hash__cache_keeps_colliding_and_reused_ids_apart(void **state)
 {
 	(void)state;
-	topm_config c;
-	topm_config_default(&c);
-	c.keep_done_ns = 0;
-	c.max_done = 0;
-	topm_model *m = topm_new(&c, NULL, NULL);
+	topm_model *m = model_forgetting_done();
 	/* 64 ids per slot for 4 slots, events interleaved across them */
 	const uint64_t step = 1u << 16, per = 64;
 	for (uint64_t k = 0; k < per; k++)
