@@ -46,7 +46,9 @@ command -v bpftrace >/dev/null || skip "no bpftrace"
 
 # run SCRIPT: bpftrace SCRIPT under TARGET 2; output in $out/SCRIPT.out
 run() {
-	timeout 45 bpftrace "$probes/$1.bt" "$target" -c "$target 2" >"$out/$1.out" 2>&1
+	# USDT_TARGET_WAIT: the target starts its rounds once the probes are in
+	USDT_TARGET_WAIT=1 timeout 45 bpftrace "$probes/$1.bt" "$target" -c "$target 2" \
+		>"$out/$1.out" 2>&1
 	local rc=$?
 	grep -q "^Attaching" "$out/$1.out" || {
 		cat "$out/$1.out" >&2

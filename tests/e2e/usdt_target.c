@@ -9,6 +9,7 @@
  */
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
 #include "spindle.h"
@@ -95,9 +96,45 @@ static sp_poll parent_poll(sp_future *f, sp_context *cx)
 	SP_ASYNC_END();
 }
 
+/* The runtime's semaphores of the probes the .bt scripts use (runtime/usdt.h):
+ * non-zero once a tracer attached to the probe. */
+extern unsigned short spindle_spawn_semaphore, spindle_wake_semaphore,
+	spindle_poll_start_semaphore, spindle_poll_end_semaphore;
+
+static int any_probe_attached(void)
+{
+	return __atomic_load_n(&spindle_spawn_semaphore, __ATOMIC_RELAXED) ||
+	       __atomic_load_n(&spindle_wake_semaphore, __ATOMIC_RELAXED) ||
+	       __atomic_load_n(&spindle_poll_start_semaphore, __ATOMIC_RELAXED) ||
+	       __atomic_load_n(&spindle_poll_end_semaphore, __ATOMIC_RELAXED);
+}
+
+/* USDT_TARGET_WAIT=1 (test_usdt.sh): wait, up to 10 s, for a tracer to
+ * attach to one of those before the first round, then 200 ms for the rest of its probes.
+ * bpftrace -c attaches to the already running child: on a loaded machine
+ * the first round was sometimes over before the probes were in (the
+ * histograms held one round of two). */
+static void wait_for_probes(void)
+{
+	const char *e = getenv("USDT_TARGET_WAIT");
+	if (!e || strcmp(e, "1") != 0)
+		return;
+	struct timespec ms = {0, 1000000};
+	for (int i = 0; i < 10000; i++) {
+		if (any_probe_attached()) {
+			struct timespec grace = {0, 200000000};
+			nanosleep(&grace, NULL);
+			return;
+		}
+		nanosleep(&ms, NULL);
+	}
+	fprintf(stderr, "usdt_target: no tracer attached in 10 s\n");
+}
+
 int main(int argc, char **argv)
 {
 	int rounds = argc > 1 ? atoi(argv[1]) : 1;
+	wait_for_probes();
 	sp_runtime *rt;
 	sp_runtime_opts o = {.flavor = SP_MULTI_THREAD, .workers = 2};
 	int err = sp_runtime_new(&rt, &o);
