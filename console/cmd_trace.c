@@ -87,7 +87,8 @@ static void usage(FILE *f)
 		"options:\n"
 		"  -p, --pid PID         trace a running process\n"
 		"  -t, --threshold MS    report polls longer than MS milliseconds (default 10)\n"
-		"  -F, --frequency HZ    cpu-clock samples per second per CPU (default 1000)\n"
+		"  -F, --frequency HZ    cpu-clock samples per second per CPU while a poll\n"
+		"                        is flagged (default 4000; none otherwise)\n"
 		"  -d, --duration S      stop after S seconds (a started CMD is then terminated)\n"
 		"  -j, --json            one JSON object per finding and line\n"
 		"  -o, --output FILE     also write the findings into FILE, a recording in the\n"
@@ -124,7 +125,7 @@ static int parse_args(int argc, char **argv, struct trace_args *a)
 {
 	double v;
 
-	*a = (struct trace_args){.pid = -1, .threshold_ms = 10, .grace_ms = -1, .hz = 1000};
+	*a = (struct trace_args){.pid = -1, .threshold_ms = 10, .grace_ms = -1, .hz = SP_STARVE_SAMPLE_HZ};
 	for (int i = 1; i < argc; i++) {
 		const char *o = argv[i];
 		const char *val = i + 1 < argc ? argv[i + 1] : NULL;
@@ -774,7 +775,7 @@ static int run(struct trace_args *a)
 	}
 	cpu_at_attach = self_cpu();
 	fprintf(stderr,
-		"spindle trace: tracing pid %d, polls over %g ms, sampling %u Hz per CPU%s\n",
+		"spindle trace: tracing pid %d, flagging polls over %g ms (their stacks sampled at %u Hz)%s\n",
 		o.pid, a->threshold_ms, a->hz, a->duration_s ? "" : "; Ctrl-C to stop");
 	if (a->out) {
 		rc = record(a, t, o.pid, child, rings, &reaped);

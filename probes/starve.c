@@ -27,7 +27,7 @@
  *
  * Cost to the target: none per poll. A slot read per switch of a worker
  * (~0.35 µs), a stack per blocked switch-out inside a poll (~1 µs; these
- * are the findings), and 1 kHz sampling only while a flagged poll runs
+ * are the findings), and 4 kHz sampling only while a flagged poll runs
  * (sampler_enable). The watchdog reads ~16 KiB of the target
  * 200 times a second from its own thread.
  */
@@ -56,7 +56,7 @@
 
 #define TICK_MS 5	  /* watchdog period */
 #define TICK_FLAGGED_MS 1 /* ... while a flagged poll waits for its report */
-#define WANT_SAMPLES 16	  /* stacks asked per flagged poll (at 1 kHz: its first 16 ms) */
+#define WANT_SAMPLES 16	  /* stacks asked per flagged poll (at 4 kHz: its first 4 ms) */
 #define KEEP_SAMPLES 16
 #define FULL_SCAN_NS 100000000ull	 /* read every slot this often; else only the used prefix */
 #define HOT_MARGIN 8			 /* free slots read past the last used one */
@@ -245,7 +245,7 @@ static void sampler_enable(struct sp_starve *t, bool on)
 static int open_sampler(struct sp_starve *t, char *why, size_t n)
 {
 	int ncpu = libbpf_num_possible_cpus();
-	unsigned hz = t->o.sample_hz ? t->o.sample_hz : 1000;
+	unsigned hz = t->o.sample_hz ? t->o.sample_hz : SP_STARVE_SAMPLE_HZ;
 
 	if (ncpu <= 0) {
 		snprintf(why, n, "cannot count the CPUs: %s", strerror(-ncpu));

@@ -33,6 +33,10 @@
 #define SP_STARVE_MAX_FRAMES 32
 #define SP_STARVE_NSYS 4
 #define SP_STARVE_GRACE_MS 10 /* report a still-running poll this long after it crossed */
+/* Default cpu-clock rate while a poll is flagged (the sampler is off
+ * otherwise): 16 stacks in its first 4 ms, not 6-11 in the whole grace time
+ * at 1 kHz, so the culprit is the most frequent frame of enough samples. */
+#define SP_STARVE_SAMPLE_HZ 4000
 
 enum sp_starve_verdict {
 	SP_STARVE_ONCPU = 1, /* computing: a long synchronous section between awaits */
@@ -92,7 +96,7 @@ typedef void (*sp_starve_note_cb)(const char *msg, void *arg);
 struct sp_starve_opts {
 	int pid;	       /* the target process */
 	uint64_t threshold_ns; /* 0: 10 ms */
-	unsigned sample_hz;    /* cpu-clock samples per second per CPU; 0: 1000 */
+	unsigned sample_hz;    /* cpu-clock samples per second per CPU; 0: SP_STARVE_SAMPLE_HZ */
 	bool verbose;	       /* let libbpf print */
 	bool wait_registry;    /* the target is about to exec: retry finding the registry */
 	uint64_t grace_ns;     /* report a still-running poll this long after it crossed the
