@@ -254,57 +254,19 @@ static int held_reserve(struct held *q, size_t more)
 	return 0;
 }
 
-/* Annotate one record with its ring's context and update the context. */
-static void annotate(spc_stream *s, unsigned i, const sp__ring_event *e, spc_event *ev)
-{
-	struct ring_ctx *c = &s->rings[i];
-	ev->ticks = e->ts;
-	ev->ns = sp__seg_ticks_to_ns(&s->r, e->ts);
-	ev->type = e->type;
-	ev->a = e->a;
-	ev->b = e->b;
-	ev->seq = e->seq;
-	ev->ring = i;
-	ev->tid = c->tid;
-	ev->late = 0;
-	ev->expanded = 0;
-	switch (e->type) {
-	case SP_EV_THREAD:
-		c->kind = (uint32_t)e->b;
-		c->worker = e->b == SP_THREAD_WORKER ? (int32_t)e->a : -1;
-		c->cur_task = 0;
-		break;
-	case SP_EV_POLL_START:
-		c->cur_task = e->b;
-		c->worker = (int32_t)e->a;
-		c->kind = SP_THREAD_WORKER;
-		break;
-	case SP_EV_PARK:
-	case SP_EV_UNPARK:
-		c->worker = (int32_t)e->a;
-		c->kind = SP_THREAD_WORKER;
-		break;
-	default:
-		break;
-	}
-	ev->worker = c->worker;
-	ev->thread_kind = c->kind;
-	ev->task = c->cur_task;
-	if (e->type == SP_EV_POLL_END)
-		c->cur_task = 0;
-}
-
 /*
- * The same as annotate over a whole batch, appended to ring i's queue with
- * room for it and its self-wakes already reserved: the ring's context lives
- * in locals (stores into the events could alias it in memory), the clock
- * conversion is inlined, and a POLL_END's expanded wakes are copies of its
- * own event. This loop is most of what the console spends per event before
- * the model; it was 80 instructions an event as annotate called per record.
- * Returns 1 when a record's time is below the one before it in the queue
- * (the queue needs settle), else 0.
+ * Annotate a batch of ring i's records with the ring's context (thread kind,
+ * worker, task being polled), updating it, and append them to the ring's
+ * queue, which has room for them and, with expand, for the self-wakes their
+ * POLL_ENDs count (expanded into WAKE events before each POLL_END). The
+ * context lives in locals (stores into the events could alias it in
+ * memory) and the clock conversion is inlined: this loop is most of what the
+ * console spends per event before the model (80 instructions an event when
+ * it was a call per record). Returns 1 when a record's time is below the
+ * one before it in the queue (the queue needs settle), else 0.
  */
-static int annotate_batch(spc_stream *s, unsigned i, const sp__ring_event *batch, size_t n)
+static inline __attribute__((always_inline)) int
+annotate_batch(spc_stream *s, unsigned i, const sp__ring_event *batch, size_t n, int expand)
 {
 	struct ring_ctx *c = &s->rings[i];
 	uint64_t cur = c->cur_task;
@@ -357,7 +319,7 @@ static int annotate_batch(spc_stream *s, unsigned i, const sp__ring_event *batch
 		};
 		if (type == SP_EV_POLL_END) {
 			uint32_t selfs = (e->a >> SP_POLL_SELF_SHIFT) & SP_POLL_SELF_MAX;
-			if (selfs) {
+			if (selfs && expand) {
 				/* The wakes happened in the poll: deliver them
 				 * first, in the ring's context of that poll. */
 				spc_event w = ev;
@@ -448,37 +410,24 @@ static void read_ring(spc_stream *s, unsigned i)
 		}
 		if (n == 0)
 			break;
-		if (held_reserve(q, n) < 0)
-			break; /* out of memory: leave them in the ring */
+		if (held_reserve(q, n) < 0) {
+			/* Out of memory: the cursor is past these records
+			 * already; they count as lost. */
+			c->lost += n;
+			c->cur_task = 0;
+			break;
+		}
 		size_t mid = q->n, selfs = 0;
 		for (size_t k = 0; k < n; k++)
 			if (s->batch[k].type == SP_EV_POLL_END)
 				selfs += (s->batch[k].a >> SP_POLL_SELF_SHIFT) & SP_POLL_SELF_MAX;
-		if (held_reserve(q, n + selfs) == 0) {
-			if (annotate_batch(s, i, s->batch, n))
-				settle(s, q, mid);
-		} else {
-			/* Short of memory: one record at a time, the self-wakes
-			 * only where there is room for them and the rest. */
-			for (size_t k = 0; k < n; k++) {
-				const sp__ring_event *e = &s->batch[k];
-				uint32_t sw = e->type == SP_EV_POLL_END
-						      ? (e->a >> SP_POLL_SELF_SHIFT) & SP_POLL_SELF_MAX
-						      : 0;
-				if (sw && held_reserve(q, (n - k) + sw) == 0) {
-					sp__ring_event w = *e;
-					w.type = SP_EV_WAKE;
-					w.a = SP_WAKE_SELF;
-					for (uint32_t j = 0; j < sw; j++) {
-						spc_event *ev = &q->ev[q->n++];
-						annotate(s, i, &w, ev);
-						ev->expanded = 1;
-					}
-				}
-				annotate(s, i, e, &q->ev[q->n++]);
-			}
+		/* Short of memory for the self-wakes (room for the records
+		 * themselves is reserved above): the records alone. */
+		int unsorted = held_reserve(q, n + selfs) == 0
+				       ? annotate_batch(s, i, s->batch, n, 1)
+				       : annotate_batch(s, i, s->batch, n, 0);
+		if (unsorted)
 			settle(s, q, mid);
-		}
 		if (n < READ_BATCH)
 			break;
 	}
