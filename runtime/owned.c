@@ -24,9 +24,11 @@
  * Growth reallocates under the lock; that is the only allocation, amortized
  * over the shard's high-water mark.
  *
- * ORDERING. The done stack is a Treiber stack with a single consumer that
- * takes the whole stack at once (exchange), so no ABA: push is a release CAS,
- * the take an acquire exchange. The spinlock is acquire/release.
+ * ORDERING. The done stack is a Treiber stack whose consumers (the owner,
+ * and for foreign shards any worker) take the whole stack at once
+ * (exchange), so no ABA: push is a release CAS, the take an acquire
+ * exchange, and each taker gets a disjoint list, which it removes a batch
+ * per lock hold. The spinlock is acquire/release.
  */
 #include <sched.h>
 #include <stdlib.h>
@@ -100,36 +102,62 @@ static void slot_clear(sp__owned_shard *sh, sp__task *t)
 	sh->count--;
 }
 
-/* Under the lock: take the done stack and clear its tasks' slots; returns
- * the list, whose owned references the caller drops after unlocking. */
-static sp__task *take_done_locked(sp__owned_shard *sh)
+/* Tasks removed per lock hold, and released (after the unlock) from an
+ * array: the done stack is a chain of cold task headers, and walking it
+ * twice (clear the slots under the lock, then drop the references) missed
+ * the cache twice per task; from the array the drops are independent loads
+ * the CPU overlaps. take_done_locked + owned_drain were 13% of the timer
+ * workload's CPU (100k tasks spawned by a thread that is not a worker). */
+#define DONE_BATCH 64
+
+/* Under the lock: clear the slots of the first DONE_BATCH tasks of *list
+ * into out[], advance *list past them; returns how many. The caller drops
+ * their owned references after unlocking. */
+static unsigned take_done_batch(sp__owned_shard *sh, sp__task **list, sp__task **out)
+{
+	unsigned n = 0;
+	sp__task *t = *list;
+	for (; t && n < DONE_BATCH; t = t->done_next) {
+		slot_clear(sh, t);
+		out[n++] = t;
+	}
+	*list = t;
+	return n;
+}
+
+static void release_done(sp__task **ts, unsigned n)
+{
+	for (unsigned i = 0; i < n; i++)
+		sp__task_ref_dec(ts[i]); /* the owned reference */
+}
+
+/* Remove the tasks of a taken done stack, a batch per lock hold. Until its
+ * slot is cleared a task of the list keeps its owned reference and stays
+ * counted, so shutdown (which waits for the count) waits for us too. */
+static void drain_list(sp__owned_shard *sh, sp__task *list)
+{
+	while (list) {
+		sp__task *batch[DONE_BATCH];
+		sp__spin_lock(&sh->lock);
+		unsigned n = take_done_batch(sh, &list, batch);
+		sp__spin_unlock(&sh->lock);
+		release_done(batch, n);
+	}
+}
+
+/* Take the whole done stack (any thread may: the exchange hands each taker
+ * a disjoint list). */
+static sp__task *take_done(sp__owned_shard *sh)
 {
 	if (!atomic_load_explicit(&sh->done, memory_order_relaxed))
 		return NULL;
-	sp__task *list = atomic_exchange_explicit(&sh->done, NULL, memory_order_acquire);
-	for (sp__task *t = list; t; t = t->done_next)
-		slot_clear(sh, t);
-	return list;
-}
-
-static void release_done(sp__task *list)
-{
-	while (list) {
-		sp__task *next = list->done_next;
-		sp__task_ref_dec(list); /* the owned reference */
-		list = next;
-	}
+	return atomic_exchange_explicit(&sh->done, NULL, memory_order_acquire);
 }
 
 /* Remove the tasks completed by non-owners. */
 static void drain_done(sp__owned_shard *sh)
 {
-	if (!atomic_load_explicit(&sh->done, memory_order_relaxed))
-		return;
-	sp__spin_lock(&sh->lock);
-	sp__task *list = take_done_locked(sh);
-	sp__spin_unlock(&sh->lock);
-	release_done(list);
+	drain_list(sh, take_done(sh));
 }
 
 /* A worker's maintenance: its own shard; before it parks, also the foreign
@@ -178,16 +206,20 @@ int sp__owned_insert(sp_runtime *rt, sp__task *t)
 	/* Drain when out of free slots, and every 64th insert: reading the
 	 * done line, which other threads write, on every spawn cost 8% of a
 	 * remote spawn. */
-	sp__task *done = NULL;
-	if (sh->nfree == 0 || (++sh->inserts & 63) == 0)
-		done = take_done_locked(sh);
+	sp__task *done = NULL, *batch[DONE_BATCH];
+	unsigned ndone = 0;
+	if (sh->nfree == 0 || (++sh->inserts & 63) == 0) {
+		done = take_done(sh);
+		ndone = take_done_batch(sh, &done, batch);
+	}
 	uint32_t i;
 	if (sh->nfree) {
 		i = sh->free_idx[--sh->nfree];
 	} else {
 		if (sh->len == sh->cap && !shard_grow(sh)) {
 			sp__spin_unlock(&sh->lock);
-			release_done(done);
+			release_done(batch, ndone);
+			drain_list(sh, done);
 			return SP_ENOMEM;
 		}
 		i = sh->len++;
@@ -197,7 +229,8 @@ int sp__owned_insert(sp_runtime *rt, sp__task *t)
 	t->owned_shard = s;
 	t->owned_index = i;
 	sp__spin_unlock(&sh->lock);
-	release_done(done);
+	release_done(batch, ndone);
+	drain_list(sh, done);
 	return 0;
 }
 
