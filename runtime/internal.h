@@ -118,7 +118,7 @@ struct sp__task {
 	uint64_t id;                     /* unique, never reused (read-only) */
 	uint64_t parent_id;              /* task that spawned it, 0 if none */
 	const sp_spawn_site *site;       /* name, file:line, out offset/size */
-	uint32_t owned_shard : 12;       /* slot in the owned table */
+	uint32_t owned_shard : 12;       /* slot in the owned table, or SP__UNOWNED */
 	uint32_t seg_slot : 20;          /* task table slot, SP__NO_SEG_SLOT: none */
 	uint32_t owned_index;
 	sp__task *done_next;             /* owned.c: completed elsewhere */
@@ -417,6 +417,10 @@ void sp__io_op_put(sp_async_fd *a, int *held);
 sp_poll sp__accept_step(sp_async_fd *listener, sp_context *cx, int *fd);
 
 /* Owned-task shards (owned.c): every live task is on one. */
+/* owned_shard of a task spawned from a thread that is not a worker of its
+ * runtime, until a worker first polls it (owned.c, WHO INSERTS). */
+#define SP__UNOWNED 0xfffu
+
 typedef struct sp__owned_shard {
 	_Atomic bool lock;  /* sp__spin_lock */
 	bool closed;        /* set at shutdown: inserts fail */
@@ -442,7 +446,7 @@ struct sp_runtime {
 	_Atomic bool shutdown;      /* spawns refused once set */
 	_Atomic bool stop_workers;
 	sp__driver driver;          /* epoll + timers (driver.c) */
-	sp__owned_shard *owned;     /* nshards: one per worker, then foreign */
+	sp__owned_shard *owned;     /* nshards: one per worker */
 	uint32_t nshards;
 	char name[16];
 };
@@ -474,6 +478,15 @@ static inline bool sp__is_remote(sp__task *t)
 /* Remote scheduling: push, notify, then drop the in-flight count and the extra
  * reference the caller took with it. */
 void sp__schedule_remote(sp__task *t, int lane); /* lane: SP__LANE_* */
+/* A new task from a thread that is not one of its runtime's workers: into the
+ * injection queue's new lane, then notify. false: the queue is closed
+ * (shutdown), nothing was queued. The caller still holds the in-flight count
+ * and its reference, and drops them (sp__schedule_remote_done). */
+bool sp__spawn_remote(sp__task *t);
+void sp__schedule_remote_done(sp__task *t);
+/* Shutdown, workers stopped: drop a queued task's notification reference;
+ * a task never polled (SP__UNOWNED) is cancelled first (its future dropped). */
+void sp__task_drop_queued(sp__task *t);
 
 /* Schedule a notified task (the caller passes its notification reference).
  * is_yield: the task yielded, it goes behind the others (never to the LIFO
@@ -488,7 +501,7 @@ int sp__owned_insert(sp_runtime *rt, sp__task *t);
 /* Remove a completed task; drops the owned reference and extra_refs more. */
 void sp__owned_remove(sp__task *t, unsigned extra_refs);
 int sp__owned_init(sp_runtime *rt);
-void sp__owned_drain(sp__worker *w, bool foreign_too);
+void sp__owned_drain(sp__worker *w);
 void sp__owned_close(sp_runtime *rt);
 void sp__owned_cancel_all(sp_runtime *rt);
 void sp__owned_destroy(sp_runtime *rt);

@@ -3,10 +3,20 @@
  * (drop every remaining future exactly once) and for the tools (list every
  * task).
  *
- * SHARDS. Worker i owns shard i; FOREIGN_SHARDS more take the spawns of
- * threads that are not workers. A shard is a growable array of task pointers
- * with a stack of free indices, under a spinlock. A task records its shard
- * and index at insert.
+ * SHARDS. Worker i owns shard i. A shard is a growable array of task
+ * pointers with a stack of free indices, under a spinlock. A task records its
+ * shard and index at insert.
+ *
+ * WHO INSERTS. Only workers, into their own shard: a task spawned on a worker
+ * at its spawn; a task spawned by any other thread (SP__UNOWNED until then)
+ * at its first poll, by the worker that polls it. Such a task spends its
+ * unowned life queued (NOTIFIED, never RUNNING): in the injection queue, a
+ * local queue or a LIFO slot. So shutdown finds every task: the owned ones on
+ * the shards, the unowned ones in the queues it drains (sp__task_drop_queued
+ * cancels them). The spawning thread thus touches no shard and no task that
+ * another thread completed: with one shard per spawning thread instead, the
+ * timer workload's spawner spent 10% of all CPU walking done stacks of cold
+ * tasks that the workers had completed.
  *
  * WHO REMOVES. A worker shard is changed only by its worker (insert, remove)
  * and read by the tools and by shutdown, so its lock stays in that worker's
@@ -16,19 +26,20 @@
  * sp__task.done_next) and the owner removes it when it next inserts, every
  * maintenance tick, and before it parks. Until then the table keeps the task's
  * memory (header and dropped frame) alive; the tools skip COMPLETE tasks.
- * Foreign shards have no owner: their done stacks are drained by the next
- * spawn into them and by every worker's maintenance. So a shard lock is taken
- * by one thread at a time in the common case, and no task completion waits
- * for a lock held by a spawner.
+ * So a shard lock is taken by one thread at a time in the common case, and
+ * no task completion waits for a lock held by another thread's spawns.
  *
  * Growth reallocates under the lock; that is the only allocation, amortized
  * over the shard's high-water mark.
  *
  * ORDERING. The done stack is a Treiber stack whose consumers (the owner,
- * and for foreign shards any worker) take the whole stack at once
+ * and shutdown once the workers exited) take the whole stack at once
  * (exchange), so no ABA: push is a release CAS, the take an acquire
  * exchange, and each taker gets a disjoint list, which it removes a batch
- * per lock hold. The spinlock is acquire/release.
+ * per lock hold. The spinlock is acquire/release. A task's owned_shard is
+ * written once by the inserting worker while it holds the task RUNNING; every
+ * later reader either holds RUNNING after it (acquire on the state word) or
+ * is shutdown after the workers were joined.
  */
 #include <sched.h>
 #include <stdlib.h>
@@ -36,7 +47,6 @@
 
 #include "internal.h"
 
-#define FOREIGN_SHARDS 16
 
 void sp__spin_lock(_Atomic bool *l)
 {
@@ -60,7 +70,7 @@ void sp__spin_unlock(_Atomic bool *l)
 
 int sp__owned_init(sp_runtime *rt)
 {
-	rt->nshards = rt->nworkers + FOREIGN_SHARDS;
+	rt->nshards = rt->nworkers;
 	size_t size = sizeof(sp__owned_shard) * rt->nshards;
 	rt->owned = aligned_alloc(SP__CACHELINE, size);
 	if (!rt->owned)
@@ -160,31 +170,10 @@ static void drain_done(sp__owned_shard *sh)
 	drain_list(sh, take_done(sh));
 }
 
-/* A worker's maintenance: its own shard; before it parks, also the foreign
- * shards, whose spawning threads may never come back to drain them. Not on
- * every maintenance tick: a spawning thread holds its shard's lock for every
- * spawn, and with more threads than CPUs a worker spinning on that lock while
- * the spawner is descheduled burned 3x the CPU (spawn_many_local ran at a
- * third of its speed in one run out of four). */
-void sp__owned_drain(sp__worker *w, bool foreign_too)
+/* A worker's maintenance (and before it parks): its own shard's done stack. */
+void sp__owned_drain(sp__worker *w)
 {
-	sp_runtime *rt = w->rt;
-	drain_done(&rt->owned[w->index]);
-	if (!foreign_too)
-		return;
-	for (uint32_t i = rt->nworkers; i < rt->nshards; i++)
-		drain_done(&rt->owned[i]);
-}
-
-/* A thread that is not a worker sticks to one foreign shard, so that its
- * spawns keep that shard's lock and slots in its cache. */
-static uint32_t foreign_shard(sp_runtime *rt)
-{
-	static _Atomic uint32_t next = 0;
-	static _Thread_local uint32_t mine;
-	if (!mine)
-		mine = atomic_fetch_add(&next, 1) % FOREIGN_SHARDS + 1;
-	return rt->nworkers + mine - 1;
+	drain_done(&w->rt->owned[w->index]);
 }
 
 static bool is_owner(sp_runtime *rt, uint32_t shard)
@@ -195,8 +184,8 @@ static bool is_owner(sp_runtime *rt, uint32_t shard)
 
 int sp__owned_insert(sp_runtime *rt, sp__task *t)
 {
-	bool mine = sp__tls.worker && sp__tls.worker->rt == rt;
-	uint32_t s = mine ? sp__tls.worker->index : foreign_shard(rt);
+	SP__ASSERT(sp__tls.worker && sp__tls.worker->rt == rt, "owned inserts are a worker's");
+	uint32_t s = sp__tls.worker->index;
 	sp__owned_shard *sh = &rt->owned[s];
 	sp__spin_lock(&sh->lock);
 	if (sh->closed) {
@@ -238,11 +227,14 @@ void sp__owned_remove(sp__task *t, unsigned extra_refs)
 {
 	sp_runtime *rt = t->rt;
 	uint32_t s = t->owned_shard;
+	if (s == SP__UNOWNED) {
+		/* Cancelled before its first poll: on no shard. */
+		sp__task_ref_dec_n(t, 1 + extra_refs);
+		return;
+	}
 	sp__owned_shard *sh = &rt->owned[s];
 	if (!is_owner(rt, s)) {
-		/* Leave it to the owner (for a foreign shard: the next spawner
-		 * or a worker's maintenance). The push is our last access to
-		 * rt. */
+		/* Leave it to the owner. The push is our last access to rt. */
 		sp__task *head = atomic_load_explicit(&sh->done, memory_order_relaxed);
 		do {
 			t->done_next = head;

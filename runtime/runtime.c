@@ -6,16 +6,21 @@
  *   1. `shutdown` is set: sp__spawn refuses new tasks from here on (a spawn
  *      that passed the check is caught by step 2).
  *   2. Every owned shard is closed under its lock: an insert after this fails
- *      with SP_ESHUTDOWN, so the walk in step 5 sees every task there is.
+ *      with SP_ESHUTDOWN (a worker then cancels the task it was about to
+ *      poll for the first time), so the walk in step 5 sees every task that
+ *      was ever polled or spawned on a worker.
  *   3. The injection queue is closed: a wake after this drops its
- *      notification instead of queueing it (the task is cancelled in step 5).
+ *      notification instead of queueing it (the task is cancelled in step 5),
+ *      and a spawn from another thread fails with SP_ESHUTDOWN.
  *   4. `stop_workers` is set and every worker is unparked and joined. A worker
  *      finishes the poll it is in, then exits; nothing polls after this.
  *   5. Every task still on an owned shard is cancelled: its future is dropped
  *      exactly once (sp__task_shutdown takes RUNNING unless a foreign abort
  *      holds it, in which case that thread drops it and removes the task).
  *   6. The local queues and the injection queue are drained: each queued
- *      notification reference is dropped.
+ *      notification reference is dropped, and a queued task that was never
+ *      polled (spawned from another thread: on no shard) is cancelled there,
+ *      once its spawner's in-flight count shows it left the runtime.
  *   Tasks still referenced by wakers or join handles outlive the runtime
  *   (complete, future dropped); their last reference frees them. Nothing on
  *   those paths touches the runtime.
@@ -198,7 +203,7 @@ int sp_runtime_free(sp_runtime *rt)
 		sp__worker_drain(&rt->workers[i]);
 	sp__task *t;
 	while ((t = sp__inject_pop(&rt->inject)))
-		sp__task_ref_dec(t);
+		sp__task_drop_queued(t);
 	runtime_destroy(rt);
 	return 0;
 }

@@ -32,6 +32,7 @@
  * the thread that next wins RUNNING, and a waker's writes before its wake are
  * visible to the poll that the wake causes.
  */
+#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -421,6 +422,28 @@ static bool cancel_or_mark(sp__task *t)
 	}
 }
 
+void sp__task_drop_queued(sp__task *t)
+{
+	if (t->owned_shard != SP__UNOWNED) {
+		sp__task_ref_dec(t); /* owned_cancel_all dropped its future */
+		return;
+	}
+	/* Never polled, so on no owned shard: nobody else drops its future.
+	 * Its spawner may still be between the push and its last access to
+	 * the runtime: wait for that (the in-flight count), as owned_cancel_all
+	 * waits for remote schedules. Workers are stopped and an abort only
+	 * marks a NOTIFIED task, so RUNNING is ours to take. */
+	uint64_t s;
+	while ((s = load_state(t)) & SP__SCHED_MASK)
+		sched_yield();
+	for (;;) {
+		SP__ASSERT(!(s & (SP__RUNNING | SP__COMPLETE)), "a queued unpolled task is idle");
+		if (cas_state(t, &s, s | SP__CANCELLED | SP__RUNNING))
+			break;
+	}
+	sp__task_cancel(t, 1); /* and the queue's notification */
+}
+
 void sp__task_shutdown(sp__task *t)
 {
 	/* Workers are stopped: a queued (NOTIFIED) task will never be popped
@@ -454,6 +477,12 @@ void sp__task_run(sp__task *t)
 		return;
 	default:
 		break;
+	}
+	/* First poll of a task spawned elsewhere: onto this worker's shard
+	 * (refused once shutdown closed it: the task is cancelled instead). */
+	if (SP__UNLIKELY(t->owned_shard == SP__UNOWNED) && sp__owned_insert(w->rt, t)) {
+		sp__task_cancel(t, 1);
+		return;
 	}
 
 	sp_future *f = sp__task_future(t);
@@ -592,7 +621,17 @@ int sp__spawn(sp_runtime *rt, sp_join_handle *jh, const sp_future *fut, size_t s
 	}
 	SP_USDT(spawn, t->id, t->parent_id, site->name, site->file, site->line);
 
-	int err = sp__owned_insert(rt, t);
+	/* A worker's spawn goes on its owned shard now; another thread's waits
+	 * for its first poll (owned.c, WHO INSERTS): until then it is queued,
+	 * and only a closed injection queue can refuse it. */
+	int err = 0;
+	if (remote) {
+		t->owned_shard = SP__UNOWNED;
+		if (!sp__spawn_remote(t))
+			err = SP_ESHUTDOWN;
+	} else {
+		err = sp__owned_insert(rt, t);
+	}
 	if (err) {
 		if (t->seg_slot != SP__NO_SEG_SLOT)
 			sp__trace_task_done(t, true);
@@ -600,12 +639,14 @@ int sp__spawn(sp_runtime *rt, sp_join_handle *jh, const sp_future *fut, size_t s
 		sp__task_free(t, cls); /* never polled: the caller keeps its future */
 		return err;
 	}
+	/* A remote task may be running already: the join handle's reference
+	 * (in the initial state) and the in-flight one keep it alive. */
 	if (jh) {
 		memset(jh, 0, sizeof(*jh));
 		sp__join_handle_init(jh, t);
 	}
 	if (remote)
-		sp__schedule_remote(t, SP__LANE_NEW);
+		sp__schedule_remote_done(t);
 	else
 		sp__schedule(t, false);
 	return 0;

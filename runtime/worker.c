@@ -155,6 +155,11 @@ void sp__schedule_remote(sp__task *t, int lane)
 		sp__runtime_notify_parked(rt);
 	else
 		sp__task_ref_dec(t); /* closed: shutdown cancels the task */
+	sp__schedule_remote_done(t);
+}
+
+void sp__schedule_remote_done(sp__task *t)
+{
 	/* Last access to rt done: let sp_runtime_free proceed, and drop the
 	 * reference that kept t alive while it was already queued. */
 	uint64_t prev = atomic_fetch_sub_explicit(&t->state, SP__SCHED_ONE + SP__REF_ONE,
@@ -162,6 +167,18 @@ void sp__schedule_remote(sp__task *t, int lane)
 	SP__ASSERT(prev & SP__SCHED_MASK, "a remote schedule in flight is counted");
 	if (SP__REFS(prev) == 1)
 		sp__task_dealloc(t);
+}
+
+bool sp__spawn_remote(sp__task *t)
+{
+	sp_runtime *rt = t->rt;
+	if (SP__UNLIKELY(sp__tracing()) && sp__tls.worker)
+		sp__trace_emit(SP_EV_INJECT_PUSH, 0, t->id);
+	SP_USDT(inject_push, t->id);
+	if (!sp__inject_push_batch(&rt->inject, &t, 1, SP__LANE_NEW))
+		return false;
+	sp__runtime_notify_parked(rt);
+	return true;
 }
 
 void sp__schedule(sp__task *t, bool is_yield)
@@ -402,7 +419,7 @@ static bool park(sp__worker *w, _Atomic uint32_t *root_woken)
 	w->batch.parks++;
 	SP__EMIT(w, w->now, SP_EV_PARK, w->index, 0);
 	SP_USDT(park, w->index);
-	sp__owned_drain(w, true);
+	sp__owned_drain(w);
 	sp__worker_publish(w);
 	bool last = sp__idle_transition_worker_to_parked(&rt->idle, w->index, w->searching);
 	w->searching = false;
@@ -468,7 +485,7 @@ void sp__worker_run(sp__worker *w, _Atomic uint32_t *root_woken)
 		if (w->now - w->driver_turned > w->driver_every)
 			maintenance_turn(w);
 		if (w->tick % EVENT_INTERVAL == 0) {
-			sp__owned_drain(w, false);
+			sp__owned_drain(w);
 			sp__worker_publish(w);
 			if (atomic_load_explicit(&rt->stop_workers, memory_order_acquire))
 				return;
@@ -518,14 +535,15 @@ void *sp__worker_main(void *arg)
 	return NULL;
 }
 
-/* Called after the worker threads exited: drop every queued notification. */
+/* Called after the worker threads exited: drop every queued notification
+ * (and cancel the queued tasks that were never polled). */
 void sp__worker_drain(sp__worker *w)
 {
 	sp__task *t;
 	if (w->lifo) {
-		sp__task_ref_dec(w->lifo);
+		sp__task_drop_queued(w->lifo);
 		w->lifo = NULL;
 	}
 	while ((t = q_pop(w)))
-		sp__task_ref_dec(t);
+		sp__task_drop_queued(t);
 }

@@ -470,7 +470,9 @@ enum {
 };
 
 /* Call fn for every live task (a consistent-enough snapshot: each task's
- * counters are read without stopping it). Returns the number visited. */
+ * counters are read without stopping it). Returns the number visited. A task
+ * spawned from a thread that is not one of the runtime's workers is listed
+ * from its first poll on (until then it is only queued). */
 size_t sp_runtime_tasks(sp_runtime *rt, void (*fn)(const sp_task_info *, void *), void *arg);
 
 /* Per-worker counters, published in batches by each worker. */

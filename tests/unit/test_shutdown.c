@@ -541,6 +541,49 @@ static void shutdown__current_thread_free_drops_pending_tasks(void **state)
 	assert_int_equal(atomic_load(&g.poll_after_drop), 0);
 }
 
+static void shutdown__never_polled_remote_spawns_dropped_once(void **state)
+{
+	(void)state;
+	/* arrange: a current-thread runtime that never runs, so every task
+	 * spawned from outside stays queued, never polled: on no owned shard
+	 * (those join it at their first poll). Half have join handles, and
+	 * half of those are aborted (marked only: the task is queued). */
+	enum { N = 100, WITH_HANDLE = 50, ABORTED = 25 };
+	g_reset(1000, 1000);
+	sp_runtime *rt = spt_runtime(SP_CURRENT_THREAD, 1);
+	sp_join_handle jh[WITH_HANDLE];
+	int rcs = 0;
+	for (int i = 0; i < N; i++) {
+		struct shut_fut f;
+		shut_fut_init(&f, K_PENDING, i);
+		int rc = i < WITH_HANDLE ? SP_RUNTIME_SPAWN(rt, "queued", &jh[i], f)
+					 : SP_RUNTIME_SPAWN(rt, "queued", NULL, f);
+		rcs |= rc;
+		atomic_store(&g.spawned[i], rc == 0);
+	}
+	for (int i = 0; i < ABORTED; i++)
+		sp_join_handle_abort(&jh[i]);
+
+	/* act */
+	int free_rc = sp_runtime_free(rt);
+	int drops_at_free = 0, polls = 0;
+	for (int i = 0; i < N; i++) {
+		drops_at_free += atomic_load(&g.drops[i]) == 1;
+		polls += atomic_load(&g.polls[i]);
+	}
+	int cancelled = 0;
+	for (int i = 0; i < WITH_HANDLE; i++)
+		cancelled += sp_join_handle_wait(&jh[i]) == SP_ECANCELED;
+
+	/* assert: every future dropped once by the free, none polled, and
+	 * every handle reports the cancellation */
+	assert_int_equal(rcs, 0);
+	assert_int_equal(free_rc, 0);
+	assert_int_equal(drops_at_free, N);
+	assert_int_equal(polls, 0);
+	assert_int_equal(cancelled, WITH_HANDLE);
+}
+
 /* ---- free from inside
  * ------------------------------------------------------------------------------ */
 
@@ -688,6 +731,7 @@ int main(void)
 		cmocka_unit_test(shutdown__wakes_racing_free_never_touch_freed_runtime),
 		cmocka_unit_test(shutdown__shutdown_then_free_drops_pending_tasks),
 		cmocka_unit_test(shutdown__current_thread_free_drops_pending_tasks),
+		cmocka_unit_test(shutdown__never_polled_remote_spawns_dropped_once),
 		cmocka_unit_test(shutdown__free_from_runtime_thread_is_edeadlk),
 		cmocka_unit_test(shutdown__repeated_create_free_100_times),
 	};
