@@ -10,9 +10,16 @@
  * Firing (level 0) pops entries from the live slot one at a time instead of
  * detaching the whole list: fire may remove other entries of the same slot,
  * and no insert can land there (its only deadline is elapsed, which insert
- * refuses). Cascading (level > 0) runs no callback, so it detaches the list
- * and places each entry again: an entry of the top level whose deadline is
- * still a turn or more away lands back in the slot being cascaded.
+ * refuses; elapsed + 64 is far). Cascading (level > 0) runs no callback, so
+ * it detaches the list and places each entry again, newest first, at the
+ * head of its new slot: an entry of the top level whose deadline is still a
+ * turn or more away lands back in the slot being cascaded.
+ *
+ * Entries live in the caller's (task) memory, so walking a slot list misses
+ * the cache at every entry. No software prefetch of the next entry: in the
+ * firing loop, unlinking e stores to e->next at once, which fetches that line
+ * as early as a prefetch would; in neither loop did one measurably help
+ * (bench/wheel_bench.c).
  */
 #include "timer_wheel.h"
 
@@ -76,32 +83,42 @@ static void slot_unlink(sp__timer_wheel *w, sp__timer_entry *e)
 }
 
 /*
- * Link e (deadline >= elapsed) where the placement rule says: the level is
- * the highest digit in which deadline and elapsed differ (the | SLOT_MASK
- * makes digit 0 the floor), capped at the top level; the slot is the
- * deadline's digit at that level. The result depends only on the deadline
- * and on which slots have come due, so entries with equal deadlines always
- * share a slot, in insertion order.
+ * Link e (deadline >= elapsed) where the placement rule says: near (less than
+ * 64 ms ahead), level 0 at the deadline's digit 0; far, the level is the
+ * highest digit in which deadline and elapsed differ (>= 1, as they differ by
+ * 64 or more), capped at the top level, and the slot is the deadline's digit
+ * at that level. At the tail of the slot, or at its head when front (a
+ * cascade, whose entries come newest first and were inserted before the
+ * level-0 entries of their deadline).
  */
-static void place(sp__timer_wheel *w, sp__timer_entry *e)
+static inline void place(sp__timer_wheel *w, sp__timer_entry *e, bool front)
 {
 	uint64_t d = e->deadline;
-	unsigned msb = 63u - (unsigned)__builtin_clzll((d ^ w->elapsed) | SLOT_MASK);
-	unsigned level = msb / SP__WHEEL_SLOT_BITS;
+	unsigned level = 0;
 
-	if (level > TOP)
-		level = TOP;
-	slot_push(w, e, level, digit(d, level));
+	if (d - w->elapsed >= SP__WHEEL_SLOTS) {
+		unsigned msb = 63u - (unsigned)__builtin_clzll(d ^ w->elapsed);
+		level = msb / SP__WHEEL_SLOT_BITS;
+		if (level > TOP)
+			level = TOP;
+	}
+	unsigned slot = digit(d, level);
+	slot_push(w, e, level, slot);
+	if (front)
+		w->levels[level].slots[slot] = e;
 }
 
-/* The earliest due time: the first occupied slot of the lowest non-empty
- * level (I3, I4) in rotation order, which starts at pos_L below the top level
- * and at pos_5 + 1 at the top (slot pos_5 is a full turn ahead there). False
- * when the wheel is empty. */
+/* The earliest due time (I3, I4): the first occupied slot of level 0 in
+ * rotation order from pos_0, or that of the lowest non-empty level >= 1, from
+ * pos_L below the top level and from pos_5 + 1 at the top (slot pos_5 is a
+ * full turn ahead there), whichever is earlier; the level >= 1 slot on a tie.
+ * False when the wheel is empty. */
 static bool next_due(const sp__timer_wheel *w, unsigned *level_out, unsigned *slot_out,
 		     uint64_t *due_out)
 {
-	for (unsigned level = 0; level < SP__WHEEL_LEVELS; level++) {
+	bool found = false;
+
+	for (unsigned level = 1; level < SP__WHEEL_LEVELS; level++) {
 		uint64_t occ = w->levels[level].occupied;
 		if (!occ)
 			continue;
@@ -112,9 +129,22 @@ static bool next_due(const sp__timer_wheel *w, unsigned *level_out, unsigned *sl
 		*level_out = level;
 		*slot_out = (pos + idx) & SLOT_MASK;
 		*due_out = ((w->elapsed >> shift) << shift) + ((uint64_t)idx << shift);
-		return true;
+		found = true;
+		break;
 	}
-	return false;
+	uint64_t occ0 = w->levels[0].occupied;
+	if (occ0) {
+		unsigned pos = digit(w->elapsed, 0);
+		unsigned idx = (unsigned)__builtin_ctzll(rotr64(occ0, pos));
+		uint64_t due = w->elapsed + idx;
+		if (!found || due < *due_out) {
+			*level_out = 0;
+			*slot_out = (pos + idx) & SLOT_MASK;
+			*due_out = due;
+			found = true;
+		}
+	}
+	return found;
 }
 
 void sp__wheel_init(sp__timer_wheel *w, uint64_t now_ms)
@@ -137,7 +167,7 @@ int sp__wheel_insert(sp__timer_wheel *w, sp__timer_entry *e, uint64_t deadline_m
 	e->deadline = deadline_ms;
 	if (deadline_ms <= w->elapsed)
 		return SP_ETIMEDOUT;
-	place(w, e);
+	place(w, e, false);
 	w->len++;
 	return 0;
 }
@@ -200,15 +230,18 @@ size_t sp__wheel_advance_max(sp__timer_wheel *w, uint64_t now_ms,
 			}
 		} else {
 			/* Detach the list first: at the top level an entry
-			 * still a turn or more away goes back to this slot. */
-			e = lv->slots[slot];
+			 * still a turn or more away goes back to this slot.
+			 * Newest first, each to the head of its new slot. */
+			sp__timer_entry *head = lv->slots[slot];
 			lv->slots[slot] = NULL;
 			lv->occupied &= ~((uint64_t)1 << slot);
-			e->prev->next = NULL;
-			while (e) {
-				sp__timer_entry *next = e->next;
-				place(w, e);
-				e = next;
+			e = head->prev;
+			for (;;) {
+				sp__timer_entry *prev = e->prev;
+				place(w, e, true);
+				if (e == head)
+					break;
+				e = prev;
 			}
 		}
 	}

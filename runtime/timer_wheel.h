@@ -34,24 +34,38 @@
  *                                   k = (s - pos_L - 1) mod 64 + 1 (L = 5)
  *
  * the first time >= base_L (> base_5 at the top) whose digit L is s and whose
- * lower digits are 0. At the top, slot pos_5 is thus a full turn (2^36 ms)
- * ahead, not due now.
+ * lower digits are 0. At level 0 that is elapsed + (s - pos_0) mod 64: the
+ * slots form a rolling window [elapsed, elapsed + 64), pos_0 first. At the
+ * top, slot pos_5 is a full turn (2^36 ms) ahead, not due now.
  *
- * PLACEMENT. An entry with deadline d (d >= elapsed) goes to level L = the
- * highest digit in which d and elapsed differ (0 when they differ at most in
- * digit 0; 5 when they differ in digit 5 or above), slot = digit L of d.
- *   - Below level 5 the entry's higher digits equal elapsed's and its digit L
- *     is > pos_L: the slot's due time is d rounded down to 64^L.
- *   - At level 5, IN RANGE ((d >> 30) - (elapsed >> 30) < 64, which includes
- *     deadlines across the next 2^36 ms boundary): the slot's due time is d
- *     rounded down to 2^30.
- *   - At level 5, BEYOND RANGE (further): the slot's due time is earlier than
- *     d by whole turns. When it comes due the entry is placed again against
- *     the new elapsed: it is then at pos_5 itself, the last slot in rotation
- *     order, one full turn ahead; so it is re-cascaded once per 2^36 ms
- *     (~2.18 years) until its deadline is in range.
- * The placement depends only on d and on which slots have come due, so
- * entries with equal deadlines always share one slot, in insertion order.
+ * PLACEMENT. An entry with deadline d (d >= elapsed) goes to
+ *   - NEAR (d - elapsed < 64): level 0, slot = digit 0 of d. Its slot's due
+ *     time is d itself, and the 64 deadlines of the window have 64 distinct
+ *     slots: two entries of one level-0 slot have the same deadline.
+ *   - FAR (d - elapsed >= 64): level L = the highest digit in which d and
+ *     elapsed differ (L >= 1: d and elapsed differ above digit 0; 5 when they
+ *     differ in digit 5 or above), slot = digit L of d.
+ *       - Below level 5 the entry's higher digits equal elapsed's and its
+ *         digit L is > pos_L: the slot's due time is d rounded down to 64^L.
+ *       - At level 5, IN RANGE ((d >> 30) - (elapsed >> 30) < 64, which
+ *         includes deadlines across the next 2^36 ms boundary): the slot's
+ *         due time is d rounded down to 2^30.
+ *       - At level 5, BEYOND RANGE (further): the slot's due time is earlier
+ *         than d by whole turns. When it comes due the entry is placed again
+ *         against the new elapsed: it is then at pos_5 itself, the last slot
+ *         in rotation order, one full turn ahead; so it is re-cascaded once
+ *         per 2^36 ms (~2.18 years) until its deadline is in range.
+ *     A far entry placed again at its slot's due time T (a cascade) is NEAR
+ *     when d - T < 64, else FAR at a lower level (or beyond range, back at the
+ *     top).
+ * EQUAL DEADLINES fire in insertion order. While d is far its placement
+ * depends only on d and on which slots have come due, so the queued entries
+ * of deadline d above level 0 all share one slot, in insertion order, and a
+ * cascade moves them together. Once d - elapsed < 64 every later insert of d
+ * goes to level 0, behind the earlier ones there; the entries of d still
+ * above level 0 were inserted before all of those, and the one cascade that
+ * brings them down (none are left above after it) puts them at the head of
+ * d's level-0 slot, in their order.
  *
  * INVARIANTS (between calls):
  *   I1  e->queued == 1 iff e is in the list levels[e->level].slots[e->slot];
@@ -62,38 +76,70 @@
  *       level-0 slot pos_0 may still hold entries with deadline == elapsed
  *       (the rest of the slot it was firing). They are due: next_expiration
  *       returns elapsed, the next advance fires them first, and an insert at
- *       deadline == elapsed is refused (due) as always.
- *   I3  an entry of level L < 5 agrees with elapsed in every digit above L,
- *       and its digit L is > pos_L. Hence the due time of its slot is <= its
- *       deadline and earlier than every due time of levels above L.
+ *       deadline == elapsed is refused (due) as always. No slot of a higher
+ *       level is due at elapsed then (ADVANCE cascades those first).
+ *   I3  a level-0 entry has elapsed < d < elapsed + 64 (d == elapsed under
+ *       I2'): it is in the slot of its own deadline, whose due time is d.
+ *       An entry of level L in 1..4 agrees with elapsed in every digit above
+ *       L, and its digit L is > pos_L. Hence the due time of its slot is <=
+ *       its deadline and earlier than that of any entry of levels L+1..5.
  *   I4  every due time of level 5 is >= base_5 + 2^30, so later than every
- *       due time of the lower levels; the due time of an entry's slot is <= its
+ *       due time of levels 1..4; the due time of an entry's slot is <= its
  *       deadline (== its deadline rounded down to 2^30 in range, whole turns
  *       earlier beyond range).
- *   So the earliest due time of the whole wheel is in the lowest non-empty
- *   level, found from that level's `occupied` bitmap rotated right by pos_L
- *   (pos_5 + 1 at the top) and a count of trailing zeros: no slot is scanned.
+ *   So the earliest due time of the whole wheel is the earlier of two, each
+ *   found from an `occupied` bitmap rotated right by pos_L (pos_5 + 1 at the
+ *   top) and a count of trailing zeros, no slot scanned: the first occupied
+ *   slot of level 0, and that of the lowest non-empty level >= 1 (I3, I4
+ *   order the levels >= 1). Level 0 does not bound the others: its window
+ *   [elapsed, elapsed + 64) can reach across the next multiple of 64^L for
+ *   any L, so a slot of any level >= 1 may be due before the earliest
+ *   level-0 deadline (elapsed 10, deadlines 70 at level 0 and 80 at level 1,
+ *   due 64; elapsed 4090, deadlines 4100 at level 0 and 4160 at level 2, due
+ *   4096).
  *
- * ADVANCE(now). Repeat: take the earliest due time T; stop if T > now; set
- * elapsed = T; if the slot is of level 0 its entries all have deadline == T:
- * unlink and fire them one by one, oldest first; otherwise take the slot's
- * entries and place them again against elapsed = T (they land at lower
- * levels, or, beyond range, back in the same top slot, a turn ahead). Finally
- * elapsed = now. Consequences: an entry fires exactly when elapsed == its
- * deadline (never earlier, and in the very advance call whose `now` reaches
- * it), entries fire in non-decreasing deadline order and equal deadlines in
+ *   Why I3 holds. ADVANCE sets elapsed only to the earliest due time of the
+ *   whole wheel, so it never passes the due time of a slot, and a slot that
+ *   reaches it (elapsed == its due time) is fired or cascaded in that same
+ *   step. Level 0: elapsed only grows, and never past a level-0 deadline.
+ *   Levels >= 1: I3 holds at placement, and keeps holding for every elapsed
+ *   before the due time of the entry's slot (d rounded down to 64^L): the
+ *   times from the placement to there have d's digits above L and a digit L
+ *   below d's. Had ADVANCE jumped to the earliest level-0 deadline past a due
+ *   slot of level L, that slot's digit would be <= pos_L: read as due in the
+ *   past or a turn ahead, its entries late. I4 at the top likewise.
+ *
+ * ADVANCE(now). Repeat: take the earliest due time T, a slot of level >= 1
+ * first when it ties with level 0; stop if T > now; set elapsed = T; if the
+ * slot is of level 0 its entries all have deadline == T: unlink and fire them
+ * one by one, oldest first; otherwise detach the slot's entries and place
+ * them again against elapsed = T, newest first, each at the head of its new
+ * slot (so they keep their order, ahead of the level-0 entries of the same
+ * deadline, which were inserted later). They land at lower levels (level 0
+ * when d - T < 64, slot pos_0 itself when d == T), or, beyond range, back in
+ * the same top slot, a turn ahead. Finally elapsed = now. Cascading first on
+ * a tie fires the cascaded entries of deadline T before the later inserts of
+ * T, and leaves no higher slot due at elapsed when a limited advance stops
+ * (I2'). Consequences: an entry fires exactly when elapsed == its deadline
+ * (never earlier, and in the very advance call whose `now` reaches it),
+ * entries fire in non-decreasing deadline order and equal deadlines in
  * insertion order, and a huge jump costs one step per non-empty slot on the
- * way, not one per millisecond.
+ * way, not one per millisecond. An entry less than 64 ms ahead is touched
+ * twice (insert, fire), one further away once more per cascade.
  *
  * BOUNDARIES.
  *   - insert with d <= elapsed: refused with SP_ETIMEDOUT, nothing queued
  *     (the caller fires it at once). d == elapsed + 1 goes to level 0.
- *   - d exactly on a slot boundary of level L (e.g. elapsed 63, d 64): it
- *     waits at level L; the cascade at T == d places it in level 0 at slot
+ *   - d == elapsed + 63: level 0, slot pos_0 - 1 (the window's last slot);
+ *     d == elapsed + 64: far, level >= 1 (its digit 0 is pos_0, the slot
+ *     being fired while elapsed has that digit).
+ *   - d far and exactly on a slot boundary of level L (e.g. elapsed 0, d 128):
+ *     it waits at level L; the cascade at T == d places it in level 0 at slot
  *     pos_0 (d == elapsed, the only time I2 is relaxed, inside advance) and
  *     the same advance fires it at once.
- *   - crossing the top window (elapsed 2^36 - 5, d 2^36 + 3): in range at
- *     level 5, slot 0 (behind pos_5 = 63), due 2^36; then level 0.
+ *   - crossing the top window: elapsed 2^36 - 5, d 2^36 + 3 is near (level 0,
+ *     slot 3); d 2^36 + 100 is in range at level 5, slot 0 (behind pos_5 =
+ *     63), due 2^36, then level 1, then level 0.
  *   - d = elapsed + 2^36 or more: beyond range, as above. d = UINT64_MAX never
  *     fires (now stays <= SP__WHEEL_TIME_MAX) and costs one cascade a turn.
  *   - advance with now <= elapsed: nothing happens, returns 0 (now ==
@@ -164,9 +210,10 @@ void sp__wheel_remove(sp__timer_wheel *w, sp__timer_entry *e);
 
 /* The earliest due time of a non-empty slot: the time at which something may
  * expire (the driver's poll timeout), UINT64_MAX when the wheel is empty.
- * Never later than the earliest deadline; equal to it when that entry is at
- * level 0 (deadline within the current 64 ms block); earlier only when a slot
- * of a higher level must be cascaded first. Outside advance it is > elapsed
+ * Never later than the earliest deadline; earlier only when a slot of a
+ * level >= 1 is due before it and must be cascaded first. So it is equal to
+ * the earliest deadline when every entry is less than 64 ms ahead, and when
+ * that deadline is in elapsed's 64 ms block. Outside advance it is > elapsed
  * (== elapsed after a limited advance left due entries, I2').
  * O(levels). */
 uint64_t sp__wheel_next_expiration(const sp__timer_wheel *w);
