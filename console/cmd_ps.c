@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "commands.h"
+#include "stream.h"
 #include "trace_segment.h"
 
 struct ps_state {
@@ -56,6 +57,7 @@ static void ps_one(const sp__seg_info *in, void *arg)
 	for (unsigned i = 0; i < r.hdr.nrings; i++)
 		used += sp__seg_reader_ring_owner(&r, i) != 0;
 	size_t tasks = 0, busy = 0;
+	sp__seg_table_request(&r, SPC_TABLE_WAIT_MS);
 	sp__seg_read_tasks(&r, count_task, &tasks, &busy);
 	printf("%7d  %-7s %-16s %5u/%-5u %8zu  abi %u.%u\n", in->pid, "live", comm, used,
 	       r.hdr.nrings, tasks, r.found_major, r.found_minor);

@@ -594,6 +594,10 @@ static void task_fwd(unsigned slot, const sp__seg_task *t, void *arg)
 size_t spc_stream_tasks(spc_stream *s, void (*cb)(const sp__seg_task *t, void *arg), void *arg)
 {
 	struct task_fwd f = {cb, arg};
+	/* The runtime writes its table when asked (ABI 2.3); a process that
+	 * does not answer in time (stopped, or a reader that may not write the
+	 * segment's header) leaves the table as last written. */
+	sp__seg_table_request(&s->r, SPC_TABLE_WAIT_MS);
 	return sp__seg_read_tasks(&s->r, task_fwd, &f, NULL);
 }
 

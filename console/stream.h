@@ -99,6 +99,9 @@ const spc_site *spc_stream_site(spc_stream *s, uint32_t idx);
 /* A consistent snapshot of every live task in the task table: cb per task.
  * Returns the number delivered. */
 size_t spc_stream_tasks(spc_stream *s, void (*cb)(const sp__seg_task *t, void *arg), void *arg);
+/* How long spc_stream_tasks and `spindle ps` wait for a runtime to write its
+ * task table (sp__seg_table_request); it takes ~100 ns a live task. */
+#define SPC_TABLE_WAIT_MS 500
 
 /* The queue depths worker `worker` last published (segment ABI 2.1): its
  * local queue with the LIFO slot, and its runtime's injection queue. 0, or

@@ -118,8 +118,8 @@ struct sp__task {
 	uint64_t id;                     /* unique, never reused (read-only) */
 	uint64_t parent_id;              /* task that spawned it, 0 if none */
 	const sp_spawn_site *site;       /* name, file:line, out offset/size */
-	uint32_t owned_shard : 12;       /* slot in the owned table, or SP__UNOWNED */
-	uint32_t seg_slot : 20;          /* task table slot, SP__NO_SEG_SLOT: none */
+	_Atomic uint32_t owned_seg;      /* owned shard (12 bits, SP__UNOWNED) and
+	                                    task table slot (20, SP__NO_SEG_SLOT) */
 	uint32_t owned_index;
 	sp__task *done_next;             /* owned.c: completed elsewhere */
 	_Atomic uint32_t waker_clones;   /* cumulative (relaxed; see waker.c) */
@@ -421,6 +421,27 @@ sp_poll sp__accept_step(sp_async_fd *listener, sp_context *cx, int *fd);
  * runtime, until a worker first polls it (owned.c, WHO INSERTS). */
 #define SP__UNOWNED 0xfffu
 
+#define SP__OWNED_BITS 12
+static inline uint32_t sp__task_owned_shard(const sp__task *t)
+{
+	/* ordering: relaxed: the shard bits are written once, before the task
+	 * is on a shard (insert, under its lock; or at spawn); every later
+	 * reader reached the task through a queue or the shard. */
+	return atomic_load_explicit(&t->owned_seg, memory_order_relaxed) &
+	       ((1u << SP__OWNED_BITS) - 1);
+}
+/* The table slot bits: read and written only under the task's shard lock
+ * (or by shutdown, after the workers were joined). */
+static inline uint32_t sp__task_seg_slot(const sp__task *t)
+{
+	return atomic_load_explicit(&t->owned_seg, memory_order_relaxed) >> SP__OWNED_BITS;
+}
+static inline void sp__task_set_owned_seg(sp__task *t, uint32_t shard, uint32_t seg_slot)
+{
+	atomic_store_explicit(&t->owned_seg, shard | seg_slot << SP__OWNED_BITS,
+			      memory_order_relaxed);
+}
+
 typedef struct sp__owned_shard {
 	_Atomic bool lock;  /* sp__spin_lock */
 	bool closed;        /* set at shutdown: inserts fail */
@@ -443,6 +464,7 @@ struct sp_runtime {
 	sp__inject inject;
 	sp__idle idle;
 	bool trace;                 /* workers write events (trace.c) */
+	sp_runtime *trace_next;     /* trace.c: the traced runtimes, for the table writer */
 	_Atomic bool shutdown;      /* spawns refused once set */
 	_Atomic bool stop_workers;
 	sp__driver driver;          /* epoll + timers (driver.c) */
@@ -505,6 +527,7 @@ void sp__owned_drain(sp__worker *w);
 void sp__owned_close(sp_runtime *rt);
 void sp__owned_cancel_all(sp_runtime *rt);
 void sp__owned_destroy(sp_runtime *rt);
+void sp__owned_table_refresh(sp_runtime *rt);
 void sp__spin_lock(_Atomic bool *l);
 void sp__spin_unlock(_Atomic bool *l);
 
@@ -553,22 +576,17 @@ static inline uint64_t sp__ev_ticks(void)
 	sp__worker *w = sp__tls.worker;
 	return w ? w->now : sp__ticks();
 }
-/* The task table's slots (trace_segment.h), for a worker to prefetch the
- * slot of the task it is about to poll: a poll that leaves the task pending
- * refreshes it, one that completes it clears it, and with 100,000 tasks
- * waiting the slot is far out of cache (the clear alone was 7% of the timer
- * benchmark's time). Set once the segment exists. */
-extern char *sp__trace_slots;
-extern uint32_t sp__trace_slot_size;
-static inline void sp__trace_slot_prefetch(uint32_t slot)
-{
-	char *p = sp__trace_slots + (size_t)slot * sp__trace_slot_size;
-	__builtin_prefetch(p, 1, 3);	   /* seq, id, state, counters */
-	__builtin_prefetch(p + 128, 1, 3); /* the rest of the counters */
-}
 /* Cold halves of the event points (trace.c); called only with tracing on. */
-void sp__trace_poll_end(sp__task *t, uint64_t end);
 void sp__trace_task_done(sp__task *t, bool cancelled);
+/* The task table (trace.c, TASK TABLE): a traced runtime is listed for the
+ * table's writer thread from creation to free; the writer enters and
+ * refreshes the tasks of every owned shard, under the shard's lock, when a
+ * reader asks; a task leaving its shard gives its slot back (under the same
+ * lock, from owned.c). */
+void sp__trace_runtime_add(sp_runtime *rt);
+void sp__trace_runtime_remove(sp_runtime *rt);
+void sp__trace_table_write(sp__task *t);
+void sp__trace_table_forget(sp__task *t);
 void sp__trace_emit(uint32_t type, uint32_t a, uint64_t b);
 void sp__trace_worker_stats(sp__worker *w, uint32_t depth, uint32_t inject);
 static inline bool sp__tracing(void)

@@ -103,9 +103,11 @@ static bool shard_grow(sp__owned_shard *sh)
 	return true;
 }
 
-/* Under the lock: clear t's slot. */
+/* Under the lock: clear t's slot (and give back its task table slot). */
 static void slot_clear(sp__owned_shard *sh, sp__task *t)
 {
+	if (SP__UNLIKELY(sp__task_seg_slot(t) != SP__NO_SEG_SLOT))
+		sp__trace_table_forget(t);
 	SP__ASSERT(sh->slots[t->owned_index] == t, "owned table slot holds its task");
 	sh->slots[t->owned_index] = NULL;
 	sh->free_idx[sh->nfree++] = t->owned_index;
@@ -215,7 +217,7 @@ int sp__owned_insert(sp_runtime *rt, sp__task *t)
 	}
 	sh->slots[i] = t;
 	sh->count++;
-	t->owned_shard = s;
+	sp__task_set_owned_seg(t, s, SP__NO_SEG_SLOT);
 	t->owned_index = i;
 	sp__spin_unlock(&sh->lock);
 	release_done(batch, ndone);
@@ -226,7 +228,7 @@ int sp__owned_insert(sp_runtime *rt, sp__task *t)
 void sp__owned_remove(sp__task *t, unsigned extra_refs)
 {
 	sp_runtime *rt = t->rt;
-	uint32_t s = t->owned_shard;
+	uint32_t s = sp__task_owned_shard(t);
 	if (s == SP__UNOWNED) {
 		/* Cancelled before its first poll: on no shard. */
 		sp__task_ref_dec_n(t, 1 + extra_refs);
@@ -326,4 +328,38 @@ size_t sp_runtime_tasks(sp_runtime *rt, void (*fn)(const sp_task_info *, void *)
 		free(infos);
 	}
 	return n;
+}
+
+/*
+ * The task table's writer (trace.c) asks: enter or refresh every live task
+ * of every shard, TABLE_BATCH tasks per lock hold (the owner's inserts and
+ * removes wait meanwhile). A task is written under its shard's lock, and
+ * leaves the table (slot_clear) under it too: one writer per task slot at a
+ * time. Tasks inserted after our pass over their index, or spawned from
+ * another thread and not polled yet, are not in this pass: readers learn of
+ * them from the events.
+ */
+#define TABLE_BATCH 256
+
+void sp__owned_table_refresh(sp_runtime *rt)
+{
+	for (uint32_t i = 0; i < rt->nshards; i++) {
+		sp__owned_shard *sh = &rt->owned[i];
+		uint32_t cursor = 0;
+		for (bool more = true; more;) {
+			sp__spin_lock(&sh->lock);
+			uint32_t end = cursor + TABLE_BATCH;
+			if (end >= sh->len) {
+				end = sh->len;
+				more = false;
+			}
+			for (; cursor < end; cursor++) {
+				sp__task *t = sh->slots[cursor];
+				if (t && !(atomic_load_explicit(&t->state, memory_order_relaxed) &
+					   SP__COMPLETE))
+					sp__trace_table_write(t);
+			}
+			sp__spin_unlock(&sh->lock);
+		}
+	}
 }

@@ -124,12 +124,16 @@ int sp_runtime_new(sp_runtime **out, const sp_runtime_opts *opts)
 	uint32_t cap = local_queue_cap();
 	for (uint32_t i = 0; i < n; i++)
 		sp__worker_init(&rt->workers[i], rt, i, cap);
+	if (rt->trace)
+		sp__trace_runtime_add(rt); /* its shards exist: the table writer may walk them */
 
 	if (rt->flavor == SP_MULTI_THREAD) {
 		for (uint32_t i = 0; i < n; i++) {
 			sp__worker *w = &rt->workers[i];
 			if (pthread_create(&w->thread, NULL, sp__worker_main, w) != 0) {
 				atomic_store(&rt->stop_workers, true);
+				if (rt->trace)
+					sp__trace_runtime_remove(rt);
 				for (uint32_t j = 0; j < i; j++) {
 					sp__unpark(&rt->workers[j].parker);
 					pthread_join(rt->workers[j].thread, NULL);
@@ -189,6 +193,8 @@ int sp_runtime_free(sp_runtime *rt)
 	if (sp__tls.rt == rt)
 		return SP_EDEADLK;
 	sp_runtime_shutdown(rt);
+	if (rt->trace)
+		sp__trace_runtime_remove(rt); /* waits out a table pass over it */
 	sp__owned_close(rt);
 	sp__inject_close(&rt->inject);
 	atomic_store_explicit(&rt->stop_workers, true, memory_order_release);

@@ -167,7 +167,7 @@ static void submit_wake(sp__task *t, bool remote)
 	uint64_t now = wake_ticks();
 	if (now > t->last_ticks) {
 		SP__BUMP(t->idle_ticks, now - t->last_ticks);
-		t->last_ticks = now;
+		__atomic_store_n(&t->last_ticks, now, __ATOMIC_RELAXED);
 	}
 	/* The LIFO slot is for a task woken by the task running here (it runs
 	 * next, on warm caches). A wake from outside any poll (the reactor,
@@ -380,9 +380,9 @@ static void complete(sp__task *t, bool cancelled, unsigned extra_refs)
 		sp__tls.self_notified = 0;
 	}
 	uint64_t prev = sp__task_transition_to_complete(t, cancelled, self_wakes);
-	/* An abort's record, or the task's slot in the table to free: a
-	 * task that completed in its first poll has neither. */
-	if (SP__UNLIKELY(sp__tracing()) && (cancelled || t->seg_slot != SP__NO_SEG_SLOT))
+	/* An abort's record (a completion is its POLL_END); the task's table
+	 * slot, if it has one, goes back as it leaves its shard (owned.c). */
+	if (SP__UNLIKELY(sp__tracing()) && cancelled)
 		sp__trace_task_done(t, cancelled);
 	if (SP_USDT_ENABLED(task_done))
 		usdt_task_done(t->id, cancelled);
@@ -424,7 +424,7 @@ static bool cancel_or_mark(sp__task *t)
 
 void sp__task_drop_queued(sp__task *t)
 {
-	if (t->owned_shard != SP__UNOWNED) {
+	if (sp__task_owned_shard(t) != SP__UNOWNED) {
 		sp__task_ref_dec(t); /* owned_cancel_all dropped its future */
 		return;
 	}
@@ -486,7 +486,7 @@ void sp__task_run(sp__task *t)
 	}
 	/* First poll of a task spawned elsewhere: onto this worker's shard
 	 * (refused once shutdown closed it: the task is cancelled instead). */
-	if (SP__UNLIKELY(t->owned_shard == SP__UNOWNED) && sp__owned_insert(w->rt, t)) {
+	if (SP__UNLIKELY(sp__task_owned_shard(t) == SP__UNOWNED) && sp__owned_insert(w->rt, t)) {
 		sp__task_cancel(t, 1);
 		return;
 	}
@@ -509,18 +509,14 @@ void sp__task_run(sp__task *t)
 	}
 	sp__tls.current = t;
 	sp__tls.self_notified = 0;
-	if (SP__UNLIKELY(w->ring != NULL)) {
+	if (SP__UNLIKELY(w->ring != NULL))
 		sp__ring_emit_at(w->ring, start, SP_EV_POLL_START, w->index, t->id);
-		if (t->seg_slot != SP__NO_SEG_SLOT)
-			sp__trace_slot_prefetch(t->seg_slot);
-	}
 	SP_USDT(poll_start, t->id, w->index, f->poll);
 
 	sp_poll r = f->poll(f, &cx);
 
 	uint64_t end = sp__ticks(); /* the one clock read of this poll */
 	uint32_t self_notified = sp__tls.self_notified;
-	bool table = false;
 	if (SP__UNLIKELY(w->ring != NULL)) {
 		uint32_t folded =
 			self_notified < SP_POLL_SELF_MAX ? self_notified : SP_POLL_SELF_MAX;
@@ -529,13 +525,6 @@ void sp__task_run(sp__task *t)
 					 (uint32_t)(cx.budget == 0) << SP_POLL_BUDGET_SHIFT |
 					 folded << SP_POLL_SELF_SHIFT,
 				 t->id);
-		/* The task table is for readers that attach late: refresh it
-		 * when the task goes idle (where a late reader must judge it),
-		 * and every 64th poll of a task that keeps yielding; not when
-		 * it completes (its slot is freed at once). Decided here, done
-		 * below once the counters are bumped: one test of the ring per
-		 * poll end, not two. */
-		table = r == SP_PENDING && (!self_notified || ((t->polls + 1) & 63) == 0);
 	}
 	SP_USDT(poll_end, t->id, w->index,
 		(r == SP_READY ? SP_POLL_READY : 0) |
@@ -545,9 +534,7 @@ void sp__task_run(sp__task *t)
 		slot->task_id = 0;
 	SP__BUMP(t->polls, 1);
 	SP__BUMP(t->busy_ticks, end - start);
-	t->last_ticks = end;
-	if (SP__UNLIKELY(table))
-		sp__trace_poll_end(t, end);
+	__atomic_store_n(&t->last_ticks, end, __ATOMIC_RELAXED); /* read by the table writer */
 	w->now = end;
 	w->batch.polls++;
 	w->batch.busy_ticks += end - start;
@@ -595,9 +582,7 @@ int sp__spawn(sp_runtime *rt, sp_join_handle *jh, const sp_future *fut, size_t s
 		return SP_ENOMEM;
 	/* Field by field: a memset of the header compiled to `rep stos`, half
 	 * the cost of a spawn (its startup cost dwarfs 128 bytes). */
-	t->owned_shard = 0;
 	t->owned_index = 0;
-	t->seg_slot = SP__NO_SEG_SLOT;
 	t->done_next = NULL;
 	atomic_init(&t->waker_clones, 0);
 	atomic_init(&t->waker_drops, 0);
@@ -632,15 +617,13 @@ int sp__spawn(sp_runtime *rt, sp_join_handle *jh, const sp_future *fut, size_t s
 	 * and only a closed injection queue can refuse it. */
 	int err = 0;
 	if (remote) {
-		t->owned_shard = SP__UNOWNED;
+		sp__task_set_owned_seg(t, SP__UNOWNED, SP__NO_SEG_SLOT);
 		if (!sp__spawn_remote(t))
 			err = SP_ESHUTDOWN;
 	} else {
 		err = sp__owned_insert(rt, t);
 	}
 	if (err) {
-		if (t->seg_slot != SP__NO_SEG_SLOT)
-			sp__trace_task_done(t, true);
 		SP_USDT(task_done, t->id, 1);
 		sp__task_free(t, cls); /* never polled: the caller keeps its future */
 		return err;

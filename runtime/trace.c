@@ -12,15 +12,25 @@
  * ring emits nothing. With tracing off a worker's ring pointer is NULL and
  * every event point costs one predictable branch.
  *
- * Task table: a task of a traced runtime gets a slot (its seg_slot) at the end
- * of its first poll that leaves it pending (table_enter); the poller, which
- * holds RUNNING, is the slot's only writer; the slot is freed when the task
- * completes or is cancelled.
+ * TASK TABLE: written on request, by one thread. A reader that wants the
+ * table (a console attaching, or refreshing its view) adds 1 to the header's
+ * table_req and wakes the futex there; the table writer thread ("spindle-
+ * table", started with the segment, asleep on that futex otherwise) walks
+ * the owned shards of every traced runtime (owned.c), enters every live task
+ * that has no slot yet and refreshes the counters of those that have one,
+ * each under its shard's lock, then stores table_ack. A task gives its slot
+ * back when it leaves its shard (also under that lock, owned.c), so one
+ * thread at a time writes a slot, and with no reader asking the table costs
+ * the runtime nothing: entering every task at its first pending poll and
+ * clearing it at completion was 13% of the timer workload's CPU with tracing
+ * on (three cold cache lines and two shared-list CASes per task).
  *
  * At exit the segment file is unlinked but not unmapped: worker threads of a
  * runtime that was never freed may still be writing events.
  */
+#include <linux/futex.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -54,43 +64,7 @@ static void seg_unlink_at_exit(void)
 		unlink(seg.path);
 }
 
-/*
- * Each worker keeps up to SLOT_CACHE cleared task slots of its own, so a
- * worker that spawns and completes tasks reuses warm slots with no shared
- * CAS. Only workers cache (their stop flushes the cache); other threads free
- * straight to the segment's list.
- */
-#define SLOT_CACHE 64
-static _Thread_local struct {
-	uint32_t n;
-	uint32_t idx[SLOT_CACHE];
-} slot_cache;
-
-static int slot_get(void)
-{
-	if (slot_cache.n)
-		return (int)slot_cache.idx[--slot_cache.n];
-	return sp__seg_task_alloc(&seg);
-}
-
-static void slot_put(unsigned slot)
-{
-	sp__seg_task_clear(&seg, slot);
-	if (!sp__tls.worker) {
-		sp__seg_task_release(&seg, slot);
-		return;
-	}
-	if (slot_cache.n == SLOT_CACHE)
-		while (slot_cache.n > SLOT_CACHE / 2)
-			sp__seg_task_release(&seg, slot_cache.idx[--slot_cache.n]);
-	slot_cache.idx[slot_cache.n++] = slot;
-}
-
-static void slot_flush(void)
-{
-	while (slot_cache.n)
-		sp__seg_task_release(&seg, slot_cache.idx[--slot_cache.n]);
-}
+static void table_writer_start(void);
 
 static bool seg_ready(void)
 {
@@ -152,8 +126,6 @@ sp__segment *sp__trace_segment(void)
 			pthread_key_create(&ring_key, ring_key_release);
 			/* Published by the seg_state release below; read only
 			 * by threads holding a ring, which came after it. */
-			sp__trace_slots = (char *)seg.base + seg.hdr->task_off;
-			sp__trace_slot_size = seg.hdr->task_slot_size;
 		}
 		atomic_store_explicit(&seg_state, err ? -1 : 1, memory_order_release);
 		if (err) {
@@ -164,6 +136,7 @@ sp__segment *sp__trace_segment(void)
 			 * segments behind: clear those of dead processes. */
 			sp__seg_sweep_stale();
 			atexit(seg_unlink_at_exit);
+			table_writer_start();
 			atomic_store_explicit(&sp__trace_enabled, true, memory_order_release);
 		}
 	}
@@ -206,8 +179,6 @@ void sp__trace_worker_start(sp__worker *w)
 void sp__trace_worker_stop(sp__worker *w)
 {
 	SP_USDT(worker_stop, w->index);
-	if (seg_ready())
-		slot_flush();
 	if (w->ring_idx >= 0)
 		sp__seg_release_ring(&seg, (unsigned)w->ring_idx);
 	w->ring = NULL;
@@ -262,23 +233,24 @@ static uint64_t load_state(sp__task *t)
 	return atomic_load_explicit(&t->state, memory_order_relaxed);
 }
 
+/* Read while other threads poll and wake t: every counter is a single
+ * relaxed load (their writers store them relaxed, SP__BUMP), so values are
+ * stale by a poll at most, never torn. */
 static void fill_counters(sp__task *t, sp__seg_task *st)
 {
 	uint64_t s = load_state(t);
 	st->state = (uint32_t)(s & 0x3f);
-	st->polls = t->polls;
-	st->busy_ns = ticks_to_ns(t->busy_ticks);
+	st->polls = __atomic_load_n(&t->polls, __ATOMIC_RELAXED);
+	st->busy_ns = ticks_to_ns(__atomic_load_n(&t->busy_ticks, __ATOMIC_RELAXED));
 	st->wakes = s >> SP__WAKE_SHIFT;
-	st->self_wakes = t->self_wakes;
+	st->self_wakes = __atomic_load_n(&t->self_wakes, __ATOMIC_RELAXED);
 	/* ordering: relaxed counters (see the waker comment in task.c). */
 	st->waker_clones = atomic_load_explicit(&t->waker_clones, memory_order_relaxed);
 	st->waker_drops = atomic_load_explicit(&t->waker_drops, memory_order_relaxed);
-	st->last_ts = t->last_ticks;
+	st->last_ts = __atomic_load_n(&t->last_ticks, __ATOMIC_RELAXED);
 }
 
 _Thread_local sp__site_ent sp__site_cache[SP__SITE_CACHE];
-char *sp__trace_slots;
-uint32_t sp__trace_slot_size;
 
 /* A site not in this thread's cache: register or find it, and cache it. */
 uint32_t sp__trace_site_slow(const sp_spawn_site *site)
@@ -292,51 +264,124 @@ uint32_t sp__trace_site_slow(const sp_spawn_site *site)
 	return idx;
 }
 
-/*
- * A task enters the task table at the end of its first poll that leaves it
- * pending (task.c calls this only then), not at spawn: a task that completes
- * in its first poll, most of them in spawn-heavy code, costs the table
- * nothing. Readers that attach late see every task that has waited at least
- * once; one spawned and not yet polled is seen from its first poll on.
- */
-static void table_enter(sp__task *t, uint64_t end)
+/* ---- the task table ---------------------------------------------------------- */
+
+/* The traced runtimes, for the table writer: from sp_runtime_new to the start
+ * of sp_runtime_free; a runtime leaves the list only between two passes of
+ * the writer (both hold table_lock), so the writer never walks a runtime
+ * that is being torn down. */
+static pthread_mutex_t table_lock = PTHREAD_MUTEX_INITIALIZER;
+static sp_runtime *traced_runtimes;
+
+void sp__trace_runtime_add(sp_runtime *rt)
 {
-	const sp_spawn_site *site = t->site;
-	int slot = slot_get();
-	if (slot < 0)
-		return;
-	if ((unsigned)slot >= SP__NO_SEG_SLOT) {
-		sp__seg_task_release(&seg, (unsigned)slot);
+	pthread_mutex_lock(&table_lock);
+	rt->trace_next = traced_runtimes;
+	traced_runtimes = rt;
+	pthread_mutex_unlock(&table_lock);
+}
+
+void sp__trace_runtime_remove(sp_runtime *rt)
+{
+	pthread_mutex_lock(&table_lock);
+	for (sp_runtime **p = &traced_runtimes; *p; p = &(*p)->trace_next)
+		if (*p == rt) {
+			*p = rt->trace_next;
+			break;
+		}
+	pthread_mutex_unlock(&table_lock);
+}
+
+/* Enter t, or refresh its counters (the writer thread, under t's shard
+ * lock: the slot bits of t's owned word are ours to read and write). */
+void sp__trace_table_write(sp__task *t)
+{
+	uint32_t slot = sp__task_seg_slot(t);
+	sp__seg_task st;
+	fill_counters(t, &st);
+	if (slot != SP__NO_SEG_SLOT) {
+		sp__seg_task_counters(&seg, slot, &st);
 		return;
 	}
-	sp__seg_task st; /* the fields sp__seg_task_spawn writes; not the text */
+	int got = sp__seg_task_alloc(&seg);
+	if (got < 0)
+		return; /* table full: readers know it from the events only */
+	if ((unsigned)got >= SP__NO_SEG_SLOT) {
+		sp__seg_task_release(&seg, (unsigned)got);
+		return;
+	}
+	const sp_spawn_site *site = t->site;
 	st.id = t->id;
 	st.parent = t->parent_id;
 	st.line = site->line;
 	st.site = sp__trace_site(site);
-	/* The spawn time, from the first poll: its start less the time it
-	 * waited to be polled (all of sched_ticks then). Later: unknown. */
-	st.spawn_ts = t->polls == 1 ? end - t->busy_ticks - t->sched_ticks : 0;
-	fill_counters(t, &st);
-	st.state &= ~(uint32_t)SP__RUNNING;
-	sp__seg_task_spawn(&seg, (unsigned)slot, &st);
-	t->seg_slot = (uint32_t)slot;
+	/* The spawn time: last_ticks until the first poll; after one poll,
+	 * that poll's start less the time it waited (all of sched_ticks then);
+	 * later, unknown. */
+	uint64_t polls = st.polls, last = st.last_ts;
+	st.spawn_ts = polls == 0   ? last
+		      : polls == 1 ? last - __atomic_load_n(&t->busy_ticks, __ATOMIC_RELAXED) -
+					     __atomic_load_n(&t->sched_ticks, __ATOMIC_RELAXED)
+				   : 0;
+	sp__seg_task_spawn(&seg, (unsigned)got, &st);
+	sp__task_set_owned_seg(t, sp__task_owned_shard(t), (uint32_t)got);
 }
 
-void sp__trace_poll_end(sp__task *t, uint64_t end)
+/* t leaves its shard (under the shard's lock): clear and free its slot. */
+void sp__trace_table_forget(sp__task *t)
 {
-	if (!seg_ready())
-		return;
-	if (t->seg_slot == SP__NO_SEG_SLOT) {
-		table_enter(t, end);
-		return;
+	sp__seg_task_free(&seg, sp__task_seg_slot(t));
+	sp__task_set_owned_seg(t, sp__task_owned_shard(t), SP__NO_SEG_SLOT);
+}
+
+static void *table_writer_main(void *arg)
+{
+	(void)arg;
+	_Atomic uint32_t *req = &seg.hdr->table_req;
+	uint32_t served = 0;
+	for (;;) {
+		/* ordering: acquire: pairs with nothing in particular (readers
+		 * add with relaxed); the futex wait re-checks the value. */
+		uint32_t want = atomic_load_explicit(req, memory_order_acquire);
+		if (want == served) {
+			syscall(SYS_futex, req, FUTEX_WAIT, served, NULL, NULL, 0);
+			continue;
+		}
+		pthread_mutex_lock(&table_lock);
+		for (sp_runtime *rt = traced_runtimes; rt; rt = rt->trace_next)
+			sp__owned_table_refresh(rt);
+		pthread_mutex_unlock(&table_lock);
+		served = want;
+		/* ordering: release: the slots written above before the ack a
+		 * reader loads with acquire. */
+		atomic_store_explicit(&seg.hdr->table_ack, want, memory_order_release);
 	}
-	sp__seg_task st;
-	fill_counters(t, &st);
-	/* As the poller leaves it: not running (a wake may already have
-	 * notified it again; readers learn that from the events). */
-	st.state &= ~(uint32_t)SP__RUNNING;
-	sp__seg_task_counters(&seg, t->seg_slot, &st);
+	return NULL;
+}
+
+/* Under seg_lock, once the segment exists. The thread blocks every signal
+ * (a runtime's signalfd relies on no thread taking them) and is never
+ * joined: it sleeps in the kernel until a reader asks, for the process's
+ * life. Without it (no thread could be made) the table stays empty and
+ * readers time out waiting for the ack. */
+static void table_writer_start(void)
+{
+	sigset_t all, old;
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	pthread_t th;
+	pthread_attr_t attr;
+	pthread_attr_init(&attr);
+	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+	pthread_attr_setstacksize(&attr, 64 * 1024);
+	int err = pthread_create(&th, &attr, table_writer_main, NULL);
+	pthread_attr_destroy(&attr);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (err)
+		fprintf(stderr, "spindle: no task table for readers: cannot start its thread: %s\n",
+			strerror(err));
+	else
+		pthread_setname_np(th, "spindle-table");
 }
 
 void sp__trace_task_done(sp__task *t, bool cancelled)
@@ -346,9 +391,5 @@ void sp__trace_task_done(sp__task *t, bool cancelled)
 	sp__ring *r = cancelled ? sp__trace_ring() : NULL;
 	if (r)
 		sp__ring_emit_at(r, ev_ticks(), SP_EV_TASK_DONE, 1, t->id);
-	if (t->seg_slot != SP__NO_SEG_SLOT && seg_ready()) {
-		slot_put(t->seg_slot);
-		t->seg_slot = SP__NO_SEG_SLOT;
-	}
 }
 

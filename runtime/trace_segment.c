@@ -8,12 +8,14 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/futex.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -707,7 +709,43 @@ int sp__seg_open_file(sp__seg_reader *r, const char *path)
 		return rc;
 	}
 	r->mapped = 1;
+	snprintf(r->path, sizeof r->path, "%s", path);
 	return 0;
+}
+
+int sp__seg_table_request(sp__seg_reader *r, int timeout_ms)
+{
+	if (r->found_minor < 3)
+		return 0;
+	if (!r->path[0])
+		return -ENOTSUP;
+	if (!r->ctl) {
+		/* The header alone, writable: the rest stays read-only. */
+		int fd = open(r->path, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
+		if (fd < 0)
+			return -errno;
+		void *p = mmap(NULL, SP__SEG_HEADER_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+		int e = errno;
+		close(fd);
+		if (p == MAP_FAILED)
+			return -e;
+		r->ctl = p;
+	}
+	/* ordering: relaxed: the writer's futex wait and its acquire load of
+	 * table_req see the increment; what we need ordered is its table
+	 * writes before its ack (release), read below with acquire. */
+	uint32_t want = atomic_fetch_add_explicit(&r->ctl->table_req, 1, memory_order_relaxed) + 1;
+	syscall(SYS_futex, &r->ctl->table_req, FUTEX_WAKE, 1, NULL, NULL, 0);
+	for (long waited_us = 0;; waited_us += 250) {
+		/* ordering: acquire pairs with the writer's release of the ack:
+		 * the slots it wrote for this request are visible after. */
+		uint32_t ack = atomic_load_explicit(&r->ctl->table_ack, memory_order_acquire);
+		if ((int32_t)(ack - want) >= 0)
+			return 0;
+		if (waited_us >= (long)timeout_ms * 1000)
+			return -ETIMEDOUT;
+		usleep(250);
+	}
 }
 
 int sp__seg_open(sp__seg_reader *r, int pid)
@@ -727,6 +765,8 @@ void sp__seg_close(sp__seg_reader *r)
 {
 	if (r->mapped && r->base)
 		munmap((void *)r->base, r->size);
+	if (r->ctl)
+		munmap(r->ctl, SP__SEG_HEADER_SIZE);
 	free(r->rings);
 	const char *err = r->err;
 	memset(r, 0, sizeof *r);

@@ -19,14 +19,15 @@
  * a stale segment at its own path removes it and creates a new one.
  *
  *   Header (192 bytes; written once by the creator before magic is stored,
- *   except task_hwm)
+ *   except task_hwm, table_req and table_ack)
  *   offset size  field
  *        0    8  magic (atomic)   the bytes "SPNDLSEG" (0x4745534c444e5053 as
  *                                 a u64); 0 while the creator is filling the
  *                                 file in, stored last, with release
  *        8    2  abi_major        2 (SP__SEG_ABI_MAJOR)
- *       10    2  abi_minor        2 (SP__SEG_ABI_MINOR; 2.2: self-wakes
- *                                 counted in POLL_END, trace_events.h)
+ *       10    2  abi_minor        3 (SP__SEG_ABI_MINOR; 2.2: self-wakes
+ *                                 counted in POLL_END, trace_events.h;
+ *                                 2.3: the task table on request)
  *       12    4  header_size      192 in 2.0; readers accept >= 192
  *       16    4  pid              the creating process
  *       20    4  reserved         0
@@ -60,7 +61,14 @@
  *                                 when there are none (2.0 writers)
  *      152    8  wstat_off        offset of worker-stats slot 0 (one per ring,
  *                                 nrings of them), 0 when there are none
- *      160   32  reserved         0
+ *      160    4  table_req (atomic) ABI 2.3: readers ask for a fresh task
+ *                                 table by adding 1 (and FUTEX_WAKE on it);
+ *                                 the only field a reader writes
+ *      164    4  table_ack (atomic) ABI 2.3: the last table_req value the
+ *                                 writer served; stored (release) once every
+ *                                 task that was live at the request is in
+ *                                 the table with its counters as of then
+ *      168   24  reserved         0
  *
  *   Ring owner table at ring_owner_off: nrings x u32 (atomic), the thread id
  *   that owns ring i, 0 when the ring is free; padded to 64 bytes.
@@ -71,10 +79,15 @@
  *   another continues its sequence numbers, so readers' cursors stay valid.
  *
  *   Task slots at task_off + i * task_slot_size, i < task_slots: one per
- *   live task that has been polled and left pending at least once (the
- *   spindle runtime enters a task at the end of that poll: tasks that
- *   complete in their first poll never take a slot; readers learn of tasks
- *   not polled yet from SPAWN events):
+ *   live task entered in the table. Since ABI 2.3 the runtime enters and
+ *   refreshes tasks only when a reader asks (table_req / table_ack): after
+ *   the ack, every task that was live at the request and had been polled (or
+ *   was spawned on a worker) has a slot with counters as of the request;
+ *   tasks spawned later, or from a thread that is not a worker and not
+ *   polled yet, are known from their SPAWN events. A task's slot is cleared
+ *   when it leaves the runtime's task list, shortly after it completes.
+ *   (ABI 2.0-2.2 writers entered a task at the end of its first poll that
+ *   left it pending and refreshed it at each poll end.)
  *   offset size  field
  *        0    8  seq (atomic)     even: the slot is stable; odd: a write is
  *                                 in progress
@@ -178,7 +191,7 @@
 
 #define SP__SEG_MAGIC 0x4745534c444e5053ull /* "SPNDLSEG" */
 #define SP__SEG_ABI_MAJOR 2
-#define SP__SEG_ABI_MINOR 2
+#define SP__SEG_ABI_MINOR 3
 #define SP__SEG_WSTAT_SIZE 64
 #define SP__SEG_HEADER_SIZE 192
 #define SP__SEG_TASK_SLOT_SIZE 192
@@ -223,7 +236,9 @@ typedef struct sp__seg_header {
 	_Atomic uint32_t task_hwm;
 	uint32_t wstat_size;
 	uint64_t wstat_off;
-	uint64_t reserved1[4];
+	_Atomic uint32_t table_req;
+	_Atomic uint32_t table_ack;
+	uint64_t reserved1[3];
 } sp__seg_header;
 
 typedef struct sp__seg_wstat {
@@ -269,6 +284,7 @@ _Static_assert(offsetof(sp__seg_header, site_off) == 128, "site_off at 128");
 _Static_assert(offsetof(sp__seg_header, task_hwm) == 144, "task_hwm at 144");
 _Static_assert(sizeof(sp__seg_site_slot) == SP__SEG_SITE_SLOT_SIZE, "site slot is 128 bytes");
 _Static_assert(offsetof(sp__seg_header, wstat_off) == 152, "wstat_off at 152");
+_Static_assert(offsetof(sp__seg_header, table_req) == 160, "table_req at 160");
 _Static_assert(sizeof(sp__seg_wstat) == SP__SEG_WSTAT_SIZE, "worker-stats slot is 64 bytes");
 _Static_assert(offsetof(sp__seg_slot, site) == 152, "site at 152");
 _Static_assert(offsetof(sp__seg_slot, last_ts) == 168, "last_ts at 168");
@@ -379,6 +395,8 @@ typedef struct sp__seg_reader {
 	sp__ring **rings;		   /* hdr.nrings attached rings */
 	const char *err;		   /* static message of the last failure, or "" */
 	uint16_t found_major, found_minor; /* the version the segment declared */
+	char path[64];			   /* the file opened, "" for attached memory */
+	sp__seg_header *ctl;		   /* the header mapped writable, for table_req */
 } sp__seg_reader;
 
 /*
@@ -414,6 +432,16 @@ sp__ring *sp__seg_reader_ring(const sp__seg_reader *r, unsigned i);
 uint32_t sp__seg_reader_ring_owner(const sp__seg_reader *r, unsigned i);
 size_t sp__seg_reader_ring_read(const sp__seg_reader *r, unsigned i, uint64_t *cursor,
 				sp__ring_event *out, size_t max, uint64_t *lost);
+
+/*
+ * Ask the segment's writer for a fresh task table (ABI 2.3: table_req) and
+ * wait up to timeout_ms for its ack. Returns 0 when the table is fresh (or
+ * the writer is older than 2.3 and keeps it fresh itself), -ETIMEDOUT when
+ * no ack came (a stopped or busy process: the table is as last written),
+ * -ENOTSUP for attached memory, or the errno of opening the file for
+ * writing (a reader that may not write the header reads the table as is).
+ */
+int sp__seg_table_request(sp__seg_reader *r, int timeout_ms);
 
 /* Call cb with a consistent copy of every live task slot (slot index, copy).
  * Returns the number delivered; *busy (if not NULL) gets the number of slots
