@@ -39,5 +39,5 @@ for w in $WORKLOADS; do
 		traced "$w" >>/tmp/events_overhead.on
 	done
 	off=$(median </tmp/events_overhead.off); on=$(median </tmp/events_overhead.on)
-	printf '%-24s %14.6g %14.6g %8.4f\n' "$w" "$off" "$on" "$(echo "$on / $off" | bc -l)"
+	printf '%-24s %14.6g %14.6g %8.4f\n' "$w" "$off" "$on" "$(awk -v a="$on" -v b="$off" 'BEGIN {print a / b}')"
 done

@@ -24,5 +24,5 @@ for w in $WORKLOADS; do
 			awk '/^median/ {print $4}' >>/tmp/trace_overhead.traced
 	done
 	p=$(median </tmp/trace_overhead.plain); t=$(median </tmp/trace_overhead.traced)
-	printf '%-22s %14.0f %14.0f %8.4f\n' "$w" "$p" "$t" "$(echo "$t / $p" | bc -l)"
+	printf '%-22s %14.0f %14.0f %8.4f\n' "$w" "$p" "$t" "$(awk -v a="$t" -v b="$p" 'BEGIN {print a / b}')"
 done
