@@ -445,12 +445,15 @@ static inline void sp__task_set_owned_seg(sp__task *t, uint32_t shard, uint32_t 
 typedef struct sp__owned_shard {
 	_Atomic bool lock;  /* sp__spin_lock */
 	bool closed;        /* set at shutdown: inserts fail */
+	/* Written under the lock, and only by the owner (or by shutdown,
+	 * after the workers were joined), so the owner may read them without
+	 * it: */
 	uint32_t len, cap;  /* slots used (incl. free ones), allocated */
 	uint32_t nfree;
 	sp__task **slots;   /* NULL where free */
 	uint32_t *free_idx; /* stack of free slot indices */
 	size_t count;       /* tasks in the shard */
-	uint32_t inserts;   /* under lock: paces the done drain */
+	uint32_t inserts;   /* the owner's: paces the done drain */
 	/* completed by non-owners, to remove; its own line, so that their
 	 * pushes do not steal the owner's lock line */
 	_Atomic(sp__task *) done __attribute__((aligned(SP__CACHELINE)));
@@ -518,7 +521,15 @@ void sp__worker_run_loop(sp__worker *w);
 void sp__worker_init(sp__worker *w, sp_runtime *rt, uint32_t index, uint32_t cap);
 void sp__worker_publish(sp__worker *w);
 void sp__runtime_notify_parked(sp_runtime *rt);
-uint64_t sp__runtime_next_task_id(sp_runtime *rt);
+/* A new task id: global, never reused, from this thread's block (refilled
+ * out of line, a block at a time). */
+uint64_t sp__runtime_next_id_block(void);
+static inline uint64_t sp__runtime_next_task_id(void)
+{
+	if (SP__UNLIKELY(sp__tls.id_next == sp__tls.id_end))
+		return sp__runtime_next_id_block();
+	return sp__tls.id_next++;
+}
 int sp__owned_insert(sp_runtime *rt, sp__task *t);
 /* Remove a completed task; drops the owned reference and extra_refs more. */
 void sp__owned_remove(sp__task *t, unsigned extra_refs);
@@ -528,8 +539,21 @@ void sp__owned_close(sp_runtime *rt);
 void sp__owned_cancel_all(sp_runtime *rt);
 void sp__owned_destroy(sp_runtime *rt);
 void sp__owned_table_refresh(sp_runtime *rt);
-void sp__spin_lock(_Atomic bool *l);
-void sp__spin_unlock(_Atomic bool *l);
+/* Spinlocks (owned shards, timer wheels, fd registrations): held for a few
+ * stores, by one thread at a time in the common case. The uncontended take
+ * and the release are inline; waiting is out of line (owned.c). */
+void sp__spin_lock_slow(_Atomic bool *l);
+static inline void sp__spin_lock(_Atomic bool *l)
+{
+	/* ordering: acquire on taking the lock. */
+	if (SP__LIKELY(!atomic_exchange_explicit(l, true, memory_order_acquire)))
+		return;
+	sp__spin_lock_slow(l);
+}
+static inline void sp__spin_unlock(_Atomic bool *l)
+{
+	atomic_store_explicit(l, false, memory_order_release);
+}
 
 /* trace.c. SP__EMIT needs trace_ring.h and trace_events.h, which need this
  * header: the .c files with event points include them after it. */

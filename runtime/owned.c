@@ -47,25 +47,20 @@
 
 #include "internal.h"
 
-
-void sp__spin_lock(_Atomic bool *l)
+/* The inline take failed: wait until the lock looks free, then try again. */
+void sp__spin_lock_slow(_Atomic bool *l)
 {
 	for (int spins = 0;; spins++) {
-		/* ordering: acquire on taking the lock. */
-		if (!atomic_exchange_explicit(l, true, memory_order_acquire))
-			return;
 		while (atomic_load_explicit(l, memory_order_relaxed)) {
 			if (spins++ < 64)
 				sp__cpu_relax();
 			else
 				sched_yield(); /* the holder may be preempted */
 		}
+		/* ordering: acquire on taking the lock. */
+		if (!atomic_exchange_explicit(l, true, memory_order_acquire))
+			return;
 	}
-}
-
-void sp__spin_unlock(_Atomic bool *l)
-{
-	atomic_store_explicit(l, false, memory_order_release);
 }
 
 int sp__owned_init(sp_runtime *rt)
@@ -104,7 +99,7 @@ static bool shard_grow(sp__owned_shard *sh)
 }
 
 /* Under the lock: clear t's slot (and give back its task table slot). */
-static void slot_clear(sp__owned_shard *sh, sp__task *t)
+static inline void slot_clear(sp__owned_shard *sh, sp__task *t)
 {
 	if (SP__UNLIKELY(sp__task_seg_slot(t) != SP__NO_SEG_SLOT))
 		sp__trace_table_forget(t);
@@ -189,19 +184,16 @@ int sp__owned_insert(sp_runtime *rt, sp__task *t)
 	SP__ASSERT(sp__tls.worker && sp__tls.worker->rt == rt, "owned inserts are a worker's");
 	uint32_t s = sp__tls.worker->index;
 	sp__owned_shard *sh = &rt->owned[s];
+	/* Drain when out of free slots, and every 64th insert: reading the
+	 * done line, which other threads write, on every spawn cost 8% of a
+	 * remote spawn. Before taking the lock (drain_done takes it per
+	 * batch): nfree and inserts are the owner's, as this thread is. */
+	if (SP__UNLIKELY(sh->nfree == 0 || (++sh->inserts & 63) == 0))
+		drain_done(sh);
 	sp__spin_lock(&sh->lock);
 	if (sh->closed) {
 		sp__spin_unlock(&sh->lock);
 		return SP_ESHUTDOWN;
-	}
-	/* Drain when out of free slots, and every 64th insert: reading the
-	 * done line, which other threads write, on every spawn cost 8% of a
-	 * remote spawn. */
-	sp__task *done = NULL, *batch[DONE_BATCH];
-	unsigned ndone = 0;
-	if (sh->nfree == 0 || (++sh->inserts & 63) == 0) {
-		done = take_done(sh);
-		ndone = take_done_batch(sh, &done, batch);
 	}
 	uint32_t i;
 	if (sh->nfree) {
@@ -209,8 +201,6 @@ int sp__owned_insert(sp_runtime *rt, sp__task *t)
 	} else {
 		if (sh->len == sh->cap && !shard_grow(sh)) {
 			sp__spin_unlock(&sh->lock);
-			release_done(batch, ndone);
-			drain_list(sh, done);
 			return SP_ENOMEM;
 		}
 		i = sh->len++;
@@ -220,8 +210,6 @@ int sp__owned_insert(sp_runtime *rt, sp__task *t)
 	sp__task_set_owned_seg(t, s, SP__NO_SEG_SLOT);
 	t->owned_index = i;
 	sp__spin_unlock(&sh->lock);
-	release_done(batch, ndone);
-	drain_list(sh, done);
 	return 0;
 }
 

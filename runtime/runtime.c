@@ -42,16 +42,12 @@ static _Atomic uint64_t next_runtime_id = 1;
 static _Atomic uint64_t next_id_block = 1;
 #define ID_BLOCK 256
 
-uint64_t sp__runtime_next_task_id(sp_runtime *rt)
+uint64_t sp__runtime_next_id_block(void)
 {
-	(void)rt;
-	if (sp__tls.id_next == sp__tls.id_end) {
-		uint64_t b = atomic_fetch_add_explicit(&next_id_block, ID_BLOCK,
-						       memory_order_relaxed);
-		sp__tls.id_next = b;
-		sp__tls.id_end = b + ID_BLOCK;
-	}
-	return sp__tls.id_next++;
+	uint64_t b = atomic_fetch_add_explicit(&next_id_block, ID_BLOCK, memory_order_relaxed);
+	sp__tls.id_next = b + 1;
+	sp__tls.id_end = b + ID_BLOCK;
+	return b;
 }
 
 /* ---- creation --------------------------------------------------------------- */

@@ -592,7 +592,7 @@ int sp__spawn(sp_runtime *rt, sp_join_handle *jh, const sp_future *fut, size_t s
 	memcpy(sp__task_future(t), fut, size);
 	t->rt = rt;
 	t->site = site;
-	t->id = sp__runtime_next_task_id(rt);
+	t->id = sp__runtime_next_task_id();
 	t->parent_id = sp__tls.current ? sp__tls.current->id : 0;
 	t->last_ticks = sp__tls.worker ? sp__tls.worker->now : sp__ticks();
 	bool remote = sp__is_remote(t);
