@@ -208,12 +208,8 @@ static void wake_fired(sp__driver *d, struct fire_ctx *fc, uint64_t now)
 	/* Each wake starts with a cache miss on a task's state word: issue
 	 * them all at once rather than one after another. */
 	for (size_t i = 0; i < fc->n; i++)
-		if (fc->buf[i].vtable == &sp__task_waker_vtable) {
-			/* the state word's line and the counters' (the wake
-			 * accounts the idle time there) */
+		if (fc->buf[i].vtable == &sp__task_waker_vtable)
 			__builtin_prefetch(fc->buf[i].data, 1, 3);
-			__builtin_prefetch((char *)fc->buf[i].data + 64, 1, 3);
-		}
 	if ((SP__UNLIKELY(sp__tracing()) || SP_USDT_ENABLED(wake) || SP_USDT_ENABLED(timer_fire))) {
 		/* b: the latest deadline fired, in CLOCK_MONOTONIC ns (its
 		 * wheel ms rounded up, so never before the true deadline). */

@@ -468,12 +468,6 @@ void sp__task_shutdown(sp__task *t)
 void sp__task_run(sp__task *t)
 {
 	sp__worker *w = sp__tls.worker;
-	/* A task is often cold here (spawned, or woken, on another CPU): the
-	 * poll touches three lines of it, the state word's, the counters' and
-	 * the frame's first. Ask for the other two before the state RMW, so
-	 * the three misses overlap instead of following one another. */
-	__builtin_prefetch((char *)t + 64, 1, 3);
-	__builtin_prefetch(sp__task_future(t), 1, 3);
 	switch (sp__task_transition_to_running(t)) {
 	case SP__TR_FAILED:
 		sp__task_ref_dec(t); /* a stale notification */
