@@ -122,11 +122,8 @@ sp__segment *sp__trace_segment(void)
 	pthread_mutex_lock(&seg_lock);
 	if (atomic_load_explicit(&seg_state, memory_order_relaxed) == 0) {
 		int err = sp__seg_create(&seg, TRACE_RINGS, trace_ring_cap(), TRACE_TASK_SLOTS);
-		if (!err) {
+		if (!err)
 			pthread_key_create(&ring_key, ring_key_release);
-			/* Published by the seg_state release below; read only
-			 * by threads holding a ring, which came after it. */
-		}
 		atomic_store_explicit(&seg_state, err ? -1 : 1, memory_order_release);
 		if (err) {
 			fprintf(stderr, "spindle: tracing off: cannot create the trace segment: %s\n",
@@ -316,13 +313,14 @@ void sp__trace_table_write(sp__task *t)
 	st.line = site->line;
 	st.site = sp__trace_site(site);
 	/* The spawn time: last_ticks until the first poll; after one poll,
-	 * that poll's start less the time it waited (all of sched_ticks then);
-	 * later, unknown. */
+	 * last_ticks (its end, or the wake since) less the time it waited,
+	 * ran and idled since the spawn; later, unknown. */
 	uint64_t polls = st.polls, last = st.last_ts;
-	st.spawn_ts = polls == 0   ? last
-		      : polls == 1 ? last - __atomic_load_n(&t->busy_ticks, __ATOMIC_RELAXED) -
-					     __atomic_load_n(&t->sched_ticks, __ATOMIC_RELAXED)
-				   : 0;
+	uint64_t since = __atomic_load_n(&t->busy_ticks, __ATOMIC_RELAXED) +
+			 __atomic_load_n(&t->sched_ticks, __ATOMIC_RELAXED) +
+			 __atomic_load_n(&t->idle_ticks, __ATOMIC_RELAXED);
+	/* (racy reads of a task that runs meanwhile may not add up: then 0) */
+	st.spawn_ts = polls == 0 ? last : polls == 1 && since < last ? last - since : 0;
 	sp__seg_task_spawn(&seg, (unsigned)got, &st);
 	sp__task_set_owned_seg(t, sp__task_owned_shard(t), (uint32_t)got);
 }
@@ -373,7 +371,7 @@ static void table_writer_start(void)
 	pthread_attr_t attr;
 	pthread_attr_init(&attr);
 	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-	pthread_attr_setstacksize(&attr, 64 * 1024);
+	pthread_attr_setstacksize(&attr, 256 * 1024);
 	int err = pthread_create(&th, &attr, table_writer_main, NULL);
 	pthread_attr_destroy(&attr);
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
