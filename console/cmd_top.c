@@ -26,6 +26,10 @@
  * the interactive screen shows the table's state at once before it. */
 #define TOP_FIRST_NS 200000000ull
 #define TOP_SNAP_NS 5000000000ull
+/* ...and after new losses no more often than this: each snapshot asks the
+ * target's runtime to walk its live tasks (~100 ns a task, on its own
+ * thread), and a console that cannot keep up loses events at every tick. */
+#define TOP_SNAP_MIN_NS 1000000000ull
 
 static int site_of(void *arg, uint32_t idx, topm_site *out)
 {
@@ -213,12 +217,14 @@ void top_sample(top_app *a, int tick)
 	 * after new losses, and every TOP_SNAP_NS (a scan of 100k slots costs
 	 * more than a second of events). */
 	uint64_t lost = spc_stream_lost_total(a->s);
-	if (a->alive && (!a->snap_at || lost != a->lost || now - a->snap_at >= TOP_SNAP_NS)) {
+	if (a->alive && (!a->snap_at || now - a->snap_at >= TOP_SNAP_NS ||
+			 (lost != a->lost && now - a->snap_at >= TOP_SNAP_MIN_NS))) {
 		struct snap_arg sa = {a, 0};
 		a->snap_at = now;
 		const sp__seg_reader *r = spc_stream_reader(a->s);
 		topm_snapshot_begin(a->m, now);
 		spc_stream_tasks(a->s, snap_one, &sa);
+		a->table_stale = spc_stream_table_rc(a->s) != 0;
 		topm_snapshot_end(a->m, now, sa.n < r->hdr.task_slots);
 	}
 	/* after an exit the clock stops where the target did */

@@ -58,6 +58,7 @@ struct spc_stream {
 	struct site_cache *sites;
 	uint64_t delivered;
 	uint64_t last_ns; /* time of the last event delivered in order */
+	int table_rc;	  /* the last sp__seg_table_request */
 };
 
 static const char *const names[SP_EV__COUNT] = {
@@ -597,8 +598,13 @@ size_t spc_stream_tasks(spc_stream *s, void (*cb)(const sp__seg_task *t, void *a
 	/* The runtime writes its table when asked (ABI 2.3); a process that
 	 * does not answer in time (stopped, or a reader that may not write the
 	 * segment's header) leaves the table as last written. */
-	sp__seg_table_request(&s->r, SPC_TABLE_WAIT_MS);
+	s->table_rc = sp__seg_table_request(&s->r, SPC_TABLE_WAIT_MS);
 	return sp__seg_read_tasks(&s->r, task_fwd, &f, NULL);
+}
+
+int spc_stream_table_rc(const spc_stream *s)
+{
+	return s->table_rc;
 }
 
 int spc_stream_worker_queue(const spc_stream *s, int worker, uint32_t *depth, uint32_t *inject)

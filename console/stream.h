@@ -99,6 +99,9 @@ const spc_site *spc_stream_site(spc_stream *s, uint32_t idx);
 /* A consistent snapshot of every live task in the task table: cb per task.
  * Returns the number delivered. */
 size_t spc_stream_tasks(spc_stream *s, void (*cb)(const sp__seg_task *t, void *arg), void *arg);
+/* What the last spc_stream_tasks's request for a fresh table gave: 0, or a
+ * negative errno (sp__seg_table_request): the table was read as last written. */
+int spc_stream_table_rc(const spc_stream *s);
 /* How long spc_stream_tasks and `spindle ps` wait for a runtime to write its
  * task table (sp__seg_table_request); it takes ~100 ns a live task. */
 #define SPC_TABLE_WAIT_MS 500

@@ -28,6 +28,7 @@ typedef struct top_app {
 	uint64_t start_ns;	 /* when we attached */
 	uint64_t last_tick;	 /* last topm_tick */
 	uint64_t snap_at;	 /* last task-table snapshot */
+	int table_stale;	 /* the target did not write its table when asked */
 	uint64_t seg_start;	 /* the segment's creation, CLOCK_MONOTONIC ns estimate */
 	uint64_t lost;		 /* spc_stream_lost_total */
 	uint64_t ev_rate;	 /* events per second over the last tick */

@@ -92,10 +92,11 @@ void top_batch_print(top_app *a, FILE *f)
 	else
 		fprintf(f,
 			"spindle top - pid %d (%s)  watched %s  tasks %zu live, %zu done  "
-			"workers %u  events %llu (%llu/s)  lost %llu  target %s\n",
+			"workers %u  events %llu (%llu/s)  lost %llu  target %s%s\n",
 			a->pid, a->comm, up, live, done, topm_worker_count(a->m),
 			(unsigned long long)topm_events_seen(a->m), (unsigned long long)a->ev_rate,
-			(unsigned long long)a->lost, a->alive ? "running" : "exited");
+			(unsigned long long)a->lost, a->alive ? "running" : "exited",
+			a->table_stale ? "  (task table: no answer, as last written)" : "");
 	fprintf(f, "sort %s%s%s%s\n\n", topm_cols[a->vo.sort_col].key,
 		a->vo.reverse ? " reversed" : "", a->filter[0] ? "  filter " : "", a->filter);
 	print_workers(a, f);

@@ -415,9 +415,10 @@ static void draw(struct ui *u)
 			a->vo.reverse ? " rev" : "", a->filter);
 	else
 		line_at(LINES - 1, 1,
-			"%s lost %llu | sort %s%s | filter '%s' | %s | h help  q quit",
+			"%s lost %llu%s | sort %s%s | filter '%s' | %s | h help  q quit",
 			a->alive ? (a->paused ? "PAUSED" : "") : "target exited:",
-			(unsigned long long)a->lost, topm_cols[a->vo.sort_col].key,
+			(unsigned long long)a->lost,
+			a->table_stale ? " (table: no answer)" : "", topm_cols[a->vo.sort_col].key,
 			a->vo.reverse ? " rev" : "", a->filter,
 			a->vo.show_done ? "finished shown" : "finished hidden");
 	pen_off();
