@@ -500,9 +500,9 @@ static inline bool sp__is_remote(sp__task *t)
 {
 	return !sp__tls.worker || sp__tls.worker->rt != t->rt;
 }
-/* Remote scheduling: push, notify, then drop the in-flight count and the extra
- * reference the caller took with it. */
-void sp__schedule_remote(sp__task *t, int lane); /* lane: SP__LANE_* */
+/* Remote wake: push to the injection queue's woken lane, notify, then drop
+ * the in-flight count and the extra reference the caller took with it. */
+void sp__schedule_remote(sp__task *t);
 /* A new task from a thread that is not one of its runtime's workers: into the
  * injection queue's new lane, then notify. false: the queue is closed
  * (shutdown), nothing was queued. The caller still holds the in-flight count
@@ -601,7 +601,7 @@ static inline uint64_t sp__ev_ticks(void)
 	return w ? w->now : sp__ticks();
 }
 /* Cold halves of the event points (trace.c); called only with tracing on. */
-void sp__trace_task_done(sp__task *t, bool cancelled);
+void sp__trace_task_abort(sp__task *t);
 /* The task table (trace.c, TASK TABLE): a traced runtime is listed for the
  * table's writer thread from creation to free; the writer enters and
  * refreshes the tasks of every owned shard, under the shard's lock, when a

@@ -36,10 +36,12 @@
  * and shutdown once the workers exited) take the whole stack at once
  * (exchange), so no ABA: push is a release CAS, the take an acquire
  * exchange, and each taker gets a disjoint list, which it removes a batch
- * per lock hold. The spinlock is acquire/release. A task's owned_shard is
- * written once by the inserting worker while it holds the task RUNNING; every
- * later reader either holds RUNNING after it (acquire on the state word) or
- * is shutdown after the workers were joined.
+ * per lock hold. The spinlock is acquire/release. A task's shard is written
+ * once, before any other thread can reach the task through the shard: at
+ * spawn (a worker's spawn, or SP__UNOWNED for another thread's), or by the
+ * worker that holds it RUNNING for its first poll; every later reader reached
+ * the task through a queue (acquire on its state word at RUNNING) or the
+ * shard's lock, or is shutdown after the workers were joined.
  */
 #include <sched.h>
 #include <stdlib.h>

@@ -174,7 +174,7 @@ static void submit_wake(sp__task *t, bool remote)
 	 * timers, block_on's root future) queues at the back: first woken,
 	 * first run, so timers run in deadline order. */
 	if (remote)
-		sp__schedule_remote(t, SP__LANE_WOKEN);
+		sp__schedule_remote(t);
 	else
 		sp__schedule(t, sp__tls.current == NULL);
 }
@@ -383,7 +383,7 @@ static void complete(sp__task *t, bool cancelled, unsigned extra_refs)
 	/* An abort's record (a completion is its POLL_END); the task's table
 	 * slot, if it has one, goes back as it leaves its shard (owned.c). */
 	if (SP__UNLIKELY(sp__tracing()) && cancelled)
-		sp__trace_task_done(t, cancelled);
+		sp__trace_task_abort(t);
 	if (SP_USDT_ENABLED(task_done))
 		usdt_task_done(t->id, cancelled);
 	if ((prev & SP__JOIN_INTEREST) && (prev & SP__JOIN_WAKER)) {

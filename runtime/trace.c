@@ -382,11 +382,11 @@ static void table_writer_start(void)
 		pthread_setname_np(th, "spindle-table");
 }
 
-void sp__trace_task_done(sp__task *t, bool cancelled)
+void sp__trace_task_abort(sp__task *t)
 {
 	/* A completion is its POLL_END with the ready bit; only an abort needs
 	 * a record of its own. */
-	sp__ring *r = cancelled ? sp__trace_ring() : NULL;
+	sp__ring *r = sp__trace_ring();
 	if (r)
 		sp__ring_emit_at(r, ev_ticks(), SP_EV_TASK_DONE, 1, t->id);
 }

@@ -142,18 +142,20 @@ static void push_back(sp__worker *w, sp__task *t)
 	}
 }
 
-void sp__schedule_remote(sp__task *t, int lane)
+/* Into the injection queue's lane, then notify; false: the queue is closed. */
+static bool inject_push(sp__task *t, int lane)
 {
 	sp_runtime *rt = t->rt;
-	/* The event only where nothing else says it: a WAKE says its queue, and
-	 * a SPAWN on a ring that is not a worker's went to this queue; a spawn
-	 * from a worker of another runtime is the case left. */
-	if (SP__UNLIKELY(sp__tracing()) && lane == SP__LANE_NEW && sp__tls.worker)
-		sp__trace_emit(SP_EV_INJECT_PUSH, 0, t->id);
 	SP_USDT(inject_push, t->id);
-	if (sp__inject_push_batch(&rt->inject, &t, 1, lane))
-		sp__runtime_notify_parked(rt);
-	else
+	if (!sp__inject_push_batch(&rt->inject, &t, 1, lane))
+		return false;
+	sp__runtime_notify_parked(rt);
+	return true;
+}
+
+void sp__schedule_remote(sp__task *t)
+{
+	if (!inject_push(t, SP__LANE_WOKEN))
 		sp__task_ref_dec(t); /* closed: shutdown cancels the task */
 	sp__schedule_remote_done(t);
 }
@@ -171,14 +173,12 @@ void sp__schedule_remote_done(sp__task *t)
 
 bool sp__spawn_remote(sp__task *t)
 {
-	sp_runtime *rt = t->rt;
+	/* The event only where nothing else says it: a SPAWN on a ring that
+	 * is not a worker's went to this queue; a spawn from a worker of
+	 * another runtime is the case left. */
 	if (SP__UNLIKELY(sp__tracing()) && sp__tls.worker)
 		sp__trace_emit(SP_EV_INJECT_PUSH, 0, t->id);
-	SP_USDT(inject_push, t->id);
-	if (!sp__inject_push_batch(&rt->inject, &t, 1, SP__LANE_NEW))
-		return false;
-	sp__runtime_notify_parked(rt);
-	return true;
+	return inject_push(t, SP__LANE_NEW);
 }
 
 void sp__schedule(sp__task *t, bool is_yield)
