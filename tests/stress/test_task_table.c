@@ -112,7 +112,7 @@ static void anchor_drop(sp_future *f)
 struct reader {
 	struct shared *sh;
 	uint64_t anchor_id;
-	int requests, timeouts, dup_ids, anchor_missing, anchor_bad_polls;
+	int requests, timeouts, dup_ids, anchor_missing, anchor_bad_polls, overflows;
 	uint64_t min_seen, max_seen; /* checked against the ids handed out, after */
 	int open_rc;
 };
@@ -164,6 +164,7 @@ static void *reader_main(void *arg)
 		memset(&s, 0, sizeof s);
 		s.anchor_id = rd->anchor_id;
 		sp__seg_read_tasks(&r, collect, &s, NULL);
+		rd->overflows += s.overflow; /* ids past the buffer went unchecked */
 		qsort(s.ids, s.n, sizeof s.ids[0], cmp_u64);
 		for (size_t i = 0; i < s.n; i++)
 			if (i && s.ids[i] == s.ids[i - 1])
@@ -269,6 +270,7 @@ static void table__refresh_races_the_workers(void **state)
 	assert_int_equal(rd.open_rc, 0);
 	assert_true(rd.requests > 0);
 	assert_int_equal(rd.timeouts, 0);
+	assert_int_equal(rd.overflows, 0);
 	assert_int_equal(rd.dup_ids, 0);
 	/* every id seen was one of ours (noted once its spawn returned) */
 	assert_true(rd.min_seen >= first_id);
