@@ -9,18 +9,19 @@
 # timer workload: its median wall time instead, lower is better).
 # READER=top attaches `spindle top --batch` to each traced run (a reader that
 # consumes every event, as the console does); READER=none (the default)
-# measures the producer side alone.
+# measures the producer side alone. RUNS=N timed runs per invocation (default 5).
 set -eu
 B=${1:-build}; PAIRS=${2:-5}; shift $(( $# >= 2 ? 2 : $# ))
 WORKLOADS=${*:-yield_many ping_pong chained_spawn spawn_many_local spawn_many_remote_idle timer tcp_echo}
 READER=${READER:-none}
+RUNS=${RUNS:-5}
 median() { sort -g | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
 # The figure of one run: ops/s, or seconds for the timer.
 figure() { awk -v w="$1" '/^median/ {print (w == "timer") ? $3 : $4}'; }
 traced() {
 	local w=$1 out pid
 	out=$(mktemp)
-	SPINDLE_TRACE=1 "$B/bin/spindle-bench" "$w" 5 >"$out" &
+	SPINDLE_TRACE=1 "$B/bin/spindle-bench" "$w" "$RUNS" >"$out" &
 	pid=$!
 	if [ "$READER" = top ]; then
 		for _ in $(seq 200); do [ -e "/dev/shm/spindle.$pid" ] && break; sleep 0.01; done
@@ -35,7 +36,7 @@ printf '%-24s %14s %14s %8s   (reader: %s)\n' workload "off" "on" "on/off" "$REA
 for w in $WORKLOADS; do
 	: >/tmp/events_overhead.off; : >/tmp/events_overhead.on
 	for _ in $(seq "$PAIRS"); do
-		SPINDLE_TRACE=0 "$B/bin/spindle-bench" "$w" 5 | figure "$w" >>/tmp/events_overhead.off
+		SPINDLE_TRACE=0 "$B/bin/spindle-bench" "$w" "$RUNS" | figure "$w" >>/tmp/events_overhead.off
 		traced "$w" >>/tmp/events_overhead.on
 	done
 	off=$(median </tmp/events_overhead.off); on=$(median </tmp/events_overhead.on)

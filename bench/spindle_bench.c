@@ -8,7 +8,7 @@
  * the output follow the anchors' contract, so run-anchors.sh can put this
  * binary in the same table (ANCHOR_EXTRA_CMD):
  *
- *   # <workload> runtime=spindle-0.1 workers=2 runs=R iters_per_run=I ...
+ *   # <workload> runtime=spindle-0.1 workers=W runs=R iters_per_run=I ...
  *   <workload> <seconds> <ops_per_second>          one line per timed run
  *   median <workload> <seconds> <ops_per_second>
  *
@@ -19,6 +19,7 @@
  * Bad arguments: one line on stderr, status 2. The timer workload also prints
  * lateness percentiles; SPINDLE_BENCH_TIMER_DUMP=FILE writes each task's
  * start, sleep and lateness in its last iteration (timer_dump).
+ * SPINDLE_BENCH_WORKERS=N runs N workers instead of 2 (scaling runs).
  *
  * Mapping from the Tokio bench: a Rust async block is a future struct with a
  * hand-written poll function (or an SP_ASYNC frame); tokio::spawn is
@@ -42,8 +43,13 @@
 
 #include "spindle.h"
 
+/* Worker threads: 2 as in the anchors; SPINDLE_BENCH_WORKERS=N (1..1024)
+ * changes it for scaling runs (the busy workloads start 2N and N busy tasks,
+ * as the anchors do for their worker count). */
+#define DEFAULT_WORKERS 2
+static int bench_workers = DEFAULT_WORKERS;
+
 /* Counts per iteration, as in Tokio's benches/rt_multi_threaded.rs. */
-#define WORKERS 2
 #define NUM_SPAWN 10000	     /* spawn_many_local*, spawn_many_remote_idle/busy1 */
 #define NUM_SPAWN_BUSY2 1000 /* spawn_many_remote_busy2 */
 #define YIELD_TASKS 200	     /* yield_many: tasks ... */
@@ -130,7 +136,7 @@ struct bench {
 
 static void bench_open(struct bench *b)
 {
-	sp_runtime_opts opts = {.flavor = SP_MULTI_THREAD, .workers = WORKERS};
+	sp_runtime_opts opts = {.flavor = SP_MULTI_THREAD, .workers = bench_workers};
 
 	memset(b, 0, sizeof(*b));
 	check(sp_runtime_new(&b->rt, &opts), "sp_runtime_new");
@@ -312,7 +318,7 @@ static void start_busy1(struct bench *b)
 {
 	struct busy_yielder t = {.base = FUTURE(busy_yielder_poll, "busy_yielder"), .b = b};
 
-	for (int i = 0; i < 2 * WORKERS; i++)
+	for (int i = 0; i < 2 * bench_workers; i++)
 		check(SP_RUNTIME_SPAWN(b->rt, "bench.busy1", NULL, t), "SP_RUNTIME_SPAWN");
 }
 
@@ -361,7 +367,7 @@ static void start_busy2(struct bench *b)
 	struct busy_chain_start t = {.base = FUTURE(busy_chain_start_poll, "busy_chain_start"),
 				     .b = b};
 
-	for (int i = 0; i < WORKERS; i++)
+	for (int i = 0; i < bench_workers; i++)
 		check(SP_RUNTIME_SPAWN(b->rt, "bench.busy2.start", NULL, t), "SP_RUNTIME_SPAWN");
 }
 
@@ -847,7 +853,7 @@ static void measure(const struct cfg *c, const struct workload *w, struct bench 
 	if (!secs)
 		die("out of memory");
 	printf("# %s runtime=%s workers=%d runs=%lu iters_per_run=%llu ops_per_iter=%llu unit=%s\n",
-	       w->name, RUNTIME_NAME, WORKERS, c->runs, (unsigned long long)iters,
+	       w->name, RUNTIME_NAME, bench_workers, c->runs, (unsigned long long)iters,
 	       (unsigned long long)w->ops_per_iter, w->unit);
 	watchdog_arm(w->name);
 	run_iters(w, b, (iters + 9) / 10);
@@ -985,7 +991,7 @@ static void measure_timer(const struct cfg *c, struct bench *b)
 		die("out of memory");
 	printf("# timer runtime=%s workers=%d runs=%lu iters_per_run=%llu ops_per_iter=%d "
 	       "unit=timers sleep=%d..=%dms\n",
-	       RUNTIME_NAME, WORKERS, c->runs, (unsigned long long)iters, TIMER_TASKS,
+	       RUNTIME_NAME, bench_workers, c->runs, (unsigned long long)iters, TIMER_TASKS,
 	       TIMER_MIN_MS, TIMER_MAX_MS);
 	if (getenv("SPINDLE_BENCH_TIMER_DUMP")) {
 		timer_t0 = calloc(TIMER_TASKS, sizeof(*timer_t0));
@@ -1117,6 +1123,10 @@ int main(int argc, char **argv)
 		c.runs = parse_count(argv[2], "runs", 1000000);
 	if (argc > 3)
 		c.iters = parse_count(argv[3], "iters_per_run", UINT64_MAX / 1000000);
+
+	if (getenv("SPINDLE_BENCH_WORKERS"))
+		bench_workers = (int)parse_count(getenv("SPINDLE_BENCH_WORKERS"), "SPINDLE_BENCH_WORKERS",
+					   1024);
 
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	if (!strcmp(name, "list")) {

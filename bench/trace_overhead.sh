@@ -10,17 +10,19 @@
 # TRACE_OPTS adds options to the tracer, e.g. TRACE_OPTS="-o /tmp/t.db" (the
 # findings into a recording; with SPINDLE_TRACE=0 in the environment the
 # rings stay off, so only the tracer and its database are measured).
+# RUNS=N timed runs per invocation (default 5).
 set -eu
 B=${1:-build}; PAIRS=${2:-5}; shift $(( $# >= 2 ? 2 : $# ))
 WORKLOADS=${*:-yield_many ping_pong spawn_many_local chained_spawn}
+RUNS=${RUNS:-5}
 median() { sort -g | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
 printf '%-22s %14s %14s %8s\n' workload "plain ops/s" "traced ops/s" ratio
 for w in $WORKLOADS; do
 	: >/tmp/trace_overhead.plain; : >/tmp/trace_overhead.traced
 	for _ in $(seq "$PAIRS"); do
-		"$B/bin/spindle-bench" "$w" 5 | awk '/^median/ {print $4}' >>/tmp/trace_overhead.plain
+		"$B/bin/spindle-bench" "$w" "$RUNS" | awk '/^median/ {print $4}' >>/tmp/trace_overhead.plain
 		# shellcheck disable=SC2086
-		"$B/bin/spindle" trace ${TRACE_OPTS:-} -- "$B/bin/spindle-bench" "$w" 5 2>/dev/null |
+		"$B/bin/spindle" trace ${TRACE_OPTS:-} -- "$B/bin/spindle-bench" "$w" "$RUNS" 2>/dev/null |
 			awk '/^median/ {print $4}' >>/tmp/trace_overhead.traced
 	done
 	p=$(median </tmp/trace_overhead.plain); t=$(median </tmp/trace_overhead.traced)
