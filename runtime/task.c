@@ -588,22 +588,22 @@ int sp__spawn(sp_runtime *rt, sp_join_handle *jh, const sp_future *fut, size_t s
 	t->site = site;
 	t->id = sp__runtime_next_task_id();
 	t->parent_id = sp__tls.current ? sp__tls.current->id : 0;
-	t->last_ticks = sp__tls.worker ? sp__tls.worker->now : sp__ticks();
+	/* The ring first: a thread's first record (its ring's THREAD record)
+	 * must not be later than the SPAWN record, which reuses the spawn's
+	 * one clock reading: a worker's last, another thread's own. */
+	struct sp__ring *r = SP__UNLIKELY(rt->trace) ? sp__trace_ring() : NULL;
+	uint64_t now = sp__tls.worker ? sp__tls.worker->now : sp__ticks();
+	t->last_ticks = now;
 	bool remote = sp__is_remote(t);
 	uint64_t s = SP__NOTIFIED | 2 * SP__REF_ONE | (uint64_t)cls << SP__CLASS_SHIFT;
 	if (jh)
 		s += SP__JOIN_INTEREST + SP__REF_ONE;
 	s += submit_bits(remote, s); /* set before the task becomes visible */
 	atomic_init(&t->state, s);
-	if (SP__UNLIKELY(rt->trace)) {
-		/* SPAWN before the task is visible (its first poll may follow
-		 * at once on another worker). Its parent is the ring's current
-		 * task; a worker stamps it with its last clock reading. */
-		struct sp__ring *r = sp__trace_ring();
-		if (r)
-			sp__ring_emit_at(r, sp__tls.worker ? sp__tls.worker->now : sp__ticks(),
-					 SP_EV_SPAWN, sp__trace_site(site), t->id);
-	}
+	/* SPAWN before the task is visible (its first poll may follow at once
+	 * on another worker). Its parent is the ring's current task. */
+	if (SP__UNLIKELY(r != NULL))
+		sp__ring_emit_at(r, now, SP_EV_SPAWN, sp__trace_site(site), t->id);
 	SP_USDT(spawn, t->id, t->parent_id, site->name, site->file, site->line);
 
 	/* A worker's spawn goes on its owned shard now; another thread's waits
