@@ -18,7 +18,9 @@
 # seconds, voluntary and involuntary context switches, from getrusage of the
 # child): on a machine with more cores than ours, the system time and the
 # context switches say whether a slowdown is spent in futex and epoll sleeps
-# or in user-space contention.
+# or in user-space contention. spindle's rows add its workers' parks per
+# thousand polls and tasks per take from the injection queue
+# (SPINDLE_BENCH_STATS).
 #
 # Example, on a 16-core machine with the built binaries copied to it:
 #   SCALE_BIN=bin bench/scale.sh run build spawn_many_local yield_many
@@ -68,7 +70,10 @@ p = subprocess.run(sys.argv[1:], stdout=subprocess.PIPE, text=True)
 med = [l.split()[2:4] for l in p.stdout.splitlines() if l.startswith("median ")]
 r = resource.getrusage(resource.RUSAGE_CHILDREN)
 s, ops = med[0] if med else ("-", "-")
-print(f"{s:>10} {ops:>12} {r.ru_utime:7.2f} {r.ru_stime:7.2f} {r.ru_nvcsw:8d} {r.ru_nivcsw:8d}")
+st = [dict(kv.split("=", 1) for kv in l.split()[2:]) for l in p.stdout.splitlines()
+      if l.startswith("# stats ")]
+extra = f" {st[0]['parks_per_1k_polls']:>9} {st[0]['tasks_per_inject_op']:>9}" if st else ""
+print(f"{s:>10} {ops:>12} {r.ru_utime:7.2f} {r.ru_stime:7.2f} {r.ru_nvcsw:8d} {r.ru_nivcsw:8d}{extra}")
 EOF
 }
 
@@ -77,15 +82,15 @@ run() {
 	shift || true
 	local workloads=${*:-spawn_many_local spawn_many_remote_idle spawn_many_remote_busy1 yield_many ping_pong chained_spawn timer}
 	[ -x "$b/bin/spindle-bench" ] || die "$b/bin/spindle-bench not found (make build)"
-	printf '%-3s %-24s %-8s %10s %12s %7s %7s %8s %8s\n' \
-		N workload runtime seconds ops/s user_s sys_s vcsw ivcsw
+	printf '%-3s %-24s %-8s %10s %12s %7s %7s %8s %8s %9s %9s\n' \
+		N workload runtime seconds ops/s user_s sys_s vcsw ivcsw parks/1k tasks/inj
 	for n in $COUNTS; do
 		[ -x "$BIN/tokio-bench-$n" ] || die "$BIN/tokio-bench-$n not found (bench/scale.sh build)"
 		for w in $workloads; do
 			printf '%-3s %-24s %-8s %s\n' "$n" "$w" tokio "$(cell "$BIN/tokio-bench-$n" "$w" "$RUNS")"
 			printf '%-3s %-24s %-8s %s\n' "$n" "$w" go "$(cell "$BIN/go-bench-$n" "$w" "$RUNS")"
 			printf '%-3s %-24s %-8s %s\n' "$n" "$w" spindle \
-				"$(SPINDLE_BENCH_WORKERS=$n cell "$b/bin/spindle-bench" "$w" "$RUNS")"
+				"$(SPINDLE_BENCH_STATS=1 SPINDLE_BENCH_WORKERS=$n cell "$b/bin/spindle-bench" "$w" "$RUNS")"
 		done
 	done
 }

@@ -19,7 +19,8 @@
  * Bad arguments: one line on stderr, status 2. The timer workload also prints
  * lateness percentiles; SPINDLE_BENCH_TIMER_DUMP=FILE writes each task's
  * start, sleep and lateness in its last iteration (timer_dump).
- * SPINDLE_BENCH_WORKERS=N runs N workers instead of 2 (scaling runs).
+ * SPINDLE_BENCH_WORKERS=N runs N workers instead of 2 (scaling runs);
+ * SPINDLE_BENCH_STATS=1 adds a `# stats` line of the workers' counters.
  *
  * Mapping from the Tokio bench: a Rust async block is a future struct with a
  * hand-written poll function (or an SP_ASYNC frame); tokio::spawn is
@@ -149,8 +150,44 @@ static void bench_open(struct bench *b)
 		die("out of memory");
 }
 
+/* SPINDLE_BENCH_STATS=1: the workers' counters over the warm-up and the
+ * runs, summed (as last published: at each park and every few ticks), with
+ * what they say about contention: parks per thousand polls (a park is a
+ * futex or epoll sleep and, mostly, a wake-up by another thread) and tasks
+ * per take from the injection queue (each take is one lock hold). */
+static void print_stats(const struct bench *b)
+{
+	sp_worker_stats sum = {0}, ws;
+
+	for (int i = 0; i < bench_workers; i++) {
+		if (sp_runtime_worker_stats(b->rt, (unsigned)i, &ws))
+			continue;
+		sum.polls += ws.polls;
+		sum.parks += ws.parks;
+		sum.steal_ops += ws.steal_ops;
+		sum.steals_in += ws.steals_in;
+		sum.inject_ops += ws.inject_ops;
+		sum.inject_pops += ws.inject_pops;
+		sum.lifo_polls += ws.lifo_polls;
+		sum.overflows += ws.overflows;
+	}
+	printf("# stats workers=%d polls=%llu parks=%llu steal_ops=%llu steals_in=%llu "
+	       "inject_ops=%llu inject_pops=%llu lifo_polls=%llu overflows=%llu "
+	       "parks_per_1k_polls=%.2f tasks_per_inject_op=%.2f\n",
+	       bench_workers, (unsigned long long)sum.polls, (unsigned long long)sum.parks,
+	       (unsigned long long)sum.steal_ops, (unsigned long long)sum.steals_in,
+	       (unsigned long long)sum.inject_ops, (unsigned long long)sum.inject_pops,
+	       (unsigned long long)sum.lifo_polls, (unsigned long long)sum.overflows,
+	       sum.polls ? 1000.0 * (double)sum.parks / (double)sum.polls : 0.0,
+	       sum.inject_ops ? (double)sum.inject_pops / (double)sum.inject_ops : 0.0);
+}
+
 static void bench_close(struct bench *b)
 {
+	const char *st = getenv("SPINDLE_BENCH_STATS");
+
+	if (st && *st && strcmp(st, "0"))
+		print_stats(b);
 	atomic_store_explicit(&b->busy, false, memory_order_relaxed);
 	check(sp_runtime_free(b->rt), "sp_runtime_free");
 	sem_destroy(&b->done);

@@ -289,7 +289,7 @@ bool sp__idle_unpark_worker_by_id(sp__idle *idle, uint32_t index);
  * batch-then-submit), so the hot path has no atomics. */
 #define SP__BATCH_FIELDS(X)                                                    \
 	X(polls) X(steals_in) X(steal_ops) X(parks) X(busy_ticks) X(overflows) \
-	X(lifo_polls) X(inject_pops)
+	X(lifo_polls) X(inject_pops) X(inject_ops)
 typedef struct sp__batch {
 #define SP__X(name) uint64_t name;
 	SP__BATCH_FIELDS(SP__X)

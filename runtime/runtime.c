@@ -390,6 +390,7 @@ int sp_runtime_worker_stats(sp_runtime *rt, unsigned worker, sp_worker_stats *ou
 	out->overflows = SP__LOAD(overflows);
 	out->lifo_polls = SP__LOAD(lifo_polls);
 	out->inject_pops = SP__LOAD(inject_pops);
+	out->inject_ops = SP__LOAD(inject_ops);
 #undef SP__LOAD
 	out->stolen_from = atomic_load_explicit(&w->stolen_from, memory_order_relaxed);
 	out->local_queue_depth = atomic_load_explicit(&w->pub_depth, memory_order_relaxed);

@@ -222,6 +222,7 @@ static sp__task *pop_inject_batch(sp__worker *w)
 	if (n == 0)
 		return NULL;
 	w->batch.inject_pops += n;
+	w->batch.inject_ops++;
 	/* The tasks' first polls must not be stamped before their spawns on
 	 * other threads: time has passed since this worker's last reading (a
 	 * search spins for 20 us). One clock read per batch. */

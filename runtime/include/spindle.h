@@ -485,9 +485,10 @@ typedef struct sp_worker_stats {
 	uint64_t busy_ns;
 	uint64_t overflows;      /* local queue overflowed to the injection queue */
 	uint64_t lifo_polls;
-	uint64_t inject_pops;
+	uint64_t inject_pops;    /* tasks taken from the injection queue */
 	uint32_t local_queue_depth;
 	uint32_t tid;
+	uint64_t inject_ops;     /* ...in this many takes (one lock hold each) */
 } sp_worker_stats;
 
 int sp_runtime_worker_stats(sp_runtime *rt, unsigned worker, sp_worker_stats *out);
