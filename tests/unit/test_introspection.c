@@ -205,6 +205,10 @@ static void counters__polls_wakes_clones_and_busy_time(void **state)
 	assert_int_equal(status, 0);
 	assert_int_equal(bad_worker, SP_EINVAL);
 	assert_true(published);
+	/* spawned and woken from this thread: its polls came through the
+	 * injection queue, in at least one take and at most one a task */
+	assert_true(ws0.inject_ops + ws1.inject_ops >= 1);
+	assert_true(ws0.inject_ops + ws1.inject_ops <= ws0.inject_pops + ws1.inject_pops);
 }
 
 int main(void)
