@@ -618,6 +618,8 @@ int sp__spawn(sp_runtime *rt, sp_join_handle *jh, const sp_future *fut, size_t s
 		err = sp__owned_insert(rt, t);
 	}
 	if (err) {
+		if (SP__UNLIKELY(r != NULL))
+			sp__trace_task_abort(t); /* its SPAWN record went out */
 		SP_USDT(task_done, t->id, 1);
 		sp__task_free(t, cls); /* never polled: the caller keeps its future */
 		return err;
