@@ -473,6 +473,11 @@ struct sp_runtime {
 	sp__driver driver;          /* epoll + timers (driver.c) */
 	sp__owned_shard *owned;     /* nshards: one per worker */
 	uint32_t nshards;
+	/* Searchers that may spin before parking (worker.c, search_spin):
+	 * 0: every searcher (the default); SPINDLE_SPINNERS=N sets it, to
+	 * measure remote-spawn scaling on machines with many cores. */
+	uint32_t max_spinners;
+	_Atomic uint32_t spinners;  /* searchers spinning now (only with a max) */
 	char name[16];
 };
 

@@ -66,6 +66,20 @@ static unsigned default_workers(void)
 	return n > 0 ? (unsigned)n : 1;
 }
 
+/* SPINDLE_SPINNERS=N: at most N searchers spin at once (worker.c). */
+static uint32_t max_spinners(uint32_t nworkers)
+{
+	const char *env = getenv("SPINDLE_SPINNERS");
+	if (!env || !*env)
+		return 0;
+	char *end;
+	long n = strtol(env, &end, 10);
+	if (*end == '\0' && n >= 0 && n <= 1024)
+		return n >= nworkers ? 0 : (uint32_t)n;
+	fprintf(stderr, "spindle: ignoring SPINDLE_SPINNERS=%s (want 0..1024)\n", env);
+	return 0;
+}
+
 static uint32_t local_queue_cap(void)
 {
 	unsigned c = sp__local_queue_cap_override;
@@ -98,6 +112,7 @@ int sp_runtime_new(sp_runtime **out, const sp_runtime_opts *opts)
 		return SP_ENOMEM;
 	rt->flavor = o.flavor;
 	rt->nworkers = n;
+	rt->max_spinners = max_spinners(n);
 	rt->trace = sp__trace_wanted(&o);
 	if (rt->trace && !sp__trace_segment())
 		rt->trace = false; /* said why on stderr */

@@ -320,8 +320,12 @@ static void maintenance_turn(sp__worker *w)
  * spawns or wakes is picked up without a futex wake per task: a thread that
  * spawns 10,000 tasks one by one otherwise pays a wake-up syscall for most of
  * them, as the workers drain the queue and park between two spawns. 20 µs is
- * about the cost of four futex wake/park round trips here; only one worker
- * spins at a time (the searcher limit), and it yields the CPU as it spins.
+ * about the cost of four futex wake/park round trips here. Searchers are at
+ * most half the workers (idle.c), so one spins on 2 or 3 workers and up to
+ * n/2 on more; each yields the CPU as it spins. SPINDLE_SPINNERS=N caps the
+ * spinners (the rest park at once): on 16 cores, spawns from a non-worker
+ * thread fell 4x from 2 workers to 4, and whether spinning searchers are
+ * the cause is for a many-core run to tell (bench/bundle.sh).
  */
 #define SEARCH_SPIN_NS 20000
 
@@ -340,11 +344,31 @@ static bool stealable_work(sp__worker *w)
 	return false;
 }
 
+static sp__task *search_spin_loop(sp__worker *w, _Atomic uint32_t *root_woken);
+
 static sp__task *search_spin(sp__worker *w, _Atomic uint32_t *root_woken)
 {
 	sp_runtime *rt = w->rt;
 	if (rt->nworkers < 2)
 		return NULL; /* nobody can hand us work without waking us */
+	if (SP__LIKELY(rt->max_spinners == 0))
+		return search_spin_loop(w, root_woken);
+	/* A capped number of spinners (SPINDLE_SPINNERS): the others park at
+	 * once. Liveness is park's business either way: a searcher that stops
+	 * here parks as one whose spin ran out, and the last searcher to park
+	 * re-checks the queues. ordering: relaxed: a count, no data. */
+	if (atomic_fetch_add_explicit(&rt->spinners, 1, memory_order_relaxed) >= rt->max_spinners) {
+		atomic_fetch_sub_explicit(&rt->spinners, 1, memory_order_relaxed);
+		return NULL;
+	}
+	sp__task *t = search_spin_loop(w, root_woken);
+	atomic_fetch_sub_explicit(&rt->spinners, 1, memory_order_relaxed);
+	return t;
+}
+
+static sp__task *search_spin_loop(sp__worker *w, _Atomic uint32_t *root_woken)
+{
+	sp_runtime *rt = w->rt;
 	uint64_t start = sp__ticks();
 	uint64_t limit = SEARCH_SPIN_NS * sp__clock.hz / 1000000000u;
 	while (sp__ticks() - start < limit) {

@@ -11,11 +11,13 @@
  * Scale: 200,000 tasks; SP_STRESS_SCALE (a factor) scales it, and sanitized
  * builds run 1/20 of it.
  */
+#include <unistd.h>
+
 #include "unit/sp_test.h"
+#include "internal.h" /* sp__local_queue_cap_override, sp_runtime's spinners */
 
-/* runtime/internal.h: 0 = the default capacity (256); read at sp_runtime_new */
-extern unsigned sp__local_queue_cap_override;
-
+/* sp__local_queue_cap_override: 0 = the default capacity (256); read at
+ * sp_runtime_new. */
 static sp_runtime *small_queue_runtime(unsigned workers)
 {
 	sp__local_queue_cap_override = 4;
@@ -291,11 +293,68 @@ static void steal__yielding_chains_run_every_link_once(void **state)
 	free(c.in_poll);
 }
 
+/* ---- capped spinners: remote bursts with workers parking between them ---------------- */
+
+/*
+ * SPINDLE_SPINNERS=1 on 4 workers: one searcher at a time spins, the others
+ * park at once. Bursts of spawns from this (non-worker) thread with pauses
+ * between them make the workers search, spin and park over and over: every
+ * task must still run exactly once (a lost wake-up would strand a burst and
+ * time the wait out), and no more than one worker may ever be spinning.
+ */
+static void spinners__capped_spin_runs_remote_bursts_exactly_once(void **state)
+{
+	(void)state;
+	/* arrange */
+	struct fan fan;
+	memset(&fan, 0, sizeof fan);
+	int bursts = (int)spt_scaled(400, 40), per = 256;
+	fan.n = bursts * per;
+	fan.slots = calloc((size_t)fan.n, sizeof *fan.slots);
+	assert_non_null(fan.slots);
+	setenv("SPINDLE_SPINNERS", "1", 1);
+	sp_runtime *rt = spt_runtime(SP_MULTI_THREAD, 4);
+	unsetenv("SPINDLE_SPINNERS");
+	uint32_t cap = rt->max_spinners, most = 0;
+
+	/* act */
+	for (int b = 0; b < bursts; b++) {
+		for (int k = 0; k < per; k++) {
+			struct marker m = {.base = {.poll = marker_poll, .name = "marker"},
+					   .idx = b * per + k,
+					   .fan = &fan};
+			if (SP_RUNTIME_SPAWN(rt, "marker", NULL, m) != 0)
+				atomic_fetch_add(&fan.spawn_errors, 1);
+			uint32_t now = atomic_load_explicit(&rt->spinners, memory_order_relaxed);
+			most = now > most ? now : most;
+		}
+		usleep(b % 4 == 0 ? 200 : 20); /* long enough, now and then, to park */
+	}
+	int finished = SPT_WAIT_UNTIL(all_done(&fan), 20000);
+	int free_rc = finished ? sp_runtime_free(rt) : 0;
+	int bad = 0;
+	for (int i = 0; i < fan.n; i++)
+		bad += atomic_load(&fan.slots[i]) != 1;
+	free(fan.slots);
+
+	if (getenv("SPT_VERBOSE"))
+		print_message("spinners: at most %u seen at once\n", most);
+
+	/* assert */
+	assert_int_equal(cap, 1);
+	assert_true(finished);
+	assert_int_equal(free_rc, 0);
+	assert_int_equal(atomic_load(&fan.spawn_errors), 0);
+	assert_int_equal(bad, 0);
+	assert_true(most <= 1);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(steal__spawn_storm_overflows_and_is_stolen_exactly_once),
 		cmocka_unit_test(steal__yielding_chains_run_every_link_once),
+		cmocka_unit_test(spinners__capped_spin_runs_remote_bursts_exactly_once),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
