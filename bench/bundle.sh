@@ -14,7 +14,9 @@
 #   3. tracing on with `spindle top` reading vs tracing off
 #      (READER=top bench/events_overhead.sh);
 #   4. the scaling table (bench/scale.sh run);
-#   5. tcp_echo and the timer workload at 2 workers, all three runtimes.
+#   5. the spawn workloads again with SPINDLE_SPINNERS=1 (one spinning
+#      searcher at most; spindle's rows only matter there);
+#   6. tcp_echo and the timer workload at 2 workers, all three runtimes.
 # Copy OUT_DIR over and run `OUT_DIR/run.sh | tee log` there. The target
 # needs bash, awk, python3 (for getrusage) and a glibc no older than ours.
 set -eu
@@ -62,6 +64,9 @@ READER=top timeout 120 bash bench/events_overhead.sh "\$D" 7 spawn_many_local \\
 	spawn_many_remote_idle chained_spawn timer yield_many ping_pong
 step scaling
 COUNTS="$COUNTS" SCALE_BIN="\$D/bin" RUNS=3 timeout 240 bash bench/scale.sh run "\$D"
+step "scaling with SPINDLE_SPINNERS=1"
+SPINDLE_SPINNERS=1 COUNTS="$COUNTS" SCALE_BIN="\$D/bin" RUNS=3 timeout 150 bash bench/scale.sh run "\$D" \\
+	spawn_many_local spawn_many_remote_idle yield_many timer
 step "tcp_echo and timer, 2 workers"
 for w in timer tcp_echo; do
 	for r in tokio go spindle; do
