@@ -77,6 +77,28 @@ static __always_inline void add_sys(struct starve_poll *p, __s64 nr, __u64 d)
 	}
 }
 
+/*
+ * Is t asleep in a worker's idle park? Its saved user registers (direct
+ * loads: bpf_task_pt_regs is a trusted pointer) show a syscall in progress
+ * (ax still the -ENOSYS preset), futex, epoll_pwait2 or sched_yield, with the park mark
+ * in the argument the kernel ignores. Correct for switch-out (current ==
+ * t) and switch-in (t is still inside the syscall it slept in).
+ */
+static __always_inline bool in_idle_park(struct task_struct *t)
+{
+	struct pt_regs *regs = (struct pt_regs *)bpf_task_pt_regs(t);
+
+	if (regs->ax != -STARVE_ENOSYS)
+		return false;
+	if (regs->orig_ax == STARVE_NR_FUTEX)
+		return regs->r8 == STARVE_PARK_MARK;
+	if (regs->orig_ax == STARVE_NR_EPOLL_PWAIT2)
+		return regs->r9 == STARVE_PARK_MARK;
+	if (regs->orig_ax == STARVE_NR_SCHED_YIELD)
+		return regs->di == STARVE_PARK_MARK;
+	return false;
+}
+
 static __always_inline void switch_out(void *ctx, struct task_struct *prev,
 				       struct task_struct *next, unsigned int prev_state)
 {
@@ -162,11 +184,15 @@ int BPF_PROG(starve_switch, bool preempt, struct task_struct *prev, struct task_
 	 * Runs on every context switch of the machine: the common case is two
 	 * direct loads (tp_btf arguments are trusted BTF pointers, CO-RE
 	 * relocated) and two compares. current == prev here, so prev's user
-	 * memory and registers are readable.
+	 * memory and registers are readable. A worker of the target going to
+	 * or coming back from its idle park (most of its switches when it has
+	 * little to do) costs a few loads of its saved registers more; only
+	 * the other switches of the target look up the worker and read its
+	 * slot.
 	 */
-	if (prev->tgid == targ_tgid)
+	if (prev->tgid == targ_tgid && !in_idle_park(prev))
 		switch_out(ctx, prev, next, prev_state);
-	if (next->tgid == targ_tgid)
+	if (next->tgid == targ_tgid && !in_idle_park(next))
 		switch_in(next);
 	return 0;
 }

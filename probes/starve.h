@@ -30,6 +30,19 @@
 #define STARVE_SYS_NONE (-1) /* blocked, but not inside a system call (page fault...) */
 
 /*
+ * A worker's idle park carries this mark (runtime/internal.h SP__PARK_MARK,
+ * the same value) in a syscall argument the kernel ignores: r8 (uaddr2) of
+ * its FUTEX_WAIT, r9 (sigsetsize, NULL sigmask) of its epoll_pwait2, rdi
+ * of a searching worker's sched_yield (which takes no arguments). The
+ * runtime passes it only outside polls, so a switch with it in the saved
+ * registers needs no account: no map lookup, no slot read. x86-64 numbers.
+ */
+#define STARVE_PARK_MARK 0x7370696e646c6521ull
+#define STARVE_NR_SCHED_YIELD 24
+#define STARVE_NR_FUTEX 202
+#define STARVE_NR_EPOLL_PWAIT2 441
+
+/*
  * The first 40 bytes of a registry slot (runtime/internal.h sp_worker_slot,
  * registry version 1). Written by the worker with plain stores: poll_start,
  * poll_fn, poll_seq, then task_id; task_id = 0 at poll end. Read only in the

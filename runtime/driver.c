@@ -55,6 +55,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <sys/epoll.h>
+#include <sys/syscall.h>
 #include <sys/eventfd.h>
 #include <time.h>
 #include <unistd.h>
@@ -414,7 +415,11 @@ void sp__driver_turn(sp_runtime *rt, int64_t timeout_ns)
 		ts.tv_nsec = timeout_ns % 1000000000;
 		tsp = &ts;
 	}
-	int n = epoll_pwait2(d->epfd, events, EVENTS_PER_TURN, tsp, NULL);
+	/* A blocking turn is a worker's idle park: it carries the park mark
+	 * (internal.h) in sigsetsize, which the kernel ignores with a NULL
+	 * sigmask; the look of a busy worker (timeout 0) does not. */
+	int n = (int)syscall(SYS_epoll_pwait2, d->epfd, events, EVENTS_PER_TURN, tsp, NULL,
+			     timeout_ns != 0 ? SP__PARK_MARK : 0);
 	/* Awake again: new timers need not interrupt us (0 = nobody sleeps;
 	 * UINT64_MAX above = sleeping with no timer, any new one interrupts). */
 	atomic_store_explicit(&d->sleep_until_ms, 0, memory_order_relaxed);

@@ -20,6 +20,8 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include "spindle.h"
 
@@ -245,7 +247,29 @@ static inline bool sp__inject_is_empty(sp__inject *q)
 typedef struct sp__parker {
 	_Atomic uint32_t state; /* park.c: empty, parked, notified, parked on driver */
 	sp_runtime *rt;         /* whose driver a worker parks on; NULL otherwise */
+	uint64_t mark;          /* SP__PARK_MARK for a worker's idle park, else 0 */
 } sp__parker;
+
+/*
+ * The park mark: a contract with `spindle trace` (probes/starve.h
+ * STARVE_PARK_MARK, the same value). A worker that sleeps because it has
+ * nothing to do passes this value in an argument the kernel ignores:
+ * uaddr2 (r8) of its FUTEX_WAIT, sigsetsize (r9) of its epoll_pwait2 with a
+ * NULL sigmask, rdi of the sched_yield of a searching worker's spin (the
+ * syscall takes no arguments). The tracer's sched_switch program sees it in the saved
+ * registers and skips the switch without a map lookup or a read of the
+ * worker's slot, which is most of the cost of tracing a runtime whose
+ * workers park and unpark all the time.
+ *
+ * Invariant: a marked wait happens only outside a poll (slot task_id == 0).
+ * A thread that blocks inside a poll, even in the runtime's own parker
+ * (sp_block_on called from a task), waits unmarked, so the tracer accounts
+ * it. Only the worker loop's park (worker.c park()), the driver's blocking
+ * turn under it and the searcher's yield (sp__idle_yield) pass the mark.
+ */
+#define SP__PARK_MARK 0x7370696e646c6521ull /* "spindle!" */
+/* sched_yield() with the park mark: only for a worker outside any poll. */
+#define sp__idle_yield() ((void)syscall(SYS_sched_yield, SP__PARK_MARK))
 
 void sp__park(sp__parker *p);
 /* Park inside the driver (the caller holds it): epoll_wait for at most

@@ -19,9 +19,12 @@
 
 enum { EMPTY = 0, PARKED = 1, NOTIFIED = 2, PARKED_DRIVER = 3 };
 
-static void futex_wait(_Atomic uint32_t *addr, uint32_t val, const struct timespec *rel)
+/* mark: SP__PARK_MARK or 0, in uaddr2, which FUTEX_WAIT ignores (see
+ * internal.h: what the tracer makes of it). */
+static void futex_wait(_Atomic uint32_t *addr, uint32_t val, const struct timespec *rel,
+		       uint64_t mark)
 {
-	syscall(SYS_futex, (uint32_t *)addr, FUTEX_WAIT_PRIVATE, val, rel, NULL, 0);
+	syscall(SYS_futex, (uint32_t *)addr, FUTEX_WAIT_PRIVATE, val, rel, mark, 0);
 }
 
 static void futex_wake(_Atomic uint32_t *addr)
@@ -50,7 +53,7 @@ void sp__park(sp__parker *p)
 		return;
 	}
 	for (;;) {
-		futex_wait(&p->state, PARKED, NULL);
+		futex_wait(&p->state, PARKED, NULL, p->mark);
 		if (take_token(p))
 			return;
 		/* spurious wakeup: still PARKED */
@@ -74,7 +77,7 @@ void sp__park_timeout(sp__parker *p, int64_t timeout_ns)
 	}
 	struct timespec rel = {.tv_sec = timeout_ns / 1000000000,
 			       .tv_nsec = timeout_ns % 1000000000};
-	futex_wait(&p->state, PARKED, &rel);
+	futex_wait(&p->state, PARKED, &rel, p->mark);
 	expect = PARKED;
 	if (!atomic_compare_exchange_strong_explicit(&p->state, &expect, EMPTY,
 						     memory_order_acquire, memory_order_relaxed))

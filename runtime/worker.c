@@ -82,6 +82,7 @@ void sp__worker_init(sp__worker *w, sp_runtime *rt, uint32_t index, uint32_t cap
 	w->driver_every = DRIVER_MAX_NS * sp__clock.hz / 1000000000u;
 	atomic_init(&w->parker.state, 0);
 	w->parker.rt = rt;
+	w->parker.mark = SP__PARK_MARK; /* parks only in park(), outside polls */
 	atomic_init(&w->stolen_from, 0);
 #define SP__X(name) atomic_init(&w->pub.name, 0);
 	SP__BATCH_FIELDS(SP__X)
@@ -395,7 +396,7 @@ static sp__task *search_spin_loop(sp__worker *w, _Atomic uint32_t *root_woken)
 			return t;
 		for (int i = 0; i < 16; i++)
 			sp__cpu_relax();
-		sched_yield();
+		sp__idle_yield();
 	}
 	return NULL;
 }

@@ -1,7 +1,7 @@
 /*
  * late_target.c - a target for the tracer tests whose workers start late.
  *
- *   late_target DELAY_MS ROUNDS
+ *   late_target DELAY_MS ROUNDS [futex]
  *
  * Prints its pid, sleeps DELAY_MS (the tracer attaches meanwhile and finds
  * no worker yet), then starts a 1-worker runtime whose task does, ROUNDS
@@ -9,24 +9,40 @@
  * writes the byte 80 ms later. Between rounds the task sleeps 100 ms
  * properly. The tracer must find the worker when it appears and name
  * `read` and `reader_poll`.
+ *
+ * With `futex` the poll blocks in a bare FUTEX_WAIT instead, the call a
+ * worker's idle park makes but without the park mark (runtime/internal.h):
+ * the tracer must still account it as blocked in `futex`, so its fast path
+ * for parks cannot swallow a block inside a poll. Each round sleeps first
+ * there, so even the first block comes after the tracer found the worker.
  */
+#include <linux/futex.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "spindle.h"
 
 static int fds[2];
 static int rounds;
+static int use_futex;
+static _Atomic uint32_t released; /* futex mode: rounds the helper let go */
 
 static void *writer(void *arg)
 {
 	(void)arg;
 	for (int i = 0; i < rounds; i++) {
-		usleep(80 * 1000);
-		if (write(fds[1], "x", 1) != 1)
+		usleep((use_futex && i == 0 ? 180 : 80) * 1000);
+		if (use_futex) {
+			atomic_fetch_add(&released, 1);
+			syscall(SYS_futex, &released, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
+		} else if (write(fds[1], "x", 1) != 1) {
 			break;
+		}
 		usleep(110 * 1000);
 	}
 	return NULL;
@@ -45,10 +61,22 @@ static sp_poll reader_poll(sp_future *f, sp_context *cx)
 
 	SP_ASYNC_BEGIN(f, cx);
 	for (self->i = 0; self->i < rounds; self->i++) {
-		if (read(fds[0], &c, 1) != 1) /* BUG on purpose: blocks the worker ~80 ms */
+		if (use_futex) {
+			sp_sleep_init(&self->nap, SP_MS(100));
+			SP_AWAIT(&self->nap);
+		}
+		if (use_futex) {
+			/* BUG on purpose: blocks the worker ~80 ms in futex(2) */
+			uint32_t v;
+			while ((v = atomic_load(&released)) <= (uint32_t)self->i)
+				syscall(SYS_futex, &released, FUTEX_WAIT_PRIVATE, v, NULL, NULL, 0);
+		} else if (read(fds[0], &c, 1) != 1) { /* BUG on purpose: blocks ~80 ms */
 			break;
-		sp_sleep_init(&self->nap, SP_MS(100));
-		SP_AWAIT(&self->nap);
+		}
+		if (!use_futex) {
+			sp_sleep_init(&self->nap, SP_MS(100));
+			SP_AWAIT(&self->nap);
+		}
 	}
 	SP_ASYNC_END();
 }
@@ -57,6 +85,7 @@ int main(int argc, char **argv)
 {
 	int delay = argc > 1 ? atoi(argv[1]) : 300;
 	rounds = argc > 2 ? atoi(argv[2]) : 5;
+	use_futex = argc > 3 && strcmp(argv[3], "futex") == 0;
 	pthread_t th;
 
 	printf("%d\n", (int)getpid());

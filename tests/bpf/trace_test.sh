@@ -10,6 +10,8 @@
 #   fixed     the same with --fixed: no finding at all
 #   late      -p on a process whose worker starts after the tracer attached:
 #             blocked in read, reader_poll
+#   futex     the same, the poll blocked in a bare FUTEX_WAIT (the call of
+#             a worker's idle park, without its mark): blocked in futex
 #   errors    one line and exit 2: not root, no such pid, not a spindle
 #             process, stripped binary
 #
@@ -131,6 +133,18 @@ late)
 	grep -q "worker tid .* found" "$TMP/err" || fail "the late worker was not found"
 	n=$(count "$TMP/out" '"func":"reader_poll"' '"verdict":"blocked"' '"name":"read"')
 	[ "$n" -ge 3 ] || fail "$n blocked-in-read findings for reader_poll (want >= 3 of 4)"
+	wait "$TPID"; TPID=
+	;;
+futex)
+	"$LATE" 400 4 futex >"$TMP/pid" &
+	TPID=$!
+	for _ in $(seq 50); do [ -s "$TMP/pid" ] && break; sleep 0.02; done
+	"$SPINDLE" trace -p "$TPID" -t 40 --json >"$TMP/out" 2>"$TMP/err"
+	rc=$?
+	grep -q "not permitted" "$TMP/err" && skip "$(head -1 "$TMP/err")"
+	[ $rc = 0 ] || fail "exit status $rc"
+	n=$(count "$TMP/out" '"func":"reader_poll"' '"verdict":"blocked"' '"name":"futex"')
+	[ "$n" -ge 3 ] || fail "$n blocked-in-futex findings for reader_poll (want >= 3 of 4)"
 	wait "$TPID"; TPID=
 	;;
 errors)
