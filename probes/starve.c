@@ -25,8 +25,10 @@
  * rest, the culprit from the blocked stack or from the most frequent
  * sampled culprit frame.
  *
- * Cost to the target: none per poll. A slot read per switch of a worker
- * (~0.35 µs), a stack per blocked switch-out inside a poll (~1 µs; these
+ * Cost to the target: none per poll. Three loads of the saved registers
+ * per switch of a worker to or from its idle park (the park mark,
+ * runtime/internal.h), a map lookup and a slot read per other switch of a
+ * worker (~0.35 µs), a stack per blocked switch-out inside a poll (~1 µs; these
  * are the findings), and 4 kHz sampling only while a flagged poll runs
  * (sampler_enable). The watchdog reads ~16 KiB of the target
  * 200 times a second from its own thread.
