@@ -22,6 +22,8 @@
  * millisecond. These are the cases spindle's console, report and tracer are
  * built to catch and name.
  */
+#include <stdatomic.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,7 +32,9 @@
 #include "spindle.h"
 
 static int fixed;
-static volatile int stopping;
+/* Set by the ticker, read by the culprits on other workers: an atomic
+ * (relaxed: it only ends their loops). */
+static atomic_bool stopping;
 
 /* ---- the victim ----------------------------------------------------------------- */
 
@@ -63,7 +67,7 @@ static sp_poll ticker_poll(sp_future *f, sp_context *cx)
 			self->window_start = sp_now_ns();
 		}
 	}
-	stopping = 1;
+	atomic_store_explicit(&stopping, true, memory_order_relaxed);
 	SP_ASYNC_END();
 }
 
@@ -85,7 +89,7 @@ static sp_poll sleeper_poll(sp_future *f, sp_context *cx)
 {
 	sleeper *self = (sleeper *)f;
 	SP_ASYNC_BEGIN(f, cx);
-	while (!stopping) {
+	while (!atomic_load_explicit(&stopping, memory_order_relaxed)) {
 		sp_sleep_init(&self->nap, SP_MS(500));
 		SP_AWAIT(&self->nap);
 		if (!fixed) {
@@ -118,7 +122,7 @@ static sp_poll spinner_poll(sp_future *f, sp_context *cx)
 {
 	spinner *self = (spinner *)f;
 	SP_ASYNC_BEGIN(f, cx);
-	while (!stopping) {
+	while (!atomic_load_explicit(&stopping, memory_order_relaxed)) {
 		sp_sleep_init(&self->nap, SP_MS(700));
 		SP_AWAIT(&self->nap);
 		if (!fixed) {

@@ -15,6 +15,8 @@
  * 2 s: the long synchronous section that starves its worker's other tasks,
  * and that spindle's tools flag.
  */
+#include <stdatomic.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,7 +34,9 @@ struct record {
 };
 
 static sp_mpsc records; /* conn tasks -> stats */
-static volatile int stopping;
+/* Set by the stats task, read by the clients and the hiccup task on other
+ * workers: an atomic (relaxed: it only ends their loops, a tick late at worst). */
+static atomic_bool stopping;
 
 /* ---- server side ---------------------------------------------------------------- */
 
@@ -130,7 +134,7 @@ static sp_poll client_poll(sp_future *f, sp_context *cx)
 		SP_RETURN_VOID();
 	memset(self->req, 'q', REQ_LEN);
 	sp_interval_init(&self->iv, self->period_ns);
-	while (!stopping) {
+	while (!atomic_load_explicit(&stopping, memory_order_relaxed)) {
 		sp_interval_tick_init(&self->tick, &self->iv);
 		SP_AWAIT(&self->tick);
 		sp_io_write_all_init(&self->wr, self->c.stream, self->req, REQ_LEN);
@@ -171,7 +175,7 @@ static sp_poll hiccup_poll(sp_future *f, sp_context *cx)
 {
 	hiccup *self = (hiccup *)f;
 	SP_ASYNC_BEGIN(f, cx);
-	while (!stopping) {
+	while (!atomic_load_explicit(&stopping, memory_order_relaxed)) {
 		sp_sleep_init(&self->nap, SP_MS(2000));
 		SP_AWAIT(&self->nap);
 		burn_cpu(self, SP_MS(30));
@@ -254,7 +258,7 @@ static sp_poll stats_poll(sp_future *f, sp_context *cx)
 		if (self->seconds && sp_now_ns() - self->started >= self->seconds * 1000000000u)
 			break;
 	}
-	stopping = 1;
+	atomic_store_explicit(&stopping, true, memory_order_relaxed);
 	SP_ASYNC_END();
 }
 
