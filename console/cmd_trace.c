@@ -229,13 +229,18 @@ static void print_human(const struct sp_starve_finding *f)
 	printf(" | preempted %.1f ms", (double)f->preempted_ns * ms);
 	if (f->preempted_ns && f->preempt_comm[0])
 		printf(" (by %s, pid %u)", f->preempt_comm, f->preempt_pid);
+	if (f->unseen_ns)
+		printf(" | unwatched %.1f ms (the poll began before the tracer watched)",
+		       (double)f->unseen_ns * ms);
 	printf("\n");
 	if (f->culprit >= 0) {
 		frame_str(&f->frames[f->culprit], buf, sizeof(buf));
 		printf("           culprit: %s\n", buf);
 	}
 	if (f->nframes) {
-		printf("           stack%s:", f->stack_samples ? " (sampled)" : " (at block)");
+		printf("           stack%s:", f->stack_samples   ? " (sampled)"
+					 : f->stack_scanned ? " (scanned from the blocked thread's sp)"
+							    : " (at block)");
 		for (int i = 0; i < f->nframes; i++) {
 			frame_str(&f->frames[i], buf, sizeof(buf));
 			printf("%s%s", i ? " <- " : " ", buf);
@@ -284,10 +289,10 @@ static void print_json(const struct sp_starve_finding *f)
 	printf(",\"task_name\":");
 	json_str(f->task_name);
 	printf(",\"running\":%s,\"verdict\":\"%s\",\"total_ms\":%.3f,\"oncpu_ms\":%.3f,"
-	       "\"blocked_ms\":%.3f,\"preempted_ms\":%.3f,\"syscalls\":[",
+	       "\"blocked_ms\":%.3f,\"preempted_ms\":%.3f,\"unwatched_ms\":%.3f,\"syscalls\":[",
 	       f->running ? "true" : "false", verdict_name(f->verdict), (double)f->total_ns / 1e6,
 	       (double)f->oncpu_ns / 1e6, (double)f->blocked_ns / 1e6,
-	       (double)f->preempted_ns / 1e6);
+	       (double)f->preempted_ns / 1e6, (double)f->unseen_ns / 1e6);
 	for (int i = 0; i < f->nsys; i++) {
 		printf("%s{\"nr\":%d,\"name\":", i ? "," : "", f->sys[i].nr);
 		json_str(f->sys[i].name);
@@ -300,7 +305,8 @@ static void print_json(const struct sp_starve_finding *f)
 		json_frame(&f->frames[f->culprit]);
 	else
 		printf("null");
-	printf(",\"stack_samples\":%d,\"stack\":[", f->stack_samples);
+	printf(",\"stack_samples\":%d,\"stack_scanned\":%s,\"stack\":[", f->stack_samples,
+	       f->stack_scanned ? "true" : "false");
 	for (int i = 0; i < f->nframes; i++) {
 		if (i)
 			putchar(',');

@@ -130,6 +130,8 @@ void trdb_detail(const struct sp_starve_finding *f, char *buf, size_t n)
 	    ms(f->blocked_ns), ms(f->preempted_ns));
 	if (f->preempted_ns && f->preempt_comm[0])
 		add(buf, n, &k, " (by %s, pid %u)", f->preempt_comm, f->preempt_pid);
+	if (f->unseen_ns)
+		add(buf, n, &k, ", %.1f ms before the tracer watched", ms(f->unseen_ns));
 	add(buf, n, &k, "; poll ");
 	frame(buf, n, &k, &f->poll_fn);
 	if (f->task_name[0])
@@ -138,7 +140,10 @@ void trdb_detail(const struct sp_starve_finding *f, char *buf, size_t n)
 	    (unsigned long long)f->poll_seq);
 	if (f->nframes)
 		add(buf, n, &k, "; stack %s %d frame%s",
-		    f->stack_samples ? "sampled," : "at block,", f->nframes,
+		    f->stack_samples   ? "sampled,"
+		    : f->stack_scanned ? "scanned from sp,"
+				       : "at block,",
+		    f->nframes,
 		    f->nframes == 1 ? "" : "s");
 	add(buf, n, &k, "; fix: %s", f->fix ? f->fix : "");
 }

@@ -35,6 +35,7 @@
  */
 #include <errno.h>
 #include <linux/perf_event.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -60,6 +61,7 @@
 #define TICK_FLAGGED_MS 1 /* ... while a flagged poll waits for its report */
 #define WANT_SAMPLES 16	  /* stacks asked per flagged poll (at 4 kHz: its first 4 ms) */
 #define KEEP_SAMPLES 16
+#define UNSEEN_SCAN_WORDS 256 /* words read at the sp of a block already in progress */
 #define FULL_SCAN_NS 100000000ull	 /* read every slot this often; else only the used prefix */
 #define HOT_MARGIN 8			 /* free slots read past the last used one */
 #define REGISTRY_WAIT_NS (3000000000ull) /* -- CMD: time for exec and the registry to show */
@@ -76,8 +78,46 @@ struct wd {
 	uint64_t seen;	   /* clock value (slot units) when last seen running */
 	uint64_t cross_ns; /* CLOCK_MONOTONIC when flagged */
 	bool flagged, reported;
+	/*
+	 * The poll the slot showed when the worker went into starve_workers,
+	 * and when: BPF cannot have seen what that poll did before found_ns.
+	 * A block already in progress then has no switch-out in the BPF
+	 * account; the watchdog notices it from /proc while the poll is flagged
+	 * (watch_unseen) and counts it from found_ns to the last tick that saw
+	 * the thread still asleep.
+	 */
+	uint64_t found_seq, found_ns;
+	bool unseen_block; /* asleep since before found_ns, BPF saw no switch-out */
+	bool unseen_done;  /* nothing more to learn from /proc for this poll */
+	int unseen_sys;	   /* its syscall (/proc/PID/task/TID/syscall), -1: none */
+	uint64_t unseen_until_ns;
+	uint64_t unseen_pc;
+	__u64 unseen_words[UNSEEN_SCAN_WORDS]; /* the user stack at its sp */
 	int nsamples;
 	uint32_t nframes[KEEP_SAMPLES];
+	__u64 stacks[KEEP_SAMPLES][STARVE_STACK_DEPTH];
+};
+
+/*
+ * NAMING. A finding is measured by report() on the watchdog's thread, and
+ * named (symbols, culprit) on a thread of its own: naming can take 200 ms
+ * the first time (libdw loads the modules' DWARF), and a watchdog that
+ * stopped ticking that long would miss every long poll meanwhile. What
+ * report() keeps for the namer: the numbers, and the one raw stack chosen.
+ */
+enum { STK_NONE, STK_BLOCK, STK_SAMPLED, STK_SCANNED };
+struct pending {
+	struct pending *next;
+	struct sp_starve_finding f; /* all but poll_fn, frames and culprit */
+	uint64_t poll_fn;
+	int kind; /* STK_* */
+	/* STK_BLOCK: the stack at the longest block and the words at its sp */
+	uint32_t nframes;
+	__u64 stack[STARVE_STACK_DEPTH];
+	__u64 words[UNSEEN_SCAN_WORDS]; /* STK_BLOCK: the first STARVE_SCAN_WORDS; STK_SCANNED: all */
+	uint64_t pc;			/* STK_SCANNED */
+	int nsamples;			/* STK_SAMPLED */
+	uint32_t snframes[KEEP_SAMPLES];
 	__u64 stacks[KEEP_SAMPLES][STARVE_STACK_DEPTH];
 };
 
@@ -103,7 +143,18 @@ struct sp_starve {
 	bool any_flagged;
 	bool sampling; /* the cpu-clock events are enabled (a poll is flagged) */
 	struct sp_starve_stats st;
-	struct sp_starve_finding fbuf; /* the finding being built */
+	/*
+	 * Findings on their way out (see NAMING): report() queues them on
+	 * `todo`, the namer thread moves them to `done`, sp_starve_poll hands
+	 * them to on_finding. All under qlock.
+	 */
+	pthread_mutex_t qlock;
+	pthread_cond_t qwork, qidle;
+	struct pending *todo, **todo_tail, *done, **done_tail;
+	bool naming; /* the namer holds one taken off todo */
+	bool qstop;
+	bool namer_started;
+	pthread_t namer;
 };
 
 static uint64_t mono_ns(void)
@@ -496,33 +547,65 @@ static void set_stack(struct sp_starve *t, struct sp_starve_finding *f, const __
 	pick_culprit(f);
 }
 
+/*
+ * The stack of a block that began before the tracer watched the worker:
+ * no frame-pointer walk is possible from here (/proc gives the pc and sp,
+ * not the frame pointer), so take the pc, then every word at the sp that
+ * is a return address (it follows a call instruction) into a known
+ * function, up to the runtime's call of the poll function. A stale return
+ * address left in a frame's locals can show up among them; the culprit is
+ * still the innermost application frame.
+ */
+static void scan_stack(struct sp_starve *t, struct sp_starve_finding *f, uint64_t pc,
+		       const __u64 *words)
+{
+	f->nframes = 0;
+	sp__syms_frame(t->syms, pc, false, &f->frames[f->nframes++]);
+	for (int i = 0; i < UNSEEN_SCAN_WORDS && f->nframes < SP_STARVE_MAX_FRAMES; i++) {
+		struct sp_starve_frame fr;
+		uint64_t v = words[i];
+		if (v < 4096)
+			continue;
+		sp__syms_frame(t->syms, v, true, &fr);
+		if (!fr.func[0] || !after_call(t->o.pid, v))
+			continue;
+		f->frames[f->nframes++] = fr;
+		if (!strncmp(fr.func, "sp__", 4))
+			break; /* the runtime calling the poll: the poll's part ends here */
+	}
+	f->stack_scanned = true;
+	pick_culprit(f);
+}
+
 /* For on-CPU findings: the sampled stack whose culprit function is the most common. */
-static void pick_sampled_stack(struct sp_starve *t, struct wd *w, struct sp_starve_finding *f)
+static void pick_sampled_stack(struct sp_starve *t, const struct pending *p,
+			       struct sp_starve_finding *f)
 {
 	char names[KEEP_SAMPLES][96];
 	int best = -1, best_count = 0;
+	int nsamples = p->nsamples;
 
-	for (int i = 0; i < w->nsamples; i++) {
-		set_stack(t, f, w->stacks[i], w->nframes[i], NULL);
+	for (int i = 0; i < nsamples; i++) {
+		set_stack(t, f, p->stacks[i], p->snframes[i], NULL);
 		snprintf(names[i], sizeof(names[i]), "%s",
 			 f->culprit >= 0 ? f->frames[f->culprit].func : "");
 	}
-	for (int i = 0; i < w->nsamples; i++) {
+	for (int i = 0; i < nsamples; i++) {
 		int c = 0;
-		for (int j = 0; j < w->nsamples; j++)
+		for (int j = 0; j < nsamples; j++)
 			c += names[i][0] && !strcmp(names[i], names[j]);
 		if (c > best_count) {
 			best_count = c;
 			best = i;
 		}
 	}
-	if (best < 0 && w->nsamples)
+	if (best < 0 && nsamples)
 		best = 0;
 	if (best >= 0)
-		set_stack(t, f, w->stacks[best], w->nframes[best], NULL);
+		set_stack(t, f, p->stacks[best], p->snframes[best], NULL);
 	else
 		f->nframes = 0, f->culprit = -1;
-	f->stack_samples = w->nsamples;
+	f->stack_samples = nsamples;
 }
 
 static void add_sys(struct sp_starve_finding *f, int nr, uint64_t ns)
@@ -605,21 +688,97 @@ static void add_offcpu(struct sp_starve *t, struct wd *w, struct sp_starve_findi
 	qsort(f->sys, (size_t)f->nsys, sizeof(f->sys[0]), by_ns_desc);
 }
 
+/* Name p's finding: the poll function, then the stack report() chose. */
+static void name_finding(struct sp_starve *t, struct pending *p)
+{
+	struct sp_starve_finding *f = &p->f;
+
+	sp__syms_frame(t->syms, p->poll_fn, false, &f->poll_fn);
+	f->culprit = -1;
+	switch (p->kind) {
+	case STK_BLOCK:
+		set_stack(t, f, p->stack, p->nframes, p->words);
+		break;
+	case STK_SCANNED:
+		scan_stack(t, f, p->pc, p->words);
+		break;
+	case STK_SAMPLED:
+		pick_sampled_stack(t, p, f);
+		break;
+	}
+}
+
+static void *namer_main(void *arg)
+{
+	struct sp_starve *t = arg;
+
+	pthread_mutex_lock(&t->qlock);
+	for (;;) {
+		while (!t->todo && !t->qstop)
+			pthread_cond_wait(&t->qwork, &t->qlock);
+		if (!t->todo)
+			break; /* stopping, and nothing left */
+		struct pending *p = t->todo;
+		t->todo = p->next;
+		if (!t->todo)
+			t->todo_tail = &t->todo;
+		t->naming = true;
+		pthread_mutex_unlock(&t->qlock);
+		name_finding(t, p);
+		pthread_mutex_lock(&t->qlock);
+		p->next = NULL;
+		*t->done_tail = p;
+		t->done_tail = &p->next;
+		t->naming = false;
+		pthread_cond_broadcast(&t->qidle);
+	}
+	pthread_mutex_unlock(&t->qlock);
+	return NULL;
+}
+
+/* Hand the named findings to on_finding, in report order; with all, wait
+ * for the namer to finish every queued one first. */
+static void deliver(struct sp_starve *t, bool all)
+{
+	if (!t->namer_started)
+		return;
+	pthread_mutex_lock(&t->qlock);
+	while (all && (t->todo || t->naming))
+		pthread_cond_wait(&t->qidle, &t->qlock);
+	struct pending *p = t->done;
+	t->done = NULL;
+	t->done_tail = &t->done;
+	pthread_mutex_unlock(&t->qlock);
+	while (p) {
+		struct pending *next = p->next;
+		if (t->o.on_finding)
+			t->o.on_finding(&p->f, t->o.arg);
+		free(p);
+		p = next;
+	}
+}
+
 static void report(struct sp_starve *t, struct wd *w, bool running, uint64_t total_ns)
 {
-	struct sp_starve_finding *f = &t->fbuf;
+	struct pending *p = calloc(1, sizeof(*p));
 	struct starve_worker sw;
 	const __u64 *bstack, *bwords;
 	uint32_t bframes;
 	uint64_t now = mono_ns();
 
-	memset(f, 0, sizeof(*f));
+	w->reported = true;
+	bpf_map_delete_elem(bpf_map__fd(t->skel->maps.starve_want), &w->tid);
+	if (!p) {
+		note(t, "out of memory: a finding for tid %u dropped", w->tid);
+		return;
+	}
+	struct sp_starve_finding *f = &p->f;
 	f->pid = t->o.pid;
 	f->tid = w->tid;
 	f->worker_idx = w->worker_idx;
 	f->task_id = w->task_id;
 	f->poll_seq = w->seq;
-	sp__syms_frame(t->syms, w->poll_fn, false, &f->poll_fn);
+	p->poll_fn = w->poll_fn;
 	if (w->name) {
 		/* a static string: read 32 bytes, fewer near the end of a mapping */
 		for (size_t len = sizeof f->task_name - 1; len >= 8; len /= 2)
@@ -632,6 +791,12 @@ static void report(struct sp_starve *t, struct wd *w, bool running, uint64_t tot
 	f->report_ns = now;
 	f->running = running;
 	add_offcpu(t, w, f, now, &bstack, &bframes, &bwords, &sw);
+	if (w->unseen_block && w->unseen_until_ns > w->found_ns) {
+		uint64_t d = w->unseen_until_ns - w->found_ns;
+		f->blocked_ns += d;
+		add_sys(f, w->unseen_sys, d);
+		qsort(f->sys, (size_t)f->nsys, sizeof(f->sys[0]), by_ns_desc);
+	}
 	if (f->blocked_ns + f->preempted_ns > total_ns)
 		total_ns = f->blocked_ns + f->preempted_ns; /* clocks disagree by a hair */
 	f->total_ns = total_ns;
@@ -642,28 +807,41 @@ static void report(struct sp_starve *t, struct wd *w, bool running, uint64_t tot
 	 */
 	uint64_t mnow = mono_ns(), tnow = slot_now(&t->reg);
 	f->start_ns = tnow > w->start ? mnow - slot_ns(&t->reg, tnow - w->start) : now - total_ns;
-	f->oncpu_ns = total_ns - f->blocked_ns - f->preempted_ns;
+	/* What happened before the worker was watched is nobody's account. */
+	uint64_t room = total_ns - f->blocked_ns - f->preempted_ns;
+	if (w->found_seq && w->seq == w->found_seq && w->found_ns > f->start_ns)
+		f->unseen_ns = w->found_ns - f->start_ns < room ? w->found_ns - f->start_ns : room;
+	f->oncpu_ns = room - f->unseen_ns;
 	/*
-	 * The verdict names what the poll itself did: the larger of blocked and
-	 * on-CPU, as long as it is a quarter of the time. Preemption stretches a
-	 * long computation but does not cause it; only a poll that barely ran
-	 * for itself is called preempted.
+	 * The verdict names what the poll itself did, in the part the tracer
+	 * watched: the larger of blocked and on-CPU, as long as it is a quarter
+	 * of that time. Preemption stretches a long computation but does not
+	 * cause it; only a poll that barely ran for itself is called preempted.
 	 */
-	if (f->blocked_ns >= f->oncpu_ns && f->blocked_ns * 4 >= total_ns)
+	uint64_t watched = total_ns - f->unseen_ns;
+	if (f->blocked_ns >= f->oncpu_ns && f->blocked_ns * 4 >= watched && f->blocked_ns)
 		f->verdict = SP_STARVE_BLOCKED;
-	else if (f->oncpu_ns > f->blocked_ns && f->oncpu_ns * 4 >= total_ns)
+	else if (f->oncpu_ns > f->blocked_ns && f->oncpu_ns * 4 >= watched)
 		f->verdict = SP_STARVE_ONCPU;
 	else
 		f->verdict = SP_STARVE_PREEMPTED;
 
-	if (f->verdict == SP_STARVE_BLOCKED && bstack)
-		set_stack(t, f, bstack, bframes, bwords);
-	else if (w->nsamples)
-		pick_sampled_stack(t, w, f);
-	else if (bstack)
-		set_stack(t, f, bstack, bframes, bwords);
-	else
-		f->culprit = -1;
+	/* The stack to name: the one that shows what the verdict says. */
+	if (bstack && (f->verdict == SP_STARVE_BLOCKED || !w->nsamples)) {
+		p->kind = STK_BLOCK;
+		p->nframes = bframes < STARVE_STACK_DEPTH ? bframes : STARVE_STACK_DEPTH;
+		memcpy(p->stack, bstack, sizeof(p->stack));
+		memcpy(p->words, bwords, STARVE_SCAN_WORDS * sizeof(__u64));
+	} else if (f->verdict == SP_STARVE_BLOCKED && w->unseen_block) {
+		p->kind = STK_SCANNED;
+		p->pc = w->unseen_pc;
+		memcpy(p->words, w->unseen_words, sizeof(p->words));
+	} else if (w->nsamples) {
+		p->kind = STK_SAMPLED;
+		p->nsamples = w->nsamples;
+		memcpy(p->snframes, w->nframes, sizeof(p->snframes));
+		memcpy(p->stacks, w->stacks, sizeof(p->stacks));
+	}
 	switch (f->verdict) {
 	case SP_STARVE_BLOCKED:
 		f->fix = "a blocking call inside a poll stalls the whole worker: move it to the "
@@ -678,22 +856,25 @@ static void report(struct sp_starve *t, struct wd *w, bool running, uint64_t tot
 			 "(fewer workers, more CPUs, or a lower priority for the other load)";
 		break;
 	}
-	w->reported = true;
 	t->st.findings++;
-	bpf_map_delete_elem(bpf_map__fd(t->skel->maps.starve_want), &w->tid);
-	if (t->o.on_finding)
-		t->o.on_finding(f, t->o.arg);
+	pthread_mutex_lock(&t->qlock);
+	*t->todo_tail = p;
+	t->todo_tail = &p->next;
+	pthread_cond_signal(&t->qwork);
+	pthread_mutex_unlock(&t->qlock);
 }
 
 /* ---- the watchdog ------------------------------------------------------------------------- */
 
-static void worker_new(struct sp_starve *t, struct wd *w, uint32_t i, uint32_t tid)
+static void worker_new(struct sp_starve *t, struct wd *w, uint32_t i, uint32_t tid, uint64_t seq)
 {
 	struct starve_worker sw = {.slot_addr = t->reg.slots + (uint64_t)i * t->reg.slot_size};
 
 	memset(w, 0, sizeof(*w));
 	w->tid = tid;
 	bpf_map_update_elem(bpf_map__fd(t->skel->maps.starve_workers), &tid, &sw, BPF_ANY);
+	w->found_seq = seq;
+	w->found_ns = mono_ns();
 	t->st.workers_seen++;
 	note(t, "worker tid %u (slot %u) found", tid, i);
 }
@@ -707,6 +888,84 @@ static void worker_gone(struct sp_starve *t, struct wd *w)
 	memset(w, 0, sizeof(*w));
 }
 
+/*
+ * Is the thread asleep (S or D in /proc/PID/task/TID/stat)? If so, its
+ * syscall (-1: none), user sp and pc from /proc/PID/task/TID/syscall.
+ */
+static bool thread_asleep(int pid, uint32_t tid, int *sys, uint64_t *sp, uint64_t *pc)
+{
+	char path[64], buf[512];
+	FILE *fp;
+	size_t n;
+
+	snprintf(path, sizeof(path), "/proc/%d/task/%u/stat", pid, tid);
+	if (!(fp = fopen(path, "r")))
+		return false;
+	n = fread(buf, 1, sizeof(buf) - 1, fp);
+	fclose(fp);
+	buf[n] = 0;
+	const char *st = strrchr(buf, ')'); /* the comm may hold spaces and parentheses */
+	if (!st || (st[2] != 'S' && st[2] != 'D'))
+		return false;
+	snprintf(path, sizeof(path), "/proc/%d/task/%u/syscall", pid, tid);
+	if (!(fp = fopen(path, "r")))
+		return false;
+	n = fread(buf, 1, sizeof(buf) - 1, fp);
+	fclose(fp);
+	buf[n] = 0;
+	unsigned long long v[9];
+	int k = sscanf(buf, "%d %llx %llx %llx %llx %llx %llx %llx %llx", sys, &v[0], &v[1], &v[2],
+		       &v[3], &v[4], &v[5], &v[6], &v[7]);
+	if (k == 9) { /* nr, six arguments, sp, pc */
+		*sp = v[6];
+		*pc = v[7];
+		return true;
+	}
+	if (k == 3 && *sys == -1) { /* blocked outside a syscall: -1 sp pc */
+		*sp = v[0];
+		*pc = v[1];
+		return true;
+	}
+	return false; /* "running" (it woke meanwhile), or unreadable */
+}
+
+/*
+ * A flagged poll that began before the worker was watched: is the worker
+ * asleep in a block BPF never saw start? Called at flag time and on every
+ * tick after, until the worker is seen running or BPF has an account for
+ * the poll (from then on BPF sees everything).
+ */
+static void watch_unseen(struct sp_starve *t, struct wd *w)
+{
+	struct starve_worker sw;
+	int sys;
+	uint64_t sp, pc;
+
+	if (w->unseen_done || !w->found_seq || w->seq != w->found_seq)
+		return;
+	bool asleep = thread_asleep(t->o.pid, w->tid, &sys, &sp, &pc);
+	bool seen = !bpf_map_lookup_elem(bpf_map__fd(t->skel->maps.starve_workers), &w->tid, &sw) &&
+		    (sw.cur.poll_seq == w->seq || sw.last.poll_seq == w->seq);
+	if (!asleep || seen) {
+		w->unseen_done = true;
+		return;
+	}
+	if (!w->unseen_block) {
+		w->unseen_block = true;
+		w->unseen_sys = sys;
+		w->unseen_pc = pc;
+		/* near the top of the stack mapping a long read fails: shorten it */
+		size_t len = sizeof(w->unseen_words);
+		while (len >= 64 && sp__target_read(t->o.pid, sp, w->unseen_words, len))
+			len /= 2;
+		if (len < 64)
+			len = 0;
+		memset((char *)w->unseen_words + len, 0, sizeof(w->unseen_words) - len);
+		note(t, "worker tid %u was already blocked (%s) when found", w->tid, sys_name(sys));
+	}
+	w->unseen_until_ns = mono_ns();
+}
+
 static void flag(struct sp_starve *t, struct wd *w)
 {
 	struct starve_want want = {.poll_seq = w->seq, .budget = WANT_SAMPLES};
@@ -715,6 +974,7 @@ static void flag(struct sp_starve *t, struct wd *w)
 	w->cross_ns = mono_ns();
 	bpf_map_update_elem(bpf_map__fd(t->skel->maps.starve_want), &w->tid, &want, BPF_ANY);
 	sampler_enable(t, true);
+	watch_unseen(t, w);
 }
 
 /* One slot: the poll it shows now against the one watched. */
@@ -737,6 +997,7 @@ static void watch_slot(struct sp_starve *t, struct wd *w, const struct starve_sl
 			bpf_map_delete_elem(bpf_map__fd(t->skel->maps.starve_want), &w->tid);
 		}
 		w->flagged = w->reported = false;
+		w->unseen_block = w->unseen_done = false;
 		w->nsamples = 0;
 		w->seq = s->task_id ? s->poll_seq : 0;
 		w->task_id = s->task_id;
@@ -750,7 +1011,12 @@ static void watch_slot(struct sp_starve *t, struct wd *w, const struct starve_sl
 	uint64_t age = now > w->start ? slot_ns(&t->reg, now - w->start) : 0;
 	if (!w->flagged && age >= thr)
 		flag(t, w);
-	if (w->flagged && !w->reported && age >= thr + t->grace_ns)
+	else if (w->flagged && !w->reported)
+		watch_unseen(t, w);
+	/* A poll already long when its worker was found is watched for the
+	 * grace time too before it is reported. */
+	if (w->flagged && !w->reported && age >= thr + t->grace_ns &&
+	    mono_ns() - w->cross_ns >= t->grace_ns)
 		report(t, w, true, age);
 	if (w->flagged && !w->reported)
 		t->any_flagged = true;
@@ -807,7 +1073,7 @@ static int watchdog(struct sp_starve *t, char *why, size_t n)
 			if (w->tid)
 				worker_gone(t, w);
 			if (s->tid)
-				worker_new(t, w, i, s->tid);
+				worker_new(t, w, i, s->tid, s->task_id ? s->poll_seq : 0);
 		}
 		if (w->tid && t->reg.mult)
 			watch_slot(t, w, s, now);
@@ -844,11 +1110,22 @@ int sp_starve_open(struct sp_starve **out, const struct sp_starve_opts *o, char 
 	if (!t->o.threshold_ns)
 		t->o.threshold_ns = 10000000;
 	t->grace_ns = o->grace_ns ? o->grace_ns : SP_STARVE_GRACE_MS * 1000000ull;
+	pthread_mutex_init(&t->qlock, NULL);
+	pthread_cond_init(&t->qwork, NULL);
+	pthread_cond_init(&t->qidle, NULL);
+	t->todo_tail = &t->todo;
+	t->done_tail = &t->done;
 	err = check_env(o, why, whylen);
 	if (!err && !o->wait_registry)
 		err = attach_registry(t, why, whylen);
 	if (!err)
 		err = load(t, why, whylen);
+	if (!err) {
+		err = -pthread_create(&t->namer, NULL, namer_main, t);
+		if (err)
+			snprintf(why, whylen, "starting the tracer's thread: %s", strerror(-err));
+		t->namer_started = !err;
+	}
 	if (err) {
 		sp_starve_close(t);
 		return err;
@@ -863,6 +1140,7 @@ int sp_starve_poll(struct sp_starve *t, int timeout_ms, char *why, size_t whylen
 	uint64_t end = mono_ns() + (uint64_t)timeout_ms * 1000000u;
 
 	for (;;) {
+		deliver(t, false);
 		uint64_t now = mono_ns();
 		if (!t->reg_addr) {
 			int err = attach_registry(t, why, whylen);
@@ -875,8 +1153,10 @@ int sp_starve_poll(struct sp_starve *t, int timeout_ms, char *why, size_t whylen
 		if (t->reg_addr && now - t->last_tick >= (uint64_t)tick * 1000000u) {
 			t->last_tick = now;
 			int r = watchdog(t, why, whylen);
-			if (r == 1)
+			if (r == 1) {
 				flush(t);
+				deliver(t, true);
+			}
 			if (r)
 				return r;
 			tick = t->any_flagged ? TICK_FLAGGED_MS : TICK_MS;
@@ -921,6 +1201,19 @@ void sp_starve_close(struct sp_starve *t)
 {
 	if (!t)
 		return;
+	if (t->namer_started) {
+		/* the namer names what is queued, then exits; hand those out */
+		pthread_mutex_lock(&t->qlock);
+		t->qstop = true;
+		pthread_cond_signal(&t->qwork);
+		pthread_mutex_unlock(&t->qlock);
+		pthread_join(t->namer, NULL);
+		deliver(t, false);
+		t->namer_started = false;
+	}
+	pthread_mutex_destroy(&t->qlock);
+	pthread_cond_destroy(&t->qwork);
+	pthread_cond_destroy(&t->qidle);
 	ring_buffer__free(t->rb);
 	for (int i = 0; i < t->nlinks; i++)
 		bpf_link__destroy(t->links[i]);

@@ -73,10 +73,12 @@ struct sp_starve_finding {
 	uint64_t start_ns;		/* poll start, CLOCK_MONOTONIC */
 	uint64_t report_ns;		/* when reported, CLOCK_MONOTONIC */
 	uint64_t total_ns;		/* poll duration (so far, when running) */
-	uint64_t oncpu_ns;		/* total - blocked - preempted */
+	uint64_t oncpu_ns;		/* total - unseen - blocked - preempted */
 	uint64_t blocked_ns;
 	uint64_t preempted_ns;
-	bool running; /* still inside the poll when reported */
+	uint64_t unseen_ns; /* the part before the tracer watched the worker (it attached, or
+			     * found the worker, inside this poll): counted in none of the three */
+	bool running;	    /* still inside the poll when reported */
 	int nsys;     /* entries in sys, by blocked time, largest first */
 	struct sp_starve_sys sys[SP_STARVE_NSYS];
 	uint32_t preempt_pid; /* the thread that ran during the longest preemption */
@@ -86,6 +88,9 @@ struct sp_starve_finding {
 	struct sp_starve_frame frames[SP_STARVE_MAX_FRAMES];
 	int culprit;	   /* index in frames of the culprit frame, -1: none */
 	int stack_samples; /* cpu-clock samples behind the stack (0: blocked stack) */
+	bool stack_scanned; /* a block that began before the tracer watched: the stack is the
+			     * thread's pc and the return addresses found in the words at its
+			     * sp (/proc/PID/task/TID/syscall), not a frame-pointer walk */
 	const char *fix;   /* a sentence: what to consider */
 };
 
@@ -116,10 +121,14 @@ struct sp_starve;
 int sp_starve_open(struct sp_starve **out, const struct sp_starve_opts *o, char *why,
 		   size_t whylen);
 /*
- * Wait up to timeout_ms for events, run the watchdog, call on_finding.
- * Returns 0, 1 when the target has exited, or a negative errno (why filled).
+ * Wait up to timeout_ms for events, run the watchdog, call on_finding for
+ * the findings named since the last call (a thread of the tracer's names
+ * them, so that the watchdog never waits for symbols). Returns 0, 1 when the
+ * target has exited (every finding delivered by then), or a negative errno
+ * (why filled).
  */
 int sp_starve_poll(struct sp_starve *t, int timeout_ms, char *why, size_t whylen);
+/* Detach; findings still being named are delivered (on_finding) first. */
 void sp_starve_close(struct sp_starve *t);
 
 /* Counters for --verbose. */

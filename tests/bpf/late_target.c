@@ -1,7 +1,7 @@
 /*
  * late_target.c - a target for the tracer tests whose workers start late.
  *
- *   late_target DELAY_MS ROUNDS [futex]
+ *   late_target DELAY_MS ROUNDS [futex|stuck]
  *
  * Prints its pid, sleeps DELAY_MS (the tracer attaches meanwhile and finds
  * no worker yet), then starts a 1-worker runtime whose task does, ROUNDS
@@ -15,6 +15,10 @@
  * the tracer must still account it as blocked in `futex`, so its fast path
  * for parks cannot swallow a block inside a poll. Each round sleeps first
  * there, so even the first block comes after the tracer found the worker.
+ *
+ * With `stuck` the first read blocks 1.5 s: a tracer attached meanwhile
+ * finds the worker already blocked (no switch-out for BPF to see) and must
+ * still call it blocked in `read`, from /proc and a scan of its stack.
  */
 #include <linux/futex.h>
 #include <pthread.h>
@@ -29,14 +33,14 @@
 
 static int fds[2];
 static int rounds;
-static int use_futex;
+static int use_futex, stuck;
 static _Atomic uint32_t released; /* futex mode: rounds the helper let go */
 
 static void *writer(void *arg)
 {
 	(void)arg;
 	for (int i = 0; i < rounds; i++) {
-		usleep((use_futex && i == 0 ? 180 : 80) * 1000);
+		usleep((stuck && i == 0 ? 1500 : use_futex && i == 0 ? 180 : 80) * 1000);
 		if (use_futex) {
 			atomic_fetch_add(&released, 1);
 			syscall(SYS_futex, &released, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
@@ -86,6 +90,7 @@ int main(int argc, char **argv)
 	int delay = argc > 1 ? atoi(argv[1]) : 300;
 	rounds = argc > 2 ? atoi(argv[2]) : 5;
 	use_futex = argc > 3 && strcmp(argv[3], "futex") == 0;
+	stuck = argc > 3 && strcmp(argv[3], "stuck") == 0;
 	pthread_t th;
 
 	printf("%d\n", (int)getpid());
