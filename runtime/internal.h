@@ -605,21 +605,22 @@ static inline struct sp__ring *sp__trace_ring(void)
 		return r;
 	return sp__trace_ring_slow();
 }
-/* A spawn site's index in the segment's site table, through a small
- * direct-mapped cache per thread (code spawns from a handful of sites, often
- * in turn); trace.c fills it. Only with the segment up (a ring exists). */
+/* A spawn site's index in the segment's site table: the thread's last site
+ * inline (a loop or a chain spawns from one site over and over: a compare
+ * and a load), else a small direct-mapped cache per thread (code spawns from
+ * a handful of sites, often in turn), else the table; trace.c. Only with the
+ * segment up (a ring exists). */
 #define SP__SITE_CACHE 16
 typedef struct sp__site_ent {
 	const sp_spawn_site *site;
 	uint32_t idx;
 } sp__site_ent;
-extern _Thread_local sp__site_ent sp__site_cache[SP__SITE_CACHE];
+extern _Thread_local sp__site_ent sp__site_last;
 uint32_t sp__trace_site_slow(const sp_spawn_site *site);
 static inline uint32_t sp__trace_site(const sp_spawn_site *site)
 {
-	unsigned h = (unsigned)(((uintptr_t)site >> 4) * 0x9e3779b1u >> 28) % SP__SITE_CACHE;
-	if (SP__LIKELY(sp__site_cache[h].site == site))
-		return sp__site_cache[h].idx;
+	if (SP__LIKELY(sp__site_last.site == site))
+		return sp__site_last.idx;
 	return sp__trace_site_slow(site);
 }
 /* The tick an event of this thread carries: a worker's last reading (no

@@ -247,17 +247,27 @@ static void fill_counters(sp__task *t, sp__seg_task *st)
 	st->last_ts = __atomic_load_n(&t->last_ticks, __ATOMIC_RELAXED);
 }
 
-_Thread_local sp__site_ent sp__site_cache[SP__SITE_CACHE];
+static _Thread_local sp__site_ent sp__site_cache[SP__SITE_CACHE];
 
-/* A site not in this thread's cache: register or find it, and cache it. */
+_Thread_local sp__site_ent sp__site_last;
+
+/* A site other than the thread's last: from the cache, else registered or
+ * found in the table and cached; it becomes the last either way. */
 uint32_t sp__trace_site_slow(const sp_spawn_site *site)
 {
 	unsigned h = (unsigned)(((uintptr_t)site >> 4) * 0x9e3779b1u >> 28) % SP__SITE_CACHE;
-	uint32_t idx = sp__seg_site(&seg, site, site->name, site->file, site->line);
-	if (idx != SP__SEG_SITE_NONE) {
+	uint32_t idx;
+	if (sp__site_cache[h].site == site) {
+		idx = sp__site_cache[h].idx;
+	} else {
+		idx = sp__seg_site(&seg, site, site->name, site->file, site->line);
+		if (idx == SP__SEG_SITE_NONE)
+			return idx; /* the table is full: not cached, asked again */
 		sp__site_cache[h].site = site;
 		sp__site_cache[h].idx = idx;
 	}
+	sp__site_last.site = site;
+	sp__site_last.idx = idx;
 	return idx;
 }
 
