@@ -16,9 +16,15 @@
  * for parks cannot swallow a block inside a poll. Each round sleeps first
  * there, so even the first block comes after the tracer found the worker.
  *
- * With `stuck` the first read blocks 1.5 s: a tracer attached meanwhile
- * finds the worker already blocked (no switch-out for BPF to see) and must
- * still call it blocked in `read`, from /proc and a scan of its stack.
+ * With `stuck` the first read blocks until 300 ms after the go signal (or
+ * 1.5 s): a tracer attached meanwhile finds the worker already blocked (no
+ * switch-out for BPF to see) and must still call it blocked in `read`, from
+ * /proc and a scan of its stack.
+ *
+ * The go signal: with SPINDLE_TEST_GO=PATH in the environment, "wait
+ * DELAY_MS" becomes "wait until PATH exists", which the test creates once
+ * the tracer says it is attached (attaching a tp_btf program can wait
+ * seconds for an RCU grace period on a loaded machine).
  */
 #include <linux/futex.h>
 #include <pthread.h>
@@ -35,12 +41,29 @@ static int fds[2];
 static int rounds;
 static int use_futex, stuck;
 static _Atomic uint32_t released; /* futex mode: rounds the helper let go */
+static const char *go_path;	  /* SPINDLE_TEST_GO */
+
+/* Until the test's go file exists, or ms if there is none. */
+static void wait_go(int ms)
+{
+	if (!go_path) {
+		usleep((useconds_t)ms * 1000);
+		return;
+	}
+	for (int i = 0; i < 60000 && access(go_path, F_OK) != 0; i++)
+		usleep(1000);
+}
 
 static void *writer(void *arg)
 {
 	(void)arg;
 	for (int i = 0; i < rounds; i++) {
-		usleep((stuck && i == 0 ? 1500 : use_futex && i == 0 ? 180 : 80) * 1000);
+		if (stuck && i == 0) {
+			wait_go(1200);
+			usleep(300 * 1000);
+		} else {
+			usleep((use_futex && i == 0 ? 180 : 80) * 1000);
+		}
 		if (use_futex) {
 			atomic_fetch_add(&released, 1);
 			syscall(SYS_futex, &released, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
@@ -93,9 +116,11 @@ int main(int argc, char **argv)
 	stuck = argc > 3 && strcmp(argv[3], "stuck") == 0;
 	pthread_t th;
 
+	go_path = getenv("SPINDLE_TEST_GO");
 	printf("%d\n", (int)getpid());
 	fflush(stdout);
-	usleep((useconds_t)delay * 1000);
+	if (!stuck)
+		wait_go(delay);
 	if (pipe(fds) || pthread_create(&th, NULL, writer, NULL))
 		return 1;
 	sp_runtime *rt;

@@ -44,6 +44,28 @@ if [ "$(id -u)" != 0 ] && [ "$CASE" != errors ]; then
 	skip "needs root to load eBPF programs"
 fi
 
+# trace_late_target ARGS...: run late_target ARGS under `spindle trace -p`
+# (-t 40 --json, stdout to $TMP/out, stderr to $TMP/err); the target waits
+# for the go file, created once the tracer says it is attached (an attach
+# can wait seconds for an RCU grace period on a loaded machine). Sets rc.
+trace_late_target() {
+	SPINDLE_TEST_GO="$TMP/go" "$LATE" "$@" >"$TMP/pid" &
+	TPID=$!
+	for _ in $(seq 250); do [ -s "$TMP/pid" ] && break; sleep 0.02; done
+	[ "${STUCK_HEAD_START:-}" ] && sleep "$STUCK_HEAD_START"
+	"$SPINDLE" trace -p "$TPID" -t 40 --json -v >"$TMP/out" 2>"$TMP/err" &
+	local tr=$!
+	for _ in $(seq 3000); do
+		grep -q "tracing pid\|not permitted" "$TMP/err" 2>/dev/null && break
+		kill -0 $tr 2>/dev/null || break
+		sleep 0.01
+	done
+	touch "$TMP/go"
+	wait $tr
+	rc=$?
+	wait "$TPID"; TPID=
+}
+
 # findings FILE PATTERN...: count JSON lines matching every pattern.
 count() {
 	local f=$1; shift
@@ -127,11 +149,7 @@ top)
 	wait "$TPID"; TPID=
 	;;
 late)
-	"$LATE" 400 4 >"$TMP/pid" &
-	TPID=$!
-	for _ in $(seq 50); do [ -s "$TMP/pid" ] && break; sleep 0.02; done
-	"$SPINDLE" trace -p "$TPID" -t 40 --json -v >"$TMP/out" 2>"$TMP/err"
-	rc=$?
+	trace_late_target 400 4
 	grep -q "not permitted" "$TMP/err" && skip "$(head -1 "$TMP/err")"
 	[ $rc = 0 ] || fail "exit status $rc"
 	grep -q "worker tid .* found" "$TMP/err" || fail "the late worker was not found"
@@ -141,28 +159,19 @@ late)
 	want=4; [ "${SP_SANITIZED:-0}" = 1 ] && want=3
 	n=$(count "$TMP/out" '"func":"reader_poll"' '"verdict":"blocked"' '"name":"read"')
 	[ "$n" -ge $want ] || fail "$n blocked-in-read findings for reader_poll (want >= $want of 4)"
-	wait "$TPID"; TPID=
 	;;
 futex)
-	"$LATE" 400 4 futex >"$TMP/pid" &
-	TPID=$!
-	for _ in $(seq 50); do [ -s "$TMP/pid" ] && break; sleep 0.02; done
-	"$SPINDLE" trace -p "$TPID" -t 40 --json >"$TMP/out" 2>"$TMP/err"
-	rc=$?
+	trace_late_target 400 4 futex
 	grep -q "not permitted" "$TMP/err" && skip "$(head -1 "$TMP/err")"
 	[ $rc = 0 ] || fail "exit status $rc"
 	want=4; [ "${SP_SANITIZED:-0}" = 1 ] && want=3
 	n=$(count "$TMP/out" '"func":"reader_poll"' '"verdict":"blocked"' '"name":"futex"')
 	[ "$n" -ge $want ] || fail "$n blocked-in-futex findings for reader_poll (want >= $want of 4)"
-	wait "$TPID"; TPID=
 	;;
 stuck)
-	"$LATE" 0 2 stuck >"$TMP/pid" &
-	TPID=$!
-	for _ in $(seq 50); do [ -s "$TMP/pid" ] && break; sleep 0.02; done
-	sleep 0.4 # the worker is inside its 1.5 s read by now
-	"$SPINDLE" trace -p "$TPID" -t 40 --json >"$TMP/out" 2>"$TMP/err"
-	rc=$?
+	# The worker is inside its read 0.4 s before the tracer starts; the
+	# read ends 300 ms after the tracer says it is attached.
+	STUCK_HEAD_START=0.4 trace_late_target 0 2 stuck
 	grep -q "not permitted" "$TMP/err" && skip "$(head -1 "$TMP/err")"
 	[ $rc = 0 ] || fail "exit status $rc"
 	n=$(count "$TMP/out" '"poll_seq":1,' '"func":"reader_poll"' '"verdict":"blocked"' \
@@ -174,7 +183,6 @@ stuck)
 	fi
 	unw=$(grep '"poll_seq":1,' "$TMP/out" | grep -o '"unwatched_ms":[0-9.]*' | cut -d: -f2)
 	awk -v u="${unw:-0}" 'BEGIN { exit !(u >= 200) }' || fail "unwatched_ms $unw (want >= 200: the poll ran 400 ms before attach)"
-	wait "$TPID"; TPID=
 	;;
 errors)
 	# A PID that is gone.
