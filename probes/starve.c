@@ -3,7 +3,8 @@
  *
  * WHO DOES WHAT
  *
- *   watchdog (here, every 5 ms; 1 ms while a flagged poll awaits its report)
+ *   watchdog (here: when the next poll can cross the threshold, at most a
+ *	threshold or 50 ms apart; 1 ms while a flagged poll awaits its report)
  *	reads the target's registry and all its slots in one process_vm_readv.
  *	A slot whose tid changed is a worker that came or went: it is added to
  *	or removed from `starve_workers` (so late workers are seen within one
@@ -30,8 +31,8 @@
  * runtime/internal.h), a map lookup and a slot read per other switch of a
  * worker (~0.35 µs), a stack per blocked switch-out inside a poll (~1 µs; these
  * are the findings), and 4 kHz sampling only while a flagged poll runs
- * (sampler_enable). The watchdog reads ~16 KiB of the target
- * 200 times a second from its own thread.
+ * (sampler_enable). The watchdog reads the used slots of the target
+ * (~1 KiB) once a threshold or so (next_tick) from its own process.
  */
 #include <errno.h>
 #include <linux/perf_event.h>
@@ -57,8 +58,9 @@
 #include "target.h"
 #include "tracer.h"
 
-#define TICK_MS 5	  /* watchdog period */
-#define TICK_FLAGGED_MS 1 /* ... while a flagged poll waits for its report */
+#define TICK_MS 5	   /* period while looking for the registry */
+#define TICK_FLAGGED_MS 1  /* watchdog period while a flagged poll waits for its report */
+#define TICK_MAX_MS 50	   /* the longest watchdog period (see next_tick) */
 #define WANT_SAMPLES 16	  /* stacks asked per flagged poll (at 4 kHz: its first 4 ms) */
 #define KEEP_SAMPLES 16
 #define UNSEEN_SCAN_WORDS 256 /* words read at the sp of a block already in progress */
@@ -137,7 +139,7 @@ struct sp_starve {
 	uint8_t *slotbuf; /* reg.max_slots * reg.slot_size */
 	struct wd *wd;	  /* reg.max_slots */
 	struct sp__syms *syms;
-	uint64_t last_tick;
+	uint64_t next_tick_ns; /* CLOCK_MONOTONIC of the next watchdog tick */
 	uint64_t last_full_ns; /* last read of all max_slots slots */
 	uint32_t hot_slots;    /* slots read on the other ticks: the used ones + margin */
 	bool any_flagged;
@@ -1022,6 +1024,35 @@ static void watch_slot(struct sp_starve *t, struct wd *w, const struct starve_sl
 		t->any_flagged = true;
 }
 
+/*
+ * When the watchdog must look again. A poll cannot cross the threshold
+ * before its start + threshold, and one that has not started yet not
+ * before now + threshold: so the next look is due at the earliest
+ * start + threshold of the polls in progress, or a threshold from now,
+ * whichever is sooner. It then sees each crossing as it happens (to the
+ * millisecond of the wait), ticking at most once a threshold when polls
+ * are short or workers idle, where a fixed 5 ms tick woke the tracer 200
+ * times a second. Flagged polls want 1 ms ticks (grace, report, /proc);
+ * TICK_MAX_MS bounds the wait for new workers and the full scans.
+ */
+static uint64_t next_tick(struct sp_starve *t, uint64_t mono, uint64_t now, uint32_t nslots)
+{
+	uint64_t thr = t->o.threshold_ns;
+	uint64_t wait = thr < TICK_MAX_MS * 1000000ull ? thr : TICK_MAX_MS * 1000000ull;
+
+	if (t->any_flagged)
+		wait = TICK_FLAGGED_MS * 1000000ull;
+	for (uint32_t i = 0; i < nslots; i++) {
+		const struct wd *w = &t->wd[i];
+		if (!w->tid || !w->seq || w->flagged)
+			continue;
+		uint64_t age = now > w->start ? slot_ns(&t->reg, now - w->start) : 0;
+		if (age < thr && thr - age < wait)
+			wait = thr - age;
+	}
+	return mono + wait;
+}
+
 /* 0, 1: the target is gone, <0: error. */
 static int watchdog(struct sp_starve *t, char *why, size_t n)
 {
@@ -1083,6 +1114,7 @@ static int watchdog(struct sp_starve *t, char *why, size_t n)
 			used + HOT_MARGIN < t->reg.max_slots ? used + HOT_MARGIN : t->reg.max_slots;
 	if (!t->any_flagged)
 		sampler_enable(t, false);
+	t->next_tick_ns = next_tick(t, mono, now, nslots);
 	return 0;
 }
 
@@ -1149,9 +1181,11 @@ int sp_starve_poll(struct sp_starve *t, int timeout_ms, char *why, size_t whylen
 			if (err && (err != -ENOENT || now > t->reg_deadline))
 				return err;
 		}
-		int tick = t->any_flagged ? TICK_FLAGGED_MS : TICK_MS;
-		if (t->reg_addr && now - t->last_tick >= (uint64_t)tick * 1000000u) {
-			t->last_tick = now;
+		if (t->reg_addr && now >= t->next_tick_ns) {
+			/* the watchdog sets the next one once it has seen the slots;
+			 * with no worker yet, a threshold away (next_tick's reason) */
+			uint64_t thr = t->o.threshold_ns;
+			t->next_tick_ns = now + (thr < TICK_MAX_MS * 1000000ull ? thr : TICK_MAX_MS * 1000000ull);
 			int r = watchdog(t, why, whylen);
 			if (r == 1) {
 				flush(t);
@@ -1159,13 +1193,15 @@ int sp_starve_poll(struct sp_starve *t, int timeout_ms, char *why, size_t whylen
 			}
 			if (r)
 				return r;
-			tick = t->any_flagged ? TICK_FLAGGED_MS : TICK_MS;
 		}
 		if (now >= end)
 			return 0;
-		uint64_t left = (end - now) / 1000000u;
-		int wait = (int)(left < (uint64_t)tick ? left : (uint64_t)tick);
-		int err = ring_buffer__poll(t->rb, wait ? wait : 1);
+		uint64_t due = t->reg_addr ? t->next_tick_ns : now + TICK_MS * 1000000ull;
+		if (due > end)
+			due = end;
+		/* rounded up: a wait that ends before the tick is due only spins */
+		int wait = due > now ? (int)((due - now + 999999) / 1000000u) : 1;
+		int err = ring_buffer__poll(t->rb, wait);
 		if (err < 0 && err != -EINTR) {
 			snprintf(why, whylen, "reading the ring buffer: %s", strerror(-err));
 			return err;
