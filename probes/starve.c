@@ -42,6 +42,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
+#include <sys/eventfd.h>
 #include <sys/ioctl.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
@@ -157,6 +159,7 @@ struct sp_starve {
 	bool qstop;
 	bool namer_started;
 	pthread_t namer;
+	int wake_fd; /* eventfd: the namer has findings done (sp_starve_poll waits on it) */
 };
 
 static uint64_t mono_ns(void)
@@ -733,6 +736,10 @@ static void *namer_main(void *arg)
 		t->done_tail = &p->next;
 		t->naming = false;
 		pthread_cond_broadcast(&t->qidle);
+		uint64_t one = 1;
+		if (write(t->wake_fd, &one, sizeof(one)) < 0) {
+			/* full counter: a wake is pending anyway */
+		}
 	}
 	pthread_mutex_unlock(&t->qlock);
 	return NULL;
@@ -753,6 +760,10 @@ static void deliver(struct sp_starve *t, bool all)
 	pthread_mutex_unlock(&t->qlock);
 	while (p) {
 		struct pending *next = p->next;
+		uint64_t late = mono_ns() - p->f.report_ns;
+		if (late > 20000000u)
+			note(t, "a finding waited %.0f ms for its names (symbols loading)",
+			     (double)late / 1e6);
 		if (t->o.on_finding)
 			t->o.on_finding(&p->f, t->o.arg);
 		free(p);
@@ -1143,6 +1154,7 @@ int sp_starve_open(struct sp_starve **out, const struct sp_starve_opts *o, char 
 		t->o.threshold_ns = 10000000;
 	t->grace_ns = o->grace_ns ? o->grace_ns : SP_STARVE_GRACE_MS * 1000000ull;
 	pthread_mutex_init(&t->qlock, NULL);
+	t->wake_fd = -1;
 	pthread_cond_init(&t->qwork, NULL);
 	pthread_cond_init(&t->qidle, NULL);
 	t->todo_tail = &t->todo;
@@ -1152,6 +1164,10 @@ int sp_starve_open(struct sp_starve **out, const struct sp_starve_opts *o, char 
 		err = attach_registry(t, why, whylen);
 	if (!err)
 		err = load(t, why, whylen);
+	if (!err && (t->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) < 0) {
+		err = -errno;
+		snprintf(why, whylen, "eventfd: %s", strerror(errno));
+	}
 	if (!err) {
 		err = -pthread_create(&t->namer, NULL, namer_main, t);
 		if (err)
@@ -1201,13 +1217,26 @@ int sp_starve_poll(struct sp_starve *t, int timeout_ms, char *why, size_t whylen
 			due = end;
 		/* rounded up: a wait that ends before the tick is due only spins */
 		int wait = due > now ? (int)((due - now + 999999) / 1000000u) : 1;
-		int err = ring_buffer__poll(t->rb, wait);
+		/* Samples, or named findings to hand out (deliver, above). */
+		struct pollfd pf[2] = {{.fd = ring_buffer__epoll_fd(t->rb), .events = POLLIN},
+				       {.fd = t->wake_fd, .events = POLLIN}};
+		if (poll(pf, 2, wait) < 0) {
+			if (errno == EINTR)
+				return 0;
+			snprintf(why, whylen, "waiting for events: %s", strerror(errno));
+			return -errno;
+		}
+		if (pf[1].revents & POLLIN) {
+			uint64_t v;
+			if (read(t->wake_fd, &v, sizeof(v)) < 0) {
+				/* EAGAIN: another read took it */
+			}
+		}
+		int err = pf[0].revents ? ring_buffer__consume(t->rb) : 0;
 		if (err < 0 && err != -EINTR) {
 			snprintf(why, whylen, "reading the ring buffer: %s", strerror(-err));
 			return err;
 		}
-		if (err == -EINTR)
-			return 0;
 	}
 }
 
@@ -1250,6 +1279,8 @@ void sp_starve_close(struct sp_starve *t)
 	pthread_mutex_destroy(&t->qlock);
 	pthread_cond_destroy(&t->qwork);
 	pthread_cond_destroy(&t->qidle);
+	if (t->wake_fd >= 0)
+		close(t->wake_fd);
 	ring_buffer__free(t->rb);
 	for (int i = 0; i < t->nlinks; i++)
 		bpf_link__destroy(t->links[i]);
