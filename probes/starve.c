@@ -905,27 +905,31 @@ static void worker_gone(struct sp_starve *t, struct wd *w)
  * Is the thread asleep (S or D in /proc/PID/task/TID/stat)? If so, its
  * syscall (-1: none), user sp and pc from /proc/PID/task/TID/syscall.
  */
+static bool read_task_file(int pid, uint32_t tid, const char *name, char *buf, size_t size)
+{
+	char path[64];
+	FILE *fp;
+
+	snprintf(path, sizeof(path), "/proc/%d/task/%u/%s", pid, tid, name);
+	if (!(fp = fopen(path, "r")))
+		return false;
+	size_t n = fread(buf, 1, size - 1, fp);
+	fclose(fp);
+	buf[n] = 0;
+	return true;
+}
+
 static bool thread_asleep(int pid, uint32_t tid, int *sys, uint64_t *sp, uint64_t *pc)
 {
-	char path[64], buf[512];
-	FILE *fp;
-	size_t n;
+	char buf[512];
 
-	snprintf(path, sizeof(path), "/proc/%d/task/%u/stat", pid, tid);
-	if (!(fp = fopen(path, "r")))
+	if (!read_task_file(pid, tid, "stat", buf, sizeof(buf)))
 		return false;
-	n = fread(buf, 1, sizeof(buf) - 1, fp);
-	fclose(fp);
-	buf[n] = 0;
 	const char *st = strrchr(buf, ')'); /* the comm may hold spaces and parentheses */
-	if (!st || (st[2] != 'S' && st[2] != 'D'))
+	if (!st || !st[1] || (st[2] != 'S' && st[2] != 'D'))
 		return false;
-	snprintf(path, sizeof(path), "/proc/%d/task/%u/syscall", pid, tid);
-	if (!(fp = fopen(path, "r")))
+	if (!read_task_file(pid, tid, "syscall", buf, sizeof(buf)))
 		return false;
-	n = fread(buf, 1, sizeof(buf) - 1, fp);
-	fclose(fp);
-	buf[n] = 0;
 	unsigned long long v[9];
 	int k = sscanf(buf, "%d %llx %llx %llx %llx %llx %llx %llx %llx", sys, &v[0], &v[1], &v[2],
 		       &v[3], &v[4], &v[5], &v[6], &v[7]);
