@@ -82,7 +82,10 @@ static void usage(FILE *f)
 		"(by which process); the task, its poll function, the culprit frame and stack,\n"
 		"and the fix to consider. Works on any process linked with spindle: it reads the\n"
 		"always-on worker-slot registry, SPINDLE_TRACE is not needed. Costs nothing per\n"
-		"poll. Needs root (or CAP_BPF+CAP_PERFMON and ptrace access to the target).\n"
+		"poll. A worker found already blocked (a process that hangs now) is read\n"
+		"from /proc: its system call, a stack scanned from its stack pointer, and\n"
+		"the time before the tracer watched as 'unwatched'.\n"
+		"Needs root (or CAP_BPF+CAP_PERFMON and ptrace access to the target).\n"
 		"\n"
 		"options:\n"
 		"  -p, --pid PID         trace a running process\n"
@@ -115,6 +118,7 @@ static void usage(FILE *f)
 		"examples:\n"
 		"  spindle trace -- ./build/bin/blocking --seconds 5\n"
 		"  spindle trace -p $(pgrep -n demo) --threshold 5\n"
+		"  spindle trace -p $(pgrep -n myservice) -t 1000 -d 5   # what its stuck workers wait for\n"
 		"  spindle trace --json -d 30 -p 4242 > findings.jsonl\n"
 		"  spindle trace -o t.db -- ./build/bin/blocking --seconds 2; spindle report "
 		"t.db\n");
@@ -414,10 +418,10 @@ static void print_stats(struct sp_starve *t)
 	sp_starve_stats(t, &s);
 	fprintf(stderr,
 		"spindle trace: %llu workers seen, %llu findings, %llu stack samples, %llu "
-		"ring buffer drops, sampler turned on or off %llu times\n",
+		"ring buffer drops, sampler turned on or off %llu times, %llu findings dropped\n",
 		(unsigned long long)s.workers_seen, (unsigned long long)s.findings,
 		(unsigned long long)s.samples, (unsigned long long)s.ringbuf_drops,
-		(unsigned long long)s.sampler_switches);
+		(unsigned long long)s.sampler_switches, (unsigned long long)s.findings_dropped);
 	getrusage(RUSAGE_SELF, &ru);
 	fprintf(stderr,
 		"spindle trace: bpf sched_switch %llu runs %.3f ms, sampler %llu runs %.3f ms "

@@ -66,6 +66,7 @@
 #define WANT_SAMPLES 16	  /* stacks asked per flagged poll (at 4 kHz: its first 4 ms) */
 #define KEEP_SAMPLES 16
 #define UNSEEN_SCAN_WORDS 256 /* words read at the sp of a block already in progress */
+#define MAX_PENDING 256	      /* findings queued for the namer (~20 KiB each) before drops */
 #define FULL_SCAN_NS 100000000ull	 /* read every slot this often; else only the used prefix */
 #define HOT_MARGIN 8			 /* free slots read past the last used one */
 #define REGISTRY_WAIT_NS (3000000000ull) /* -- CMD: time for exec and the registry to show */
@@ -155,6 +156,7 @@ struct sp_starve {
 	pthread_mutex_t qlock;
 	pthread_cond_t qwork, qidle;
 	struct pending *todo, **todo_tail, *done, **done_tail;
+	uint32_t ntodo; /* on todo */
 	bool naming; /* the namer holds one taken off todo */
 	bool qstop;
 	bool namer_started;
@@ -725,6 +727,7 @@ static void *namer_main(void *arg)
 			break; /* stopping, and nothing left */
 		struct pending *p = t->todo;
 		t->todo = p->next;
+		t->ntodo--;
 		if (!t->todo)
 			t->todo_tail = &t->todo;
 		t->naming = true;
@@ -869,12 +872,26 @@ static void report(struct sp_starve *t, struct wd *w, bool running, uint64_t tot
 			 "(fewer workers, more CPUs, or a lower priority for the other load)";
 		break;
 	}
-	t->st.findings++;
 	pthread_mutex_lock(&t->qlock);
-	*t->todo_tail = p;
-	t->todo_tail = &p->next;
-	pthread_cond_signal(&t->qwork);
+	bool full = t->ntodo >= MAX_PENDING;
+	if (!full) {
+		*t->todo_tail = p;
+		t->todo_tail = &p->next;
+		t->ntodo++;
+		pthread_cond_signal(&t->qwork);
+	}
 	pthread_mutex_unlock(&t->qlock);
+	if (full) {
+		/* A target that blocks on every worker at once, faster than
+		 * names come: keep the watch going, count what is lost. */
+		if (t->st.findings_dropped++ == 0 && t->o.on_warning)
+			t->o.on_warning("long polls come faster than their stacks are named: "
+					"dropping findings (the count is in --verbose's summary)",
+					t->o.arg);
+		free(p);
+		return;
+	}
+	t->st.findings++;
 }
 
 /* ---- the watchdog ------------------------------------------------------------------------- */

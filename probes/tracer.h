@@ -137,6 +137,7 @@ struct sp_starve_stats {
 	/* BPF run counts and time (run_time_ns is 0 unless kernel.bpf_stats_enabled=1) */
 	uint64_t switch_runs, switch_ns, sample_runs, sample_ns;
 	uint64_t sampler_switches; /* sampler turned on or off (it runs while a poll is flagged) */
+	uint64_t findings_dropped; /* measured but not named: the namer was MAX_PENDING behind */
 };
 void sp_starve_stats(struct sp_starve *t, struct sp_starve_stats *s);
 
