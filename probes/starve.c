@@ -1006,6 +1006,7 @@ static void flag(struct sp_starve *t, struct wd *w)
 
 	w->flagged = true;
 	w->cross_ns = mono_ns();
+	sp__syms_prefetch(t->syms); /* a finding is coming: its names, from now */
 	bpf_map_update_elem(bpf_map__fd(t->skel->maps.starve_want), &w->tid, &want, BPF_ANY);
 	sampler_enable(t, true);
 	watch_unseen(t, w);

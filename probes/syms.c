@@ -3,9 +3,12 @@
  *
  * One Dwfl per target, built from /proc/PID/maps when the tracer finds the
  * target. Every module's ELF (and its DWARF, through the standard debuginfo
- * search: the file itself, .gnu_debuglink, /usr/lib/debug) is loaded then, in
- * a background thread at idle priority (load_all), so stacks of a process
- * that has exited meanwhile still resolve. Inlined
+ * search: the file itself, .gnu_debuglink, /usr/lib/debug) is loaded when
+ * the first finding is on its way (sp__syms_prefetch, at a poll's crossing
+ * of the threshold), in a thread of its own (load_all): 45-75 ms of CPU that
+ * a target with nothing to report never pays, and done while the target
+ * still runs, so stacks of a process that exits meanwhile still resolve.
+ * Inlined
  * calls are named after the innermost inlined function (the DWARF scope that
  * contains the address), since -O2 inlines the small static functions that
  * are typical culprits.
@@ -13,7 +16,6 @@
 #include <elfutils/libdwfl.h>
 #include <dwarf.h>
 #include <pthread.h>
-#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,10 +24,11 @@
 
 struct sp__syms {
 	Dwfl *dwfl;
-	pthread_t loader;	/* loads every module (load_all) */
-	bool loading;		/* loader started and not joined */
-	pthread_mutex_t mu;	/* guards wanted against the loader's demotion */
-	bool wanted;		/* a lookup is waiting: load at normal priority */
+	pthread_t loader; /* loads every module (load_all) */
+	pthread_mutex_t mu; /* guards the two below: prefetch and lookups run on
+			     * different threads */
+	bool started;	    /* the loader was started, or no longer will be */
+	bool loading;	    /* loader started and not joined */
 };
 
 static char *debuginfo_path;
@@ -46,35 +49,44 @@ static int load_module(Dwfl_Module *m, void **user, const char *name, Dwarf_Addr
 }
 
 /*
- * The modules' ELF and DWARF (decompressing debug sections: 50-100 ms of CPU
- * for a typical target) load in a thread of their own at SCHED_IDLE, so that
- * attaching to a busy process does not take CPU from it. The first lookup
- * raises the thread back to normal priority and waits for it.
+ * The modules' ELF and DWARF (decompressing debug sections: 45-75 ms of CPU
+ * for spindle-bench) load in a thread of their own, started when a poll
+ * crosses the threshold: the finding it will become is named a grace time
+ * later, and the first lookup waits for the rest. (Loaded at attach, even at
+ * SCHED_IDLE, that CPU came out of a busy target's run: in one sitting of 9
+ * pairs, traced ping_pong and spawn_many_remote_idle ran 4-12% slower with it
+ * than without.)
  */
 static void *load_all(void *arg)
 {
 	struct sp__syms *s = arg;
-	pthread_mutex_lock(&s->mu);
-	if (!s->wanted) {
-		struct sched_param p = {0};
-		pthread_setschedparam(pthread_self(), SCHED_IDLE, &p);
-	}
-	pthread_mutex_unlock(&s->mu);
 	dwfl_getmodules(s->dwfl, load_module, NULL, 0);
 	return NULL;
 }
 
-static void wait_loaded(struct sp__syms *s)
+void sp__syms_prefetch(struct sp__syms *s)
 {
-	if (!s->loading)
+	if (!s)
 		return;
 	pthread_mutex_lock(&s->mu);
-	s->wanted = true;
-	struct sched_param p = {0};
-	pthread_setschedparam(s->loader, SCHED_OTHER, &p);
+	if (!s->started) {
+		s->started = true;
+		s->loading = pthread_create(&s->loader, NULL, load_all, s) == 0;
+	}
 	pthread_mutex_unlock(&s->mu);
-	pthread_join(s->loader, NULL);
+}
+
+/* Before a lookup: the loader, if it runs, has finished; none starts later
+ * (without one, dwfl loads each module at its first lookup). */
+static void wait_loaded(struct sp__syms *s)
+{
+	pthread_mutex_lock(&s->mu);
+	s->started = true;
+	bool join = s->loading;
 	s->loading = false;
+	pthread_mutex_unlock(&s->mu);
+	if (join)
+		pthread_join(s->loader, NULL);
 }
 
 struct sp__syms *sp__syms_new(int pid)
@@ -90,10 +102,6 @@ struct sp__syms *sp__syms_new(int pid)
 		sp__syms_free(s);
 		return NULL;
 	}
-	if (pthread_create(&s->loader, NULL, load_all, s) == 0)
-		s->loading = true;
-	else
-		dwfl_getmodules(s->dwfl, load_module, NULL, 0); /* no thread: now */
 	return s;
 }
 
