@@ -16,7 +16,11 @@ B=${1:-build}; PAIRS=${2:-5}; shift $(( $# >= 2 ? 2 : $# ))
 WORKLOADS=${*:-yield_many ping_pong spawn_many_local chained_spawn}
 RUNS=${RUNS:-5}
 median() { sort -g | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
-printf '%-22s %14s %14s %8s\n' workload "plain ops/s" "traced ops/s" ratio
+# The quartiles (in millions): on a host where a workload is bimodal (two
+# speeds, decided by where the kernel puts the threads), a ratio of medians
+# says which mode most runs fell into; the quartiles show it.
+quartiles() { sort -g | awk '{a[NR]=$1} END {printf "%.2f-%.2fM", a[int((NR+3)/4)]/1e6, a[int((3*NR+3)/4)]/1e6}'; }
+printf '%-22s %14s %14s %8s  %s\n' workload "plain ops/s" "traced ops/s" ratio "quartiles plain / traced"
 for w in $WORKLOADS; do
 	: >/tmp/trace_overhead.plain; : >/tmp/trace_overhead.traced
 	for _ in $(seq "$PAIRS"); do
@@ -26,5 +30,7 @@ for w in $WORKLOADS; do
 			awk '/^median/ {print $4}' >>/tmp/trace_overhead.traced
 	done
 	p=$(median </tmp/trace_overhead.plain); t=$(median </tmp/trace_overhead.traced)
-	printf '%-22s %14.0f %14.0f %8.4f\n' "$w" "$p" "$t" "$(awk -v a="$t" -v b="$p" 'BEGIN {print a / b}')"
+	printf '%-22s %14.0f %14.0f %8.4f  %s / %s\n' "$w" "$p" "$t" \
+		"$(awk -v a="$t" -v b="$p" 'BEGIN {print a / b}')" \
+		"$(quartiles </tmp/trace_overhead.plain)" "$(quartiles </tmp/trace_overhead.traced)"
 done
