@@ -1068,10 +1068,17 @@ static void watch_slot(struct sp_starve *t, struct wd *w, const struct starve_sl
  * times a second. Flagged polls want 1 ms ticks (grace, report, /proc);
  * TICK_MAX_MS bounds the wait for new workers and the full scans.
  */
+/* The wait when no poll is in progress: a threshold, at most TICK_MAX_MS. */
+static uint64_t idle_wait_ns(const struct sp_starve *t)
+{
+	uint64_t thr = t->o.threshold_ns;
+	return thr < TICK_MAX_MS * 1000000ull ? thr : TICK_MAX_MS * 1000000ull;
+}
+
 static uint64_t next_tick(struct sp_starve *t, uint64_t mono, uint64_t now, uint32_t nslots)
 {
 	uint64_t thr = t->o.threshold_ns;
-	uint64_t wait = thr < TICK_MAX_MS * 1000000ull ? thr : TICK_MAX_MS * 1000000ull;
+	uint64_t wait = idle_wait_ns(t);
 
 	if (t->any_flagged)
 		wait = TICK_FLAGGED_MS * 1000000ull;
@@ -1222,8 +1229,7 @@ int sp_starve_poll(struct sp_starve *t, int timeout_ms, char *why, size_t whylen
 		if (t->reg_addr && now >= t->next_tick_ns) {
 			/* the watchdog sets the next one once it has seen the slots;
 			 * with no worker yet, a threshold away (next_tick's reason) */
-			uint64_t thr = t->o.threshold_ns;
-			t->next_tick_ns = now + (thr < TICK_MAX_MS * 1000000ull ? thr : TICK_MAX_MS * 1000000ull);
+			t->next_tick_ns = now + idle_wait_ns(t);
 			int r = watchdog(t, why, whylen);
 			if (r == 1) {
 				flush(t);
