@@ -357,11 +357,15 @@ static sp__task *search_spin(sp__worker *w, _Atomic uint32_t *root_woken)
 	/* A capped number of spinners (SPINDLE_SPINNERS): the others park at
 	 * once. Liveness is park's business either way: a searcher that stops
 	 * here parks as one whose spin ran out, and the last searcher to park
-	 * re-checks the queues. ordering: relaxed: a count, no data. */
-	if (atomic_fetch_add_explicit(&rt->spinners, 1, memory_order_relaxed) >= rt->max_spinners) {
-		atomic_fetch_sub_explicit(&rt->spinners, 1, memory_order_relaxed);
-		return NULL;
-	}
+	 * re-checks the queues. A CAS, not add-then-undo, so the count never
+	 * reads above the cap, even for a moment. ordering: relaxed: a
+	 * count, no data. */
+	uint32_t cur = atomic_load_explicit(&rt->spinners, memory_order_relaxed);
+	do {
+		if (cur >= rt->max_spinners)
+			return NULL;
+	} while (!atomic_compare_exchange_weak_explicit(&rt->spinners, &cur, cur + 1,
+							memory_order_relaxed, memory_order_relaxed));
 	sp__task *t = search_spin_loop(w, root_woken);
 	atomic_fetch_sub_explicit(&rt->spinners, 1, memory_order_relaxed);
 	return t;
