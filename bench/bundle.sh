@@ -9,8 +9,8 @@
 # libraries those binaries load, except glibc's own), the bench scripts, and
 # run.sh, which runs there, in this order, each step bounded in time:
 #   1. what the machine is (CPUs, kernel, BTF, root);
-#   2. `spindle trace` attached vs not (bench/trace_overhead.sh), if the
-#      tracer can attach there;
+#   2. `spindle trace` attached vs not, within one process
+#      (bench/trace_inproc.sh), if the tracer can attach there;
 #   3. tracing on with `spindle top` reading vs tracing off
 #      (READER=top bench/events_overhead.sh);
 #   4. the scaling table (bench/scale.sh run);
@@ -40,7 +40,7 @@ done
 ldd "$OUT"/bin/* 2>/dev/null | awk '$2 == "=>" && $3 ~ /^\// {print $3}' | sort -u |
 	grep -vE '/(libc|libm|libpthread|libdl|librt|ld-linux[^/]*)\.so' |
 	while read -r lib; do cp -L "$lib" "$OUT/lib/"; done
-cp "$HERE/scale.sh" "$HERE/trace_overhead.sh" "$HERE/events_overhead.sh" "$OUT/bench/"
+cp "$HERE/scale.sh" "$HERE/trace_inproc.sh" "$HERE/events_overhead.sh" "$OUT/bench/"
 cat >"$OUT/run.sh" <<EOF
 #!/usr/bin/env bash
 # Written by bench/bundle.sh: the multi-core run (see that script).
@@ -54,8 +54,8 @@ nproc; uname -r; grep -m1 "model name" /proc/cpuinfo; id -u
 ls -la /sys/kernel/btf/vmlinux 2>&1
 step tracer
 if timeout 20 bin/spindle trace -- bin/spindle-bench chained_spawn 1 >/dev/null; then
-	RUNS=5 timeout 110 bash bench/trace_overhead.sh "\$D" 7 chained_spawn spawn_many_local \\
-		yield_many ping_pong spawn_many_remote_idle timer
+	timeout 110 bash bench/trace_inproc.sh "\$D" 15 chained_spawn spawn_many_local \\
+		yield_many ping_pong spawn_many_remote_idle
 else
 	echo "spindle trace cannot attach here: skipped"
 fi
