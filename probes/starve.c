@@ -417,6 +417,7 @@ static int attach_registry(struct sp_starve *t, char *why, size_t n)
 	t->reg = r;
 	t->reg_addr = addr;
 	t->syms = sp__syms_new(t->o.pid);
+	sp__syms_prefetch(t->syms); /* ~1 ms of CPU (syms.c), off this thread */
 	note(t, "pid %d: registry at 0x%llx, %u slots%s", t->o.pid, (unsigned long long)addr,
 	     r.max_slots, t->syms ? "" : " (no symbols: libdw could not read the process)");
 	if (stripped && t->o.on_warning)
@@ -1006,7 +1007,6 @@ static void flag(struct sp_starve *t, struct wd *w)
 
 	w->flagged = true;
 	w->cross_ns = mono_ns();
-	sp__syms_prefetch(t->syms); /* a finding is coming: its names, from now */
 	bpf_map_update_elem(bpf_map__fd(t->skel->maps.starve_want), &w->tid, &want, BPF_ANY);
 	sampler_enable(t, true);
 	watch_unseen(t, w);

@@ -14,13 +14,14 @@
 
 struct sp__syms;
 
-/* Report the modules mapped in pid (their ELF and DWARF load later: at
+/* Report the modules mapped in pid (their symbols load later: at
  * sp__syms_prefetch, or module by module at the first lookups). NULL on
  * failure. */
 struct sp__syms *sp__syms_new(int pid);
-/* Start loading every module's ELF and DWARF in a thread of its own, once:
- * a finding is coming, and names should resolve even if the process exits
- * before it is named. Any thread; the first lookup waits for it. */
+/* Start loading every module's symbols (and the user modules' DWARF) in a
+ * thread of its own, once, so that names resolve even if the process exits
+ * before its first finding is named. Any thread; the first lookup waits
+ * for it. */
 void sp__syms_prefetch(struct sp__syms *s);
 void sp__syms_free(struct sp__syms *s);
 /*
