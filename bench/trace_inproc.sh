@@ -22,8 +22,11 @@
 # runs chained_spawn at 8-9M or 13-16M tasks/s for a second or so, pinned or
 # not): with short windows most cycles lie in one speed and the few that
 # straddle a jump are outliers, which the median of many cycles ignores.
-# Printed: the median of the cycle ratios and their quartiles; ratio > 1
-# means the traced runs were faster. Needs root.
+# Printed: the median of the cycle ratios, a 95% confidence interval for
+# it (distribution-free: the order statistics n/2 -+ 0.98 sqrt(n)) and
+# the ratios' quartiles; ratio > 1 means the traced runs were faster. A
+# cost of 2% is shown only when the interval's low end is above 0.98.
+# Needs root.
 # TRACE_OPTS adds tracer options (e.g. "-t 40"). TRACER=CMD runs CMD -p PID
 # in place of `spindle trace` (an A/A check of the method: a CMD that says
 # "tracing pid" on stderr and waits for SIGINT). The raw stamps stay in
@@ -51,7 +54,8 @@ BPID= TPID=
 cleanup() { for p in $TPID $BPID; do kill "$p" 2>/dev/null || true; done; }
 trap cleanup EXIT
 
-printf '%-24s %6s %9s  %-17s %s\n' workload cycles ratio "quartiles" "runs plain/traced"
+printf '%-24s %6s %8s  %-15s  %-15s  %s\n' workload cycles ratio "95% CI" quartiles \
+	"runs plain/traced"
 for w in $WORKLOADS; do
 	RUNF=$TMP/trace_inproc.$w.runs WINF=$TMP/trace_inproc.$w.win
 	: >"$WINF"
@@ -103,7 +107,9 @@ for w in $WORKLOADS; do
 			if (!m) { printf "%-24s no window held a whole run (WIN too short?)\n", w; exit }
 			for (i = 1; i <= m; i++) for (j = i + 1; j <= m; j++) if (r[j] < r[i]) { t = r[i]; r[i] = r[j]; r[j] = t }
 			mid = (m % 2) ? r[(m + 1) / 2] : (r[m / 2] + r[m / 2 + 1]) / 2
-			printf "%-24s %6d %9.4f  %.4f-%.4f   %d/%d\n", w, m, mid,
+			lo = int(m / 2 - 0.98 * sqrt(m)); hi = m + 1 - lo
+			if (lo < 1) { lo = 1; hi = m }
+			printf "%-24s %6d %8.4f  %.4f-%.4f  %.4f-%.4f  %d/%d\n", w, m, mid, r[lo], r[hi],
 				r[int((m + 3) / 4)], r[int((3 * m + 3) / 4)], nrun["P"], nrun["T"]
 		}'
 done
