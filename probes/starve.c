@@ -766,7 +766,7 @@ static void deliver(struct sp_starve *t, bool all)
 		struct pending *next = p->next;
 		uint64_t late = mono_ns() - p->f.report_ns;
 		if (late > 20000000u)
-			note(t, "a finding waited %.0f ms for its names (symbols loading)",
+			note(t, "a finding waited %.0f ms for its names (naming, or the CPU)",
 			     (double)late / 1e6);
 		if (t->o.on_finding)
 			t->o.on_finding(&p->f, t->o.arg);
