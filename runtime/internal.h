@@ -262,10 +262,11 @@ typedef struct sp__parker {
  * workers park and unpark all the time.
  *
  * Invariant: a marked wait happens only outside a poll (slot task_id == 0).
- * A thread that blocks inside a poll, even in the runtime's own parker
- * (sp_block_on called from a task), waits unmarked, so the tracer accounts
+ * A worker that blocks inside a poll waits unmarked, so the tracer accounts
  * it. Only the worker loop's park (worker.c park()), the driver's blocking
- * turn under it and the searcher's yield (sp__idle_yield) pass the mark.
+ * turn under it, the searcher's yield (sp__idle_yield) and the park of a
+ * thread in sp_block_on (runtime.c; never a worker, so never in a poll)
+ * pass the mark.
  */
 #define SP__PARK_MARK 0x7370696e646c6521ull /* "spindle!" */
 /* sched_yield() with the park mark: only for a worker outside any poll. */

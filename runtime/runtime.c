@@ -297,6 +297,12 @@ static thread_waker *thread_waker_get(void)
 		if (!tw)
 			return NULL;
 		atomic_init(&tw->refs, 1);
+		/* Marked (internal.h, the park mark): this thread is never a worker
+		 * (sp_block_on and sp_join_handle_wait refuse worker threads), so it
+		 * never waits inside a poll; the tracer skips its switches at the
+		 * register check instead of missing in its worker map each time
+		 * (spawn_many_remote_busy1 parks and wakes it per join handle). */
+		tw->parker.mark = SP__PARK_MARK;
 		pthread_setspecific(tw_key, tw);
 	}
 	return tw;
