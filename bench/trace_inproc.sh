@@ -3,10 +3,10 @@
 #
 #   bench/trace_inproc.sh [BUILD_DIR] [CYCLES] [WORKLOADS...]
 #
-# Separate processes are a poor A/B on a small shared host: a process runs in
-# one of two speeds for seconds at a time (chained_spawn 8-10M or 11-14M
-# tasks/s, traced or not), so the ratio of two sets of process medians says
-# which speed each side happened to get. Here one spindle-bench process per
+# Separate processes are a poor A/B on a small shared host: the host runs a
+# process at one of two speeds for a second or more at a time (below),
+# traced or not, so the ratio of two sets of process medians says which
+# speed each side happened to get. Here one spindle-bench process per
 # workload runs timed runs back to back (each stamped as it ends), and
 # `spindle trace -p` is attached and detached in turn:
 #

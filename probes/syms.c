@@ -93,9 +93,9 @@ static int load_module(Dwfl_Module *m, void **user, const char *name, Dwarf_Addr
 {
 	Dwarf_Addr bias;
 
-	(void)user, (void)start, (void)arg;
+	(void)user, (void)name, (void)start, (void)arg;
 	dwfl_module_getelf(m, &bias);
-	if (!name || system_module(base_name(name)))
+	if (module_is_system(m))
 		dwfl_module_getsymtab(m); /* libc's full table comes from its debug file */
 	else
 		dwfl_module_getdwarf(m, &bias);
