@@ -638,9 +638,9 @@ static int by_ns_desc(const void *a, const void *b)
 }
 
 /*
- * Join the BPF account of poll w->seq into f. The account is `cur` if the
- * worker's latest in-poll switch-out was in this poll, `last` if it has
- * switched out in a newer poll since. An interval still in progress (the
+ * Join the BPF account of poll w->seq into f. The account is polls[cur] if
+ * the worker's latest in-poll switch-out was in this poll, the other half
+ * if it has switched out in a newer poll since. An interval still in progress (the
  * worker is off CPU right now) is counted up to now.
  */
 static void add_offcpu(struct sp_starve *t, struct wd *w, struct sp_starve_finding *f,
@@ -654,9 +654,10 @@ static void add_offcpu(struct sp_starve *t, struct wd *w, struct sp_starve_findi
 	*nframes = 0;
 	if (bpf_map_lookup_elem(bpf_map__fd(t->skel->maps.starve_workers), &tid, sw))
 		return;
-	const struct starve_poll *p = sw->cur.poll_seq == w->seq    ? &sw->cur
-				      : sw->last.poll_seq == w->seq ? &sw->last
-								    : NULL;
+	const struct starve_poll *cur = &sw->polls[sw->cur & 1];
+	const struct starve_poll *p = sw->polls[0].poll_seq == w->seq	? &sw->polls[0]
+				      : sw->polls[1].poll_seq == w->seq ? &sw->polls[1]
+									: NULL;
 	uint64_t longest = 0;
 	if (p) {
 		f->blocked_ns = p->blocked_ns;
@@ -674,7 +675,7 @@ static void add_offcpu(struct sp_starve *t, struct wd *w, struct sp_starve_findi
 		memcpy(f->preempt_comm, p->preempt_comm, sizeof(f->preempt_comm));
 		f->preempt_comm[sizeof(f->preempt_comm) - 1] = '\0';
 	}
-	if (p == &sw->cur && sw->out_ts && now_ns > sw->out_ts) {
+	if (p == cur && sw->out_ts && now_ns > sw->out_ts) {
 		uint64_t d = now_ns - sw->out_ts;
 		if (sw->out_kind == STARVE_OFF_BLOCKED) {
 			f->blocked_ns += d;
@@ -980,7 +981,7 @@ static void watch_unseen(struct sp_starve *t, struct wd *w)
 		return;
 	bool asleep = thread_asleep(t->o.pid, w->tid, &sys, &sp, &pc);
 	bool seen = !bpf_map_lookup_elem(bpf_map__fd(t->skel->maps.starve_workers), &w->tid, &sw) &&
-		    (sw.cur.poll_seq == w->seq || sw.last.poll_seq == w->seq);
+		    (sw.polls[0].poll_seq == w->seq || sw.polls[1].poll_seq == w->seq);
 	if (!asleep || seen) {
 		w->unseen_done = true;
 		return;

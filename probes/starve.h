@@ -10,7 +10,7 @@
  *     slots, and asks for stacks of a flagged poll through `starve_want`;
  *   - sched_switch accounts each off-CPU interval of a worker inside a poll
  *     (blocked in which syscall, or preempted by whom) into
- *     `starve_workers[tid].cur`;
+ *     `starve_workers[tid].polls`;
  *   - the cpu-clock sampler sends the user stack of a flagged poll, while it
  *     runs, through the `starve_events` ring buffer.
  */
@@ -68,6 +68,8 @@ struct starve_sys {
  * Off-CPU account of one poll. Written only by sched_switch for the poll's
  * own worker (its switch-out and switch-in never run concurrently: the
  * scheduler does not switch a task in before its switch-out completed).
+ * A new poll clears the fields before `stack` only: `stack` and `words`
+ * hold something only while nframes != 0.
  */
 struct starve_poll {
 	__u64 poll_seq; /* identity: the slot's poll_seq; 0: empty */
@@ -81,7 +83,7 @@ struct starve_poll {
 	__u64 longest_preempt_ns;	    /* the interval whose thief is named below */
 	__u32 preempt_pid;
 	char preempt_comm[STARVE_COMM_LEN];
-	__u32 nframes;			 /* frames in stack */
+	__u32 nframes;			 /* frames in stack; 0: stack and words unset */
 	__u64 stack[STARVE_STACK_DEPTH]; /* user stack at the longest blocked switch-out */
 	__u64 words[STARVE_SCAN_WORDS];	 /* the words at its user sp */
 };
@@ -93,14 +95,18 @@ struct starve_worker {
 	__u64 out_ts; /* bpf_ktime_get_ns() at switch-out; 0: none */
 	__u32 out_kind;
 	__s32 out_sys;
+	char out_next_comm[STARVE_COMM_LEN]; /* 8-aligned: BPF stores it as two words */
 	__u32 out_next_pid;
-	char out_next_comm[STARVE_COMM_LEN];
 	__u32 out_nframes;
 	__u64 out_stack[STARVE_STACK_DEPTH]; /* captured at a blocked switch-out */
 	__u64 out_words[STARVE_SCAN_WORDS];  /* the words at its user sp, for the frames */
 					     /* the frame-pointer walk skips (libc leaves) */
-	struct starve_poll cur;		     /* the poll of the latest in-poll switch-out */
-	struct starve_poll last;	     /* the one before it, if it was switched out */
+	/* polls[cur & 1]: the poll of the latest in-poll switch-out; the other:
+	 * the one before it, if it was switched out. A new poll flips cur and
+	 * clears the older account's header in place (no copy of the stacks). */
+	struct starve_poll polls[2];
+	__u32 cur;
+	__u32 pad;
 	__u64 read_fail;		     /* slot reads that failed (exiting thread) */
 };
 
