@@ -32,13 +32,43 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 /* Set by user space before load. */
 const volatile __u32 targ_tgid = 0;
 
-/* tid -> worker state; inserted and deleted by user space as workers come and go. */
+/* Set by user space before load: the kernel has no PIDFD_THREAD (< 6.9). */
+const volatile bool by_tid = false;
+
+/*
+ * Worker state, in the worker thread's own task storage: sched_switch finds
+ * it from the task_struct it is handed, with no hash of the tid. User space
+ * creates and deletes it as workers come and go, keyed by a pidfd of the
+ * thread (pidfd_open PIDFD_THREAD); it goes with the thread if it exits.
+ * A lookup that finds the storage busy on its CPU (user space inside a
+ * syscall on it, preempted there) returns NULL: that switch goes unseen.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, struct starve_worker);
+} starve_workers SEC(".maps");
+
+/* The same, keyed by tid, where a thread's pidfd cannot be had (by_tid; one
+ * entry otherwise, never used). */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, STARVE_MAX_WORKERS);
 	__type(key, __u32);
 	__type(value, struct starve_worker);
-} starve_workers SEC(".maps");
+} starve_workers_tid SEC(".maps");
+
+/* t's worker state, NULL if t is not a watched worker. by_tid is a load-time
+ * constant: the verifier drops the branch not taken. */
+static __always_inline struct starve_worker *worker_of(struct task_struct *t)
+{
+	if (by_tid) {
+		__u32 tid = t->pid;
+		return bpf_map_lookup_elem(&starve_workers_tid, &tid);
+	}
+	return bpf_task_storage_get(&starve_workers, t, 0, 0);
+}
 
 /* tid -> stacks wanted for a flagged poll; written by user space only, except budget. */
 struct {
@@ -59,7 +89,9 @@ __u64 starve_stats[2] = {};
 
 static __always_inline int read_slot(struct starve_worker *w, struct starve_slot *s)
 {
-	if (bpf_probe_read_user(s, sizeof(*s), (const void *)w->slot_addr)) {
+	/* the fields up to poll_seq: all that is used here */
+	if (bpf_probe_read_user(s, __builtin_offsetof(struct starve_slot, runtime_id),
+				(const void *)w->slot_addr)) {
 		w->read_fail++;
 		return -1;
 	}
@@ -103,7 +135,7 @@ static __always_inline void switch_out(void *ctx, struct task_struct *prev,
 				       struct task_struct *next, unsigned int prev_state)
 {
 	__u32 tid = prev->pid;
-	struct starve_worker *w = bpf_map_lookup_elem(&starve_workers, &tid);
+	struct starve_worker *w = worker_of(prev);
 	struct starve_slot s;
 
 	if (!w)
@@ -152,8 +184,7 @@ static __always_inline void switch_out(void *ctx, struct task_struct *prev,
 
 static __always_inline void switch_in(struct task_struct *next)
 {
-	__u32 tid = next->pid;
-	struct starve_worker *w = bpf_map_lookup_elem(&starve_workers, &tid);
+	struct starve_worker *w = worker_of(next);
 
 	if (!w || !w->out_ts)
 		return; /* it left outside a poll: nothing to account, no clock */
@@ -216,7 +247,7 @@ int starve_sample(struct bpf_perf_event_data *ctx)
 	struct starve_want *want = bpf_map_lookup_elem(&starve_want, &tid);
 	if (!want || want->budget == 0)
 		return 0;
-	struct starve_worker *w = bpf_map_lookup_elem(&starve_workers, &tid);
+	struct starve_worker *w = worker_of(bpf_get_current_task_btf());
 	struct starve_slot s;
 	if (!w || read_slot(w, &s) || s.task_id == 0 || s.poll_seq != want->poll_seq)
 		return 0;

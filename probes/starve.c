@@ -35,6 +35,7 @@
  * (~1 KiB) once a threshold or so (next_tick) from its own process.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <linux/perf_event.h>
 #include <pthread.h>
 #include <signal.h>
@@ -58,6 +59,10 @@
 #include "syms.h"
 #include "syscall_names.h"
 #include "target.h"
+
+#ifndef PIDFD_THREAD
+#define PIDFD_THREAD O_EXCL /* pidfd_open: a pidfd of this thread, not of its process (6.9) */
+#endif
 #include "tracer.h"
 
 #define TICK_MS 5	   /* period while looking for the registry */
@@ -76,6 +81,7 @@
 /* The watchdog's view of one registry slot. */
 struct wd {
 	uint32_t tid; /* 0: free slot */
+	int pidfd;    /* the thread's pidfd: the key of its starve_workers storage; -1: none */
 	uint32_t worker_idx;
 	uint64_t seq; /* the poll being watched (slot poll_seq), 0: none */
 	uint64_t task_id, poll_fn, start;
@@ -147,6 +153,7 @@ struct sp_starve {
 	uint32_t hot_slots;    /* slots read on the other ticks: the used ones + margin */
 	bool any_flagged;
 	bool sampling; /* the cpu-clock events are enabled (a poll is flagged) */
+	bool by_tid;   /* worker state keyed by tid (no PIDFD_THREAD here), not by pidfd */
 	struct sp_starve_stats st;
 	/*
 	 * Findings on their way out (see NAMING): report() queues them on
@@ -359,6 +366,19 @@ static int load(struct sp_starve *t, char *why, size_t n)
 		return err;
 	}
 	t->skel->rodata->targ_tgid = (uint32_t)t->o.pid;
+	/* Worker state goes in task storage, keyed by a thread pidfd (6.9+);
+	 * on an older kernel, in a hash keyed by tid (one lookup more a switch). */
+	int self = (int)syscall(SYS_pidfd_open, (pid_t)syscall(SYS_gettid), PIDFD_THREAD);
+	const char *force = getenv("SPINDLE_TRACE_TID_KEYS"); /* tests: the old kernels' way */
+	t->by_tid = self < 0 || (force && *force == '1');
+	if (self >= 0)
+		close(self);
+	if (t->by_tid)
+		note(t, "worker state keyed by tid (%s)",
+		     self < 0 ? "this kernel has no PIDFD_THREAD" : "SPINDLE_TRACE_TID_KEYS=1");
+	t->skel->rodata->by_tid = t->by_tid;
+	if (!t->by_tid)
+		bpf_map__set_max_entries(t->skel->maps.starve_workers_tid, 1);
 	t->links = calloc((size_t)libbpf_num_possible_cpus() + 2, sizeof(*t->links));
 	if (!t->links)
 		return -ENOMEM;
@@ -637,6 +657,23 @@ static int by_ns_desc(const void *a, const void *b)
 	return x->ns < y->ns ? 1 : x->ns > y->ns ? -1 : 0;
 }
 
+/* The map holding w's state and its key there (see load: by_tid). */
+static int wmap(const struct sp_starve *t)
+{
+	return bpf_map__fd(t->by_tid ? t->skel->maps.starve_workers_tid : t->skel->maps.starve_workers);
+}
+
+static const void *wkey(const struct sp_starve *t, const struct wd *w)
+{
+	return t->by_tid ? (const void *)&w->tid : (const void *)&w->pidfd;
+}
+
+/* w's BPF state into sw; false if it has none. */
+static bool worker_state(const struct sp_starve *t, const struct wd *w, struct starve_worker *sw)
+{
+	return (t->by_tid || w->pidfd >= 0) && !bpf_map_lookup_elem(wmap(t), wkey(t, w), sw);
+}
+
 /*
  * Join the BPF account of poll w->seq into f. The account is polls[cur] if
  * the worker's latest in-poll switch-out was in this poll, the other half
@@ -647,12 +684,11 @@ static void add_offcpu(struct sp_starve *t, struct wd *w, struct sp_starve_findi
 		       uint64_t now_ns, const __u64 **stack, uint32_t *nframes, const __u64 **words,
 		       struct starve_worker *sw)
 {
-	uint32_t tid = w->tid;
 
 	*stack = NULL;
 	*words = NULL;
 	*nframes = 0;
-	if (bpf_map_lookup_elem(bpf_map__fd(t->skel->maps.starve_workers), &tid, sw))
+	if (!worker_state(t, w, sw))
 		return;
 	const struct starve_poll *cur = &sw->polls[sw->cur & 1];
 	const struct starve_poll *p = sw->polls[0].poll_seq == w->seq	? &sw->polls[0]
@@ -904,7 +940,9 @@ static void worker_new(struct sp_starve *t, struct wd *w, uint32_t i, uint32_t t
 
 	memset(w, 0, sizeof(*w));
 	w->tid = tid;
-	bpf_map_update_elem(bpf_map__fd(t->skel->maps.starve_workers), &tid, &sw, BPF_ANY);
+	w->pidfd = t->by_tid ? -1 : (int)syscall(SYS_pidfd_open, (pid_t)tid, PIDFD_THREAD);
+	if ((!t->by_tid && w->pidfd < 0) || bpf_map_update_elem(wmap(t), wkey(t, w), &sw, BPF_ANY))
+		note(t, "worker tid %u: no off-CPU account (%s)", tid, strerror(errno));
 	w->found_seq = seq;
 	w->found_ns = mono_ns();
 	t->st.workers_seen++;
@@ -915,7 +953,10 @@ static void worker_gone(struct sp_starve *t, struct wd *w)
 {
 	if (w->flagged && !w->reported)
 		report(t, w, false, slot_ns(&t->reg, w->seen - w->start));
-	bpf_map_delete_elem(bpf_map__fd(t->skel->maps.starve_workers), &w->tid);
+	if (t->by_tid || w->pidfd >= 0)
+		bpf_map_delete_elem(wmap(t), wkey(t, w));
+	if (w->pidfd >= 0)
+		close(w->pidfd);
 	bpf_map_delete_elem(bpf_map__fd(t->skel->maps.starve_want), &w->tid);
 	memset(w, 0, sizeof(*w));
 }
@@ -980,7 +1021,7 @@ static void watch_unseen(struct sp_starve *t, struct wd *w)
 	if (w->unseen_done || !w->found_seq || w->seq != w->found_seq)
 		return;
 	bool asleep = thread_asleep(t->o.pid, w->tid, &sys, &sp, &pc);
-	bool seen = !bpf_map_lookup_elem(bpf_map__fd(t->skel->maps.starve_workers), &w->tid, &sw) &&
+	bool seen = worker_state(t, w, &sw) &&
 		    (sw.polls[0].poll_seq == w->seq || sw.polls[1].poll_seq == w->seq);
 	if (!asleep || seen) {
 		w->unseen_done = true;
@@ -1320,6 +1361,10 @@ void sp_starve_close(struct sp_starve *t)
 	starve_bpf__destroy(t->skel);
 	sp__syms_free(t->syms);
 	free(t->slotbuf);
+	if (t->wd)
+		for (uint32_t i = 0; i < t->reg.max_slots; i++)
+			if (t->wd[i].tid && t->wd[i].pidfd >= 0)
+				close(t->wd[i].pidfd);
 	free(t->wd);
 	free(t);
 }

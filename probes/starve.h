@@ -98,6 +98,8 @@ struct starve_worker {
 	char out_next_comm[STARVE_COMM_LEN]; /* 8-aligned: BPF stores it as two words */
 	__u32 out_next_pid;
 	__u32 out_nframes;
+	__u32 cur; /* polls[cur & 1] is the latest account (below); in the first cache line */
+	__u32 pad;
 	__u64 out_stack[STARVE_STACK_DEPTH]; /* captured at a blocked switch-out */
 	__u64 out_words[STARVE_SCAN_WORDS];  /* the words at its user sp, for the frames */
 					     /* the frame-pointer walk skips (libc leaves) */
@@ -105,8 +107,6 @@ struct starve_worker {
 	 * the one before it, if it was switched out. A new poll flips cur and
 	 * clears the older account's header in place (no copy of the stacks). */
 	struct starve_poll polls[2];
-	__u32 cur;
-	__u32 pad;
 	__u64 read_fail;		     /* slot reads that failed (exiting thread) */
 };
 

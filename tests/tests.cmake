@@ -32,7 +32,7 @@ add_executable(late_target bpf/late_target.c)
 target_link_libraries(late_target PRIVATE spindle_obj Threads::Threads)
 set_target_properties(late_target PROPERTIES RUNTIME_OUTPUT_DIRECTORY ${CMAKE_BINARY_DIR}/tests)
 if(TARGET blocking)
-  foreach(c blocking fixed late futex stuck errors top demo)
+  foreach(c blocking tidkeys fixed late futex stuck errors top demo)
     add_test(NAME trace_${c} COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/bpf/trace_test.sh ${c}
       $<TARGET_FILE:spindle> $<TARGET_FILE:blocking> $<TARGET_FILE:late_target>)
     math(EXPR t "30 * ${SP_TEST_TIMEOUT_MULT}")

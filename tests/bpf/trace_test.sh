@@ -16,6 +16,9 @@
 #   stuck     -p on a process whose worker is already blocked in read when
 #             the tracer attaches: blocked in read, reader_poll, the time
 #             before attach reported as unwatched, the stack scanned
+#   tidkeys   blocking's checks with worker state in a tid-keyed hash
+#             (SPINDLE_TRACE_TID_KEYS=1: how kernels without PIDFD_THREAD,
+#             before 6.9, run it), the preemption of the spinner accounted
 #   errors    one line and exit 2: not root, no such pid, not a spindle
 #             process, stripped binary
 #
@@ -105,6 +108,18 @@ blocking)
 	grep -q "LONG POLL task .* sleeper_poll .*blocked" "$TMP/human" || fail "human: no sleeper line"
 	grep -q "in clock_nanosleep" "$TMP/human" || fail "human: no clock_nanosleep"
 	grep -q "fix: .*sp_spawn_blocking" "$TMP/human" || fail "human: no fix line"
+	;;
+tidkeys)
+	SPINDLE_TRACE_TID_KEYS=1 "$SPINDLE" trace -v -t 40 --json -- "$BLOCKING" --seconds 2 \
+		>"$TMP/out" 2>"$TMP/err"
+	rc=$?
+	grep -q "not permitted" "$TMP/err" && skip "$(head -1 "$TMP/err")"
+	[ $rc = 0 ] || fail "exit status $rc"
+	grep -q "worker state keyed by tid" "$TMP/err" || fail "not in tid-keyed mode"
+	n=$(count "$TMP/out" '"func":"sleeper_poll"' '"verdict":"blocked"' '"name":"clock_nanosleep"')
+	[ "$n" -ge 2 ] || fail "sleeper: $n blocked findings in clock_nanosleep (want >= 2)"
+	n=$(count "$TMP/out" '"func":"spinner_poll"' '"verdict":"on-cpu"')
+	[ "$n" -ge 1 ] || fail "spinner: $n on-cpu findings (want >= 1)"
 	;;
 fixed)
 	"$SPINDLE" trace -t 40 --json -- "$BLOCKING" --fixed --seconds 2 >"$TMP/out" 2>"$TMP/err"
