@@ -110,23 +110,30 @@ static __always_inline void add_sys(struct starve_poll *p, __s64 nr, __u64 d)
 }
 
 /*
- * Is t asleep in a worker's idle park? Its saved user registers (direct
- * loads: bpf_task_pt_regs is a trusted pointer) show a syscall in progress
- * (ax still the -ENOSYS preset), futex, epoll_pwait2 or sched_yield, with the park mark
- * in the argument the kernel ignores. Correct for switch-out (current ==
- * t) and switch-in (t is still inside the syscall it slept in).
+ * Is t outside any poll by the park mark (runtime/internal.h)? Its saved
+ * user registers (direct loads: bpf_task_pt_regs is a trusted pointer)
+ * show one of the runtime's marked calls: a futex (a worker's idle
+ * FUTEX_WAIT, or a FUTEX_WAKE made outside a poll) with the mark in uaddr2,
+ * or, still in progress (ax the -ENOSYS preset), an epoll_pwait2 or a
+ * searcher's sched_yield with the mark in an argument the kernel ignores.
+ * A futex needs no ax check: a worker is preempted on its way back from a
+ * wake (ax = the result), and orig_ax = 202 with cx == ip is a syscall
+ * frame (SYSCALL leaves the return address in rcx), not an interrupt's or
+ * an exception's. Correct for switch-out (current == t) and switch-in (t's
+ * registers have not changed while it was off CPU).
  */
 static __always_inline bool in_idle_park(struct task_struct *t)
 {
 	struct pt_regs *regs = (struct pt_regs *)bpf_task_pt_regs(t);
+	long nr = regs->orig_ax;
 
+	if (nr == STARVE_NR_FUTEX)
+		return regs->r8 == STARVE_PARK_MARK && regs->cx == regs->ip;
 	if (regs->ax != -STARVE_ENOSYS)
 		return false;
-	if (regs->orig_ax == STARVE_NR_FUTEX)
-		return regs->r8 == STARVE_PARK_MARK;
-	if (regs->orig_ax == STARVE_NR_EPOLL_PWAIT2)
+	if (nr == STARVE_NR_EPOLL_PWAIT2)
 		return regs->r9 == STARVE_PARK_MARK;
-	if (regs->orig_ax == STARVE_NR_SCHED_YIELD)
+	if (nr == STARVE_NR_SCHED_YIELD)
 		return regs->di == STARVE_PARK_MARK;
 	return false;
 }

@@ -33,8 +33,9 @@
  * A worker's idle park carries this mark (runtime/internal.h SP__PARK_MARK,
  * the same value) in a syscall argument the kernel ignores: r8 (uaddr2) of
  * its FUTEX_WAIT, r9 (sigsetsize, NULL sigmask) of its epoll_pwait2, rdi
- * of a searching worker's sched_yield (which takes no arguments). The
- * runtime passes it only outside polls, so a switch with it in the saved
+ * of a searching worker's sched_yield (which takes no arguments); so does
+ * r8 of a FUTEX_WAKE made outside a poll. The runtime passes it only
+ * outside polls, so a switch with it in the saved
  * registers needs no account: no map lookup, no slot read. x86-64 numbers.
  */
 #define STARVE_PARK_MARK 0x7370696e646c6521ull

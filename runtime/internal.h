@@ -261,12 +261,13 @@ typedef struct sp__parker {
  * worker's slot, which is most of the cost of tracing a runtime whose
  * workers park and unpark all the time.
  *
- * Invariant: a marked wait happens only outside a poll (slot task_id == 0).
+ * Invariant: a marked call happens only outside a poll (slot task_id == 0).
  * A worker that blocks inside a poll waits unmarked, so the tracer accounts
  * it. Only the worker loop's park (worker.c park()), the driver's blocking
- * turn under it, the searcher's yield (sp__idle_yield) and the park of a
+ * turn under it, the searcher's yield (sp__idle_yield), the park of a
  * thread in sp_block_on (runtime.c; never a worker, so never in a poll)
- * pass the mark.
+ * and a futex wake made outside a poll (park.c futex_wake, which checks
+ * the calling thread's slot) pass the mark.
  */
 #define SP__PARK_MARK 0x7370696e646c6521ull /* "spindle!" */
 /* sched_yield() with the park mark: only for a worker outside any poll. */

@@ -27,9 +27,16 @@ static void futex_wait(_Atomic uint32_t *addr, uint32_t val, const struct timesp
 	syscall(SYS_futex, (uint32_t *)addr, FUTEX_WAIT_PRIVATE, val, rel, mark, 0);
 }
 
+/* A wake made outside any poll carries the park mark in uaddr2 too (FUTEX_WAKE
+ * ignores it): a worker preempted as it returns from the wake, which is
+ * when a woken thread most often takes its CPU, is skipped by the tracer at
+ * its register check. Inside a poll (this thread's slot shows a task; only
+ * this thread writes it) the wake is unmarked and the tracer accounts it. */
 static void futex_wake(_Atomic uint32_t *addr)
 {
-	syscall(SYS_futex, (uint32_t *)addr, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
+	const sp__worker *w = sp__tls.worker;
+	uint64_t mark = w && w->slot && w->slot->task_id ? 0 : SP__PARK_MARK;
+	syscall(SYS_futex, (uint32_t *)addr, FUTEX_WAKE_PRIVATE, 1, NULL, mark, 0);
 }
 
 /* Take a pending token; true if there was one. */
