@@ -33,6 +33,12 @@
 # ratio is this method's bias for the workload (chained_spawn: 0.975 with
 # 95% CI 0.951-0.990 in one sitting here, the real tracer 0.973 right
 # before it): read the tracer's cost as its ratio over the control's.
+# CONTROL=CMD interleaves the control with the tracer in the same process,
+#   P T P C P T P C ... P    (CYCLES of each)
+# and adds the paired figure: the median over cycles of (tracer ratio /
+# the next control ratio), with its 95% interval. Neighbouring windows share
+# the host's speed far more often than two sittings minutes apart do, so
+# this is the figure to quote (CONTROL=bench/null_tracer.py).
 # The raw stamps stay in $TMPDIR/trace_inproc.W.{runs,win}.
 set -eu
 B=${1:-build}; CYCLES=${2:-10}; shift $(( $# >= 2 ? 2 : $# ))
@@ -52,6 +58,23 @@ stamp() { while IFS= read -r l; do printf '%s %s\n' "$EPOCHREALTIME" "$l"; done;
 window() {
 	sleep "$SETTLE"; local s=$EPOCHREALTIME
 	sleep "$WIN"; printf '%s %s %s\n' "$1" "$s" "$EPOCHREALTIME" >>"$WINF"
+}
+# traced KIND CMD: start CMD -p BPID, a window KIND once it says it is
+# attached, stop it, then a plain window.
+traced() {
+	# shellcheck disable=SC2086
+	$2 -p "$BPID" >/dev/null 2>"$TMP/trace_inproc.err" &
+	TPID=$!
+	until grep -q "tracing pid" "$TMP/trace_inproc.err"; do
+		if ! kill -0 "$TPID" 2>/dev/null; then
+			echo "trace_inproc: $2 failed: $(tail -1 "$TMP/trace_inproc.err")" >&2
+			exit 2
+		fi
+		sleep 0.01
+	done
+	window "$1"
+	kill -INT "$TPID"; wait "$TPID" || true; TPID=
+	window P
 }
 BPID= TPID=
 cleanup() { for p in $TPID $BPID; do kill "$p" 2>/dev/null || true; done; }
@@ -73,19 +96,8 @@ for w in $WORKLOADS; do
 	for _ in $(seq 3000); do grep -q "^[0-9.]* $w " "$RUNF" 2>/dev/null && break; sleep 0.01; done
 	window P
 	for _ in $(seq "$CYCLES"); do
-		# shellcheck disable=SC2086
-		${TRACER:-"$SPINDLE" trace} ${TRACE_OPTS:-} -p "$BPID" >/dev/null 2>"$TMP/trace_inproc.err" &
-		TPID=$!
-		until grep -q "tracing pid" "$TMP/trace_inproc.err"; do
-			if ! kill -0 "$TPID" 2>/dev/null; then
-				echo "trace_inproc: the tracer failed: $(tail -1 "$TMP/trace_inproc.err")" >&2
-				exit 2
-			fi
-			sleep 0.01
-		done
-		window T
-		kill -INT "$TPID"; wait "$TPID" || true; TPID=
-		window P
+		traced T "${TRACER:-"$SPINDLE" trace} ${TRACE_OPTS:-}"
+		[ -z "${CONTROL:-}" ] || traced C "$CONTROL"
 	done
 	kill "$BPID"; wait "$BPID" 2>/dev/null || true; BPID=
 	sleep 0.2 # the stamper's last lines
@@ -97,22 +109,40 @@ for w in $WORKLOADS; do
 			for (i = 1; i <= n; i++)
 				if (start >= s[i] && end <= e[i]) { print i, k[i], $4; break }
 		}' "$WINF" "$RUNF" | sort -k1,1n -k3,3g |
-	awk -v w="$w" -v cycles="$CYCLES" '
+	awk -v w="$w" '
 		function flush() { if (cnt) { med[cur] = (cnt % 2) ? v[(cnt + 1) / 2] : (v[cnt / 2] + v[cnt / 2 + 1]) / 2; nrun[kind[cur]] += cnt } }
-		$1 != cur { flush(); cur = $1; cnt = 0; kind[cur] = $2 }
-		{ v[++cnt] = $3 }
-		END {
-			flush()
-			m = 0
-			for (i = 2; i <= 2 * cycles; i += 2)
-				if ((i in med) && (i - 1 in med) && (i + 1 in med))
-					r[++m] = med[i] / ((med[i - 1] + med[i + 1]) / 2)
-			if (!m) { printf "%-24s no window held a whole run (WIN too short?)\n", w; exit }
-			for (i = 1; i <= m; i++) for (j = i + 1; j <= m; j++) if (r[j] < r[i]) { t = r[i]; r[i] = r[j]; r[j] = t }
-			mid = (m % 2) ? r[(m + 1) / 2] : (r[m / 2] + r[m / 2 + 1]) / 2
+		function sort(a, m,   i, j, t) { for (i = 1; i <= m; i++) for (j = i + 1; j <= m; j++) if (a[j] < a[i]) { t = a[i]; a[i] = a[j]; a[j] = t } }
+		# median, 95% CI (order statistics m/2 -+ 0.98 sqrt(m)), quartiles of a[1..m]
+		function stats(a, m,   mid, lo, hi) {
+			sort(a, m)
+			mid = (m % 2) ? a[(m + 1) / 2] : (a[m / 2] + a[m / 2 + 1]) / 2
 			lo = int(m / 2 - 0.98 * sqrt(m)); hi = m + 1 - lo
 			if (lo < 1) { lo = 1; hi = m }
-			printf "%-24s %6d %8.4f  %.4f-%.4f  %.4f-%.4f  %d/%d\n", w, m, mid, r[lo], r[hi],
-				r[int((m + 3) / 4)], r[int((3 * m + 3) / 4)], nrun["P"], nrun["T"]
+			return sprintf("%6d %8.4f  %.4f-%.4f  %.4f-%.4f", m, mid, a[lo], a[hi], a[int((m + 3) / 4)], a[int((3 * m + 3) / 4)])
+		}
+		$1 != cur { flush(); cur = $1; cnt = 0; kind[cur] = $2 }
+		{ v[++cnt] = $3; if ($1 > last) last = $1 }
+		END {
+			flush()
+			nt = nc = 0
+			# each traced window over the mean of the plain ones beside it
+			for (i = 2; i < last; i++) {
+				if (kind[i] != "T" && kind[i] != "C") continue
+				r = 0
+				if ((i in med) && (i - 1 in med) && (i + 1 in med) && kind[i - 1] == "P" && kind[i + 1] == "P")
+					r = med[i] / ((med[i - 1] + med[i + 1]) / 2)
+				if (kind[i] == "T") { tr[++nt] = r } else { cr[++nc] = r }
+			}
+			m = 0; mp = 0
+			for (i = 1; i <= nt; i++) {
+				if (tr[i]) rt[++m] = tr[i]
+				if (i <= nc && tr[i] && cr[i]) pr[++mp] = tr[i] / cr[i]
+			}
+			mc = 0
+			for (i = 1; i <= nc; i++) if (cr[i]) rc[++mc] = cr[i]
+			if (!m) { printf "%-24s no window held a whole run (WIN too short?)\n", w; exit }
+			printf "%-24s %s  %d/%d\n", w, stats(rt, m), nrun["P"], nrun["T"]
+			if (mc) printf "%-24s %s  %d/%d\n", "  control", stats(rc, mc), nrun["P"], nrun["C"]
+			if (mp) printf "%-24s %s\n", "  tracer/control", stats(pr, mp)
 		}'
 done
