@@ -40,7 +40,8 @@ done
 ldd "$OUT"/bin/* 2>/dev/null | awk '$2 == "=>" && $3 ~ /^\// {print $3}' | sort -u |
 	grep -vE '/(libc|libm|libpthread|libdl|librt|ld-linux[^/]*)\.so' |
 	while read -r lib; do cp -L "$lib" "$OUT/lib/"; done
-cp "$HERE/scale.sh" "$HERE/trace_inproc.sh" "$HERE/events_overhead.sh" "$OUT/bench/"
+cp "$HERE/scale.sh" "$HERE/trace_inproc.sh" "$HERE/null_tracer.py" "$HERE/events_overhead.sh" \
+	"$OUT/bench/"
 cat >"$OUT/run.sh" <<EOF
 #!/usr/bin/env bash
 # Written by bench/bundle.sh: the multi-core run (see that script).
@@ -54,8 +55,10 @@ nproc; uname -r; grep -m1 "model name" /proc/cpuinfo; id -u
 ls -la /sys/kernel/btf/vmlinux 2>&1
 step tracer
 if timeout 20 bin/spindle trace -- bin/spindle-bench chained_spawn 1 >/dev/null; then
-	timeout 110 bash bench/trace_inproc.sh "\$D" 15 chained_spawn spawn_many_local \\
-		yield_many ping_pong spawn_many_remote_idle
+	# the control interleaved when python3 is there (P T P C ...)
+	command -v python3 >/dev/null && export CONTROL=bench/null_tracer.py
+	timeout 110 bash bench/trace_inproc.sh "\$D" 8 spawn_many_remote_busy1 chained_spawn \\
+		spawn_many_local ping_pong
 else
 	echo "spindle trace cannot attach here: skipped"
 fi
