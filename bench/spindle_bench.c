@@ -20,6 +20,7 @@
  * lateness percentiles; SPINDLE_BENCH_TIMER_DUMP=FILE writes each task's
  * start, sleep and lateness in its last iteration (timer_dump).
  * SPINDLE_BENCH_WORKERS=N runs N workers instead of 2 (scaling runs);
+ * SPINDLE_BENCH_TCP_TRIPS=N: tcp_echo's round trips per connection (1000);
  * SPINDLE_BENCH_STATS=1 adds a `# stats` line of the workers' counters.
  *
  * Mapping from the Tokio bench: a Rust async block is a future struct with a
@@ -600,6 +601,11 @@ static void chained_spawn(struct bench *b)
 #define TCP_ROUND_TRIPS 1000
 #define TCP_MSG 64
 
+/* Round trips per connection: TCP_ROUND_TRIPS as in the anchors, or
+ * SPINDLE_BENCH_TCP_TRIPS for runs short enough to time a tracer inside one
+ * process (bench/trace_inproc.sh); not comparable with the anchors then. */
+static uint64_t tcp_round_trips = TCP_ROUND_TRIPS;
+
 /* Server side of one connection: read what comes, write it all back. */
 struct echo_conn {
 	sp_future base;
@@ -661,7 +667,7 @@ static sp_poll echo_server_poll(sp_future *f, sp_context *cx)
 	SP_ASYNC_END();
 }
 
-/* A client: connect, then TCP_ROUND_TRIPS x (write 64 B, read_exact 64 B). */
+/* A client: connect, then tcp_round_trips x (write 64 B, read_exact 64 B). */
 struct echo_client {
 	sp_future base;
 	int out;
@@ -680,7 +686,7 @@ static sp_poll echo_client_poll(sp_future *f, sp_context *cx)
 	SP_AWAIT(&self->conn);
 	check(self->conn.out, "connect");
 	memset(self->msg, 0x5a, TCP_MSG);
-	for (self->r = 0; self->r < TCP_ROUND_TRIPS; self->r++) {
+	for (self->r = 0; (uint64_t)self->r < tcp_round_trips; self->r++) {
 		sp_io_write_all_init(&self->wr, self->conn.stream, self->msg, TCP_MSG);
 		SP_AWAIT(&self->wr);
 		sp_io_read_exact_init(&self->rd, self->conn.stream, self->back, TCP_MSG);
@@ -879,11 +885,17 @@ static double run_iters(const struct workload *w, struct bench *b, uint64_t iter
 	return (double)(mono_ns() - t0) / 1e9;
 }
 
+/* Operations an iteration of w does (tcp_echo's depend on tcp_round_trips). */
+static uint64_t ops_of(const struct workload *w)
+{
+	return w->body == tcp_echo ? TCP_CONNS * tcp_round_trips : w->ops_per_iter;
+}
+
 /* Warm up, then time cfg->runs runs of iters iterations; print the results. */
 static void measure(const struct cfg *c, const struct workload *w, struct bench *b)
 {
 	uint64_t iters = c->iters ? c->iters : w->def_iters;
-	double ops = (double)iters * (double)w->ops_per_iter;
+	double ops = (double)iters * (double)ops_of(w);
 	double *secs = calloc(c->runs, sizeof(*secs));
 	double m;
 
@@ -891,7 +903,7 @@ static void measure(const struct cfg *c, const struct workload *w, struct bench 
 		die("out of memory");
 	printf("# %s runtime=%s workers=%d runs=%lu iters_per_run=%llu ops_per_iter=%llu unit=%s\n",
 	       w->name, RUNTIME_NAME, bench_workers, c->runs, (unsigned long long)iters,
-	       (unsigned long long)w->ops_per_iter, w->unit);
+	       (unsigned long long)ops_of(w), w->unit);
 	watchdog_arm(w->name);
 	run_iters(w, b, (iters + 9) / 10);
 	for (unsigned long r = 0; r < c->runs; r++) {
@@ -1129,7 +1141,7 @@ static void list_workloads(void)
 		const struct workload *w = &workloads[i];
 
 		printf("%s ops_per_iter=%llu default_iters=%llu unit=%s\n", w->name,
-		       (unsigned long long)w->ops_per_iter, (unsigned long long)w->def_iters,
+		       (unsigned long long)ops_of(w), (unsigned long long)w->def_iters,
 		       w->unit);
 	}
 }
@@ -1161,6 +1173,9 @@ int main(int argc, char **argv)
 	if (argc > 3)
 		c.iters = parse_count(argv[3], "iters_per_run", UINT64_MAX / 1000000);
 
+	if (getenv("SPINDLE_BENCH_TCP_TRIPS"))
+		tcp_round_trips = parse_count(getenv("SPINDLE_BENCH_TCP_TRIPS"),
+					      "SPINDLE_BENCH_TCP_TRIPS", 1000000);
 	if (getenv("SPINDLE_BENCH_WORKERS"))
 		bench_workers = (int)parse_count(getenv("SPINDLE_BENCH_WORKERS"), "SPINDLE_BENCH_WORKERS",
 					   1024);
