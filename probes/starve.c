@@ -59,11 +59,11 @@
 #include "syms.h"
 #include "syscall_names.h"
 #include "target.h"
+#include "tracer.h"
 
 #ifndef PIDFD_THREAD
 #define PIDFD_THREAD O_EXCL /* pidfd_open: a pidfd of this thread, not of its process (6.9) */
 #endif
-#include "tracer.h"
 
 #define TICK_MS 5	   /* period while looking for the registry */
 #define TICK_FLAGGED_MS 1  /* watchdog period while a flagged poll waits for its report */
@@ -367,7 +367,7 @@ static int load(struct sp_starve *t, char *why, size_t n)
 	}
 	t->skel->rodata->targ_tgid = (uint32_t)t->o.pid;
 	/* Worker state goes in task storage, keyed by a thread pidfd (6.9+);
-	 * on an older kernel, in a hash keyed by tid (one lookup more a switch). */
+	 * on an older kernel, in a hash keyed by tid (a hash a switch more). */
 	int self = (int)syscall(SYS_pidfd_open, (pid_t)syscall(SYS_gettid), PIDFD_THREAD);
 	const char *force = getenv("SPINDLE_TRACE_TID_KEYS"); /* tests: the old kernels' way */
 	t->by_tid = self < 0 || (force && *force == '1');
@@ -684,7 +684,6 @@ static void add_offcpu(struct sp_starve *t, struct wd *w, struct sp_starve_findi
 		       uint64_t now_ns, const __u64 **stack, uint32_t *nframes, const __u64 **words,
 		       struct starve_worker *sw)
 {
-
 	*stack = NULL;
 	*words = NULL;
 	*nframes = 0;
