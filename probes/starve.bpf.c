@@ -122,7 +122,7 @@ static __always_inline void add_sys(struct starve_poll *p, __s64 nr, __u64 d)
  * an exception's. Correct for switch-out (current == t) and switch-in (t's
  * registers have not changed while it was off CPU).
  */
-static __always_inline bool in_idle_park(struct task_struct *t)
+static __always_inline bool marked_outside_poll(struct task_struct *t)
 {
 	struct pt_regs *regs = (struct pt_regs *)bpf_task_pt_regs(t);
 	long nr = regs->orig_ax;
@@ -236,9 +236,9 @@ int BPF_PROG(starve_switch, bool preempt, struct task_struct *prev, struct task_
 	 * the other switches of the target look up the worker and read its
 	 * slot.
 	 */
-	if (prev->tgid == targ_tgid && !in_idle_park(prev))
+	if (prev->tgid == targ_tgid && !marked_outside_poll(prev))
 		switch_out(ctx, prev, next, prev_state);
-	if (next->tgid == targ_tgid && !in_idle_park(next))
+	if (next->tgid == targ_tgid && !marked_outside_poll(next))
 		switch_in(next);
 	return 0;
 }

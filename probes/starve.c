@@ -677,8 +677,8 @@ static bool worker_state(const struct sp_starve *t, const struct wd *w, struct s
 /*
  * Join the BPF account of poll w->seq into f. The account is polls[cur] if
  * the worker's latest in-poll switch-out was in this poll, the other half
- * if it has switched out in a newer poll since. An interval still in progress (the
- * worker is off CPU right now) is counted up to now.
+ * if it has switched out in a newer poll since. An interval still in
+ * progress (the worker is off CPU right now) is counted up to now.
  */
 static void add_offcpu(struct sp_starve *t, struct wd *w, struct sp_starve_finding *f,
 		       uint64_t now_ns, const __u64 **stack, uint32_t *nframes, const __u64 **words,

@@ -190,33 +190,6 @@ static const char *inlined_name(Dwfl_Module *m, Dwarf_Addr pc)
 }
 
 static void name_frame(struct sp__syms *s, uint64_t addr, bool is_return,
-		       struct sp_starve_frame *f);
-
-void sp__syms_frame(struct sp__syms *s, uint64_t addr, bool is_return, struct sp_starve_frame *f)
-{
-	uint64_t key = addr << 1 | (is_return ? 1 : 0);
-	struct frame_memo *m;
-
-	if (!s || !addr) {
-		name_frame(s, addr, is_return, f);
-		return;
-	}
-	m = &s->memo[(key ^ key >> 17) % FRAME_CACHE];
-	pthread_mutex_lock(&s->mu);
-	bool hit = m->key == key;
-	if (hit)
-		*f = m->f;
-	pthread_mutex_unlock(&s->mu);
-	if (hit)
-		return;
-	name_frame(s, addr, is_return, f);
-	pthread_mutex_lock(&s->mu);
-	m->key = key;
-	m->f = *f;
-	pthread_mutex_unlock(&s->mu);
-}
-
-static void name_frame(struct sp__syms *s, uint64_t addr, bool is_return,
 		       struct sp_starve_frame *f)
 {
 	Dwarf_Addr pc = is_return && addr ? addr - 1 : addr;
@@ -255,6 +228,30 @@ static void name_frame(struct sp__syms *s, uint64_t addr, bool is_return,
 		copy(f->file, sizeof(f->file), base_name(file));
 		f->line = line;
 	}
+}
+
+void sp__syms_frame(struct sp__syms *s, uint64_t addr, bool is_return, struct sp_starve_frame *f)
+{
+	uint64_t key = addr << 1 | (is_return ? 1 : 0);
+	struct frame_memo *m;
+
+	if (!s || !addr) {
+		name_frame(s, addr, is_return, f);
+		return;
+	}
+	m = &s->memo[(key ^ key >> 17) % FRAME_CACHE];
+	pthread_mutex_lock(&s->mu);
+	bool hit = m->key == key;
+	if (hit)
+		*f = m->f;
+	pthread_mutex_unlock(&s->mu);
+	if (hit)
+		return;
+	name_frame(s, addr, is_return, f);
+	pthread_mutex_lock(&s->mu);
+	m->key = key;
+	m->f = *f;
+	pthread_mutex_unlock(&s->mu);
 }
 
 bool sp__syms_is_system(const struct sp_starve_frame *f)
